@@ -1,0 +1,93 @@
+"""HTML from peers: sanitise to Mastodon's allowed subset, or flatten to plain text."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+import nh3
+
+__all__ = ["ALLOWED_TAGS", "sanitize_html", "html_to_text"]
+
+# Mastodon's Sanitize::Config::MASTODON_STRICT.
+ALLOWED_TAGS = frozenset(
+    {"p", "br", "a", "span", "del", "pre", "code", "em", "strong", "b", "i", "u", "ul", "ol", "li", "blockquote"}
+)
+_ATTRIBUTES = {"a": {"href"}, "ol": {"start", "reversed"}, "li": {"value"}}
+# Mastodon keeps microformat classes and its own mention/hashtag/ellipsis/invisible ones.
+_CLASSES = {"h-card", "u-url", "p-name", "p-nickname", "u-uid", "mention", "hashtag", "ellipsis", "invisible"}
+_URL_SCHEMES = {
+    "http", "https", "mailto", "xmpp", "magnet", "gemini", "gopher",
+    "dat", "dweb", "ipfs", "ipns", "ssb", "matrix", "tel",
+}  # fmt: skip
+
+_CLEANER = nh3.Cleaner(
+    tags=set(ALLOWED_TAGS),
+    clean_content_tags={"script", "style", "template", "noscript", "iframe", "object", "svg", "math"},
+    attributes=_ATTRIBUTES,
+    allowed_classes={"a": _CLASSES, "span": _CLASSES},
+    link_rel="nofollow noopener noreferrer",
+    url_schemes=_URL_SCHEMES,
+    url_relative="deny",  # a relative link in federated HTML would point at *our* host
+    strip_comments=True,
+)
+
+
+def sanitize_html(html: str) -> str:
+    """Reduce untrusted HTML to Mastodon's tag/attribute/URL-scheme whitelist.
+
+    Links get rel="nofollow noopener noreferrer"; script/style content is dropped.
+    """
+    if not html:
+        return ""
+    return _CLEANER.clean(html)
+
+
+_BLOCKS = frozenset({"p", "blockquote", "pre", "ul", "ol", "div", "h1", "h2", "h3", "h4", "h5", "h6"})
+_SKIP = frozenset({"script", "style", "template", "noscript"})
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIP:
+            self.skip += 1
+        elif tag == "br":
+            self.parts.append("\n")
+        elif tag == "li":
+            self._block_break("\n")
+        elif tag in _BLOCKS:
+            self._block_break("\n\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIP:
+            self.skip = max(0, self.skip - 1)
+        elif tag in _BLOCKS:
+            self._block_break("\n\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skip:
+            self.parts.append(data)
+
+    def _block_break(self, sep: str) -> None:
+        if self.parts and not "".join(self.parts[-2:]).endswith(sep):
+            self.parts.append(sep)
+
+
+def html_to_text(html: str) -> str:
+    """Plain text for search indexing and plain-text display: paragraphs become blank
+    lines, <br> a newline, entities are decoded, script/style content is dropped."""
+    if not html:
+        return ""
+    p = _TextExtractor()
+    p.feed(html)
+    p.close()
+    text = "".join(p.parts)
+    lines = [line.rstrip() for line in text.split("\n")]
+    out = "\n".join(lines).strip("\n")
+    while "\n\n\n" in out:
+        out = out.replace("\n\n\n", "\n\n")
+    return out.strip()

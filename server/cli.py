@@ -1,0 +1,264 @@
+"""The `crosstalk` command: serve, migrate and admin tasks."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import secrets
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from server.config import Config, ConfigError, load_config
+from server.services.errors import ServiceError
+from server.version import VERSION
+
+EXIT_CONFIG = 2
+
+
+def _run(coro: Awaitable[Any]) -> Any:
+    try:
+        import uvloop
+        return uvloop.run(coro)  # type: ignore[arg-type]
+    except ImportError:
+        return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def _setup_logging(config: Config) -> None:
+    from server.logs import configure
+    configure(config["log.format"], config["log.level"])
+
+
+def _dev_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """`serve --dev`: a working local instance with no configuration at all."""
+    if not getattr(args, "dev", False):
+        return {}
+    port = args.port or int(os.environ.get("CROSSTALK_PORT", "8080"))
+    return {"development": True, "scheme": os.environ.get("CROSSTALK_SCHEME", "http"),
+            "domain": os.environ.get("CROSSTALK_DOMAIN", f"localhost:{port}"),
+            "password_grant": os.environ.get("CROSSTALK_PASSWORD_GRANT", "true")}
+
+
+def _config(args: argparse.Namespace) -> Config:
+    overrides = _dev_overrides(args)
+    for key in ("host", "port", "data_dir"):
+        value = getattr(args, key, None)
+        if value is not None:
+            overrides[key] = value
+    return load_config(args.config, overrides=overrides)
+
+
+async def _with_state(config: Config, work: Callable[[Any], Awaitable[Any]]) -> Any:
+    from server.state import State
+    from server.storage.db import Database
+    db = Database(config.db_path, readers=1)
+    await db.open()
+    try:
+        return await work(State(config, db))
+    finally:
+        await db.close()
+
+
+def _check_data_dir(config: Config) -> None:
+    path = config.data_dir
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"setting data_dir (CROSSTALK_DATA_DIR): {path} is not writable ({exc.strerror})") from None
+
+
+async def _serve(config: Config, dev: bool) -> None:
+    from aiohttp import web
+
+    from server.app import create_app
+    log = logging.getLogger("crosstalk")
+    app = create_app(config)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    if dev:
+        await _bootstrap_dev_admin(config)
+    site = web.TCPSite(runner, config["host"], config["port"], backlog=1024, reuse_address=True)
+    await site.start()
+    log.info("crosstalk %s listening on %s:%s as %s (data in %s)", VERSION,
+             config["host"], config["port"], config.base_url, config.data_dir)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await runner.cleanup()
+
+
+async def _bootstrap_dev_admin(config: Config) -> None:
+    """In development mode, make sure there is a first user to log in with."""
+    from server.services import accounts
+
+    async def work(state: Any) -> None:
+        from server.storage import accounts as store
+        if await store.count_local_users(state.db):
+            return
+        password = secrets.token_urlsafe(12)
+        await accounts.create_user(state, "admin", "admin@localhost", password, admin=True, allow_reserved=True)
+        print(f"\nCreated the first user: username 'admin', password '{password}'\n"
+              f"Log in from any Mastodon app at {config.base_url} (or: crosstalk admin reset-password admin)\n",
+              flush=True)
+
+    await _with_state(config, work)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = _config(args)
+    _check_data_dir(config)
+    _setup_logging(config)
+    _run(_serve(config, args.dev))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    config = _config(args)
+    _check_data_dir(config)
+
+    async def work(state: Any) -> int:
+        return await state.db.schema_version()
+
+    version = _run(_with_state(config, work))
+    print(f"database {config.db_path} is at schema version {version}")
+    return 0
+
+
+def _password(given: str | None, prompt: str) -> str:
+    if given:
+        return given
+    if not sys.stdin.isatty():
+        line = sys.stdin.readline().rstrip("\n")
+        if line:
+            return line
+        raise ServiceError("no password given: pass --password or type it at the prompt")
+    first = getpass.getpass(prompt)
+    if first != getpass.getpass("Repeat: "):
+        raise ServiceError("the passwords do not match")
+    return first
+
+
+def cmd_create_user(args: argparse.Namespace) -> int:
+    config = _config(args)
+    password = _password(args.password, f"Password for {args.name}: ")
+    from server.services import accounts
+
+    async def work(state: Any) -> Any:
+        return await accounts.create_user(state, args.name, args.email, password, admin=args.admin)
+
+    account = _run(_with_state(config, work))
+    print(f"created {'admin ' if args.admin else ''}user {account.username} (id {account.id})")
+    return 0
+
+
+def cmd_list_users(args: argparse.Namespace) -> int:
+    config = _config(args)
+    from server.storage import accounts as store
+
+    async def work(state: Any) -> Any:
+        return await store.list_users(state.db)
+
+    rows = _run(_with_state(config, work))
+    print(f"{'ID':<20} {'USERNAME':<20} {'EMAIL':<30} {'ROLE':<6} CREATED")
+    for user, account in rows:
+        role = "admin" if user.admin else "user"
+        print(f"{account.id:<20} {account.username:<20} {user.email:<30} {role:<6} {user.created_at[:10]}")
+    return 0
+
+
+def cmd_reset_password(args: argparse.Namespace) -> int:
+    config = _config(args)
+    generated = None
+    password = args.password
+    if not password:
+        generated = password = secrets.token_urlsafe(12)
+    from server.services import accounts
+
+    async def work(state: Any) -> None:
+        await accounts.reset_password(state, args.name, password)
+
+    _run(_with_state(config, work))
+    print(f"password of {args.name} changed; existing sessions and tokens were revoked")
+    if generated:
+        print(f"new password: {generated}")
+    return 0
+
+
+def cmd_create_token(args: argparse.Namespace) -> int:
+    config = _config(args)
+    from server.services import oauth
+
+    async def work(state: Any) -> str:
+        return await oauth.create_token_for_user(state, args.name, args.scopes)
+
+    print(_run(_with_state(config, work)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crosstalk", description="Crosstalk server and admin tool.")
+    parser.add_argument("--version", action="version", version=f"crosstalk {VERSION}")
+    parser.add_argument("--config", "-c", help="TOML configuration file (also CROSSTALK_CONFIG)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the server")
+    serve.add_argument("--dev", action="store_true",
+                       help="development mode: http on localhost, password grant on, a first admin user created")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--data-dir", dest="data_dir")
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations and exit")
+    migrate.set_defaults(func=cmd_migrate)
+
+    admin = sub.add_parser("admin", help="administration tasks")
+    admin_sub = admin.add_subparsers(dest="admin_command", required=True)
+    create = admin_sub.add_parser("create-user", help="create a local user")
+    create.add_argument("name")
+    create.add_argument("--email", required=True)
+    create.add_argument("--password", help="else prompted for (or read from standard input)")
+    create.add_argument("--admin", action="store_true")
+    create.set_defaults(func=cmd_create_user)
+    admin_sub.add_parser("list-users", help="list local users").set_defaults(func=cmd_list_users)
+    reset = admin_sub.add_parser("reset-password", help="set a new password (generated if not given)")
+    reset.add_argument("name")
+    reset.add_argument("--password")
+    reset.set_defaults(func=cmd_reset_password)
+    token = admin_sub.add_parser("create-token", help="print a bearer token for scripts")
+    token.add_argument("name")
+    token.add_argument("--scopes", default="read write follow")
+    token.set_defaults(func=cmd_create_token)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for attr in ("dev", "port", "host", "data_dir"):
+        if not hasattr(args, attr):
+            setattr(args, attr, None if attr != "dev" else False)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"crosstalk: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except ServiceError as exc:
+        print(f"crosstalk: {exc.message.removeprefix('Validation failed: ')}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""/api/v1/statuses/*"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from server.http.base import (
+    add_routes,
+    json_response,
+    link_header,
+    optional_user,
+    page,
+    params,
+    path_id,
+    require_user,
+    state_of,
+)
+from server.render import mastodon as render
+from server.services import statuses as service
+from server.services.errors import Unprocessable
+from server.storage import accounts as account_store
+from server.storage import statuses as store
+
+
+def _ids(values: list[object], name: str) -> list[int]:
+    out = []
+    for v in values:
+        text = str(v).strip()
+        if not text.isdigit() or len(text) > 19:
+            raise Unprocessable(f"{name} contains an invalid id")
+        out.append(int(text))
+    return out
+
+
+async def _one(request: web.Request, status: object, viewer_id: int | None, with_source: bool = False) -> web.Response:
+    st = state_of(request)
+    return json_response((await render.statuses_json(st, viewer_id, [status], with_source))[0])  # type: ignore[list-item]
+
+
+async def create(request: web.Request) -> web.Response:
+    st = state_of(request)
+    account = await require_user(request, "write:statuses")
+    p = await params(request)
+    creds = request["credentials"]
+    visibility = p.str("visibility") or None
+    new = service.NewStatus(
+        text=p.text("status"), in_reply_to_id=p.id("in_reply_to_id"), visibility=visibility,
+        spoiler_text=p.text("spoiler_text"), sensitive=p.bool("sensitive"), language=p.str("language") or None,
+        media_ids=_ids(p.list("media_ids"), "media_ids"), app_id=creds.token.app_id,
+        idempotency_key=request.headers.get("Idempotency-Key"))
+    hook = getattr(st, "post_status_hook", None)
+    if hook is not None:  # later layers (polls, scheduling, local-only) take over extra parameters
+        response = await hook(request, account, new, p)
+        if response is not None:
+            return response
+    status = await service.post_status(st, account, new)
+    return await _one(request, status, account.id)
+
+
+async def get(request: web.Request) -> web.Response:
+    viewer = await optional_user(request, "read:statuses")
+    status = await service.visible_status(state_of(request), viewer.id if viewer else None, path_id(request))
+    return await _one(request, status, viewer.id if viewer else None)
+
+
+async def delete(request: web.Request) -> web.Response:
+    account = await require_user(request, "write:statuses")
+    st = state_of(request)
+    status = await service.delete_status(st, account, path_id(request))
+    return await _one(request, status, account.id, with_source=True)
+
+
+async def edit(request: web.Request) -> web.Response:
+    account = await require_user(request, "write:statuses")
+    st = state_of(request)
+    p = await params(request)
+    media = p.list("media_ids") if p.has("media_ids") else None
+    changes = service.StatusEdit(text=p.str("status"), spoiler_text=p.str("spoiler_text"),
+                                 sensitive=p.bool("sensitive"), language=p.str("language") or None,
+                                 media_ids=_ids(media, "media_ids") if media is not None else None)
+    status = await service.edit_status(st, account, path_id(request), changes)
+    return await _one(request, status, account.id)
+
+
+async def history(request: web.Request) -> web.Response:
+    st = state_of(request)
+    viewer = await optional_user(request, "read:statuses")
+    status = await service.visible_status(st, viewer.id if viewer else None, path_id(request))
+    author = await account_store.get(st.db, status.account_id)
+    assert author is not None
+    edits = await store.edits(st.db, status.id)
+    account_json = render.account_json(st, author)
+    base = (await render.statuses_json(st, None, [status]))[0]
+    versions = [(e.content, e.spoiler_text, e.sensitive, e.created_at) for e in edits] or [
+        (status.content, status.spoiler_text, status.sensitive, status.created_at)]
+    return json_response([{"content": c, "spoiler_text": sp, "sensitive": bool(se), "created_at": at,
+                           "account": account_json, "poll": None, "media_attachments": base["media_attachments"],
+                           "emojis": []} for c, sp, se, at in versions])
+
+
+async def source(request: web.Request) -> web.Response:
+    account = await require_user(request, "read:statuses")
+    status = await service.visible_status(state_of(request), account.id, path_id(request))
+    return json_response({"id": str(status.id), "text": status.source_text, "spoiler_text": status.spoiler_text})
+
+
+async def context(request: web.Request) -> web.Response:
+    st = state_of(request)
+    viewer = await optional_user(request, "read:statuses")
+    viewer_id = viewer.id if viewer else None
+    status = await service.visible_status(st, viewer_id, path_id(request))
+    hook = getattr(st, "context_hook", None)
+    if hook is not None:  # federation backfills remote threads when one is opened
+        await hook(status)
+    ancestors, descendants = await service.context(st, viewer_id, status)
+    return json_response({"ancestors": await render.statuses_json(st, viewer_id, ancestors),
+                          "descendants": await render.statuses_json(st, viewer_id, descendants)})
+
+
+def _action(fn_name: str, scope: str, **kwargs: object):  # type: ignore[no-untyped-def]
+    async def handler(request: web.Request) -> web.Response:
+        account = await require_user(request, scope)
+        st = state_of(request)
+        fn = getattr(service, fn_name)
+        extra = dict(kwargs)
+        if fn_name == "reblog":
+            extra["visibility"] = (await params(request)).str("visibility")
+        result = await fn(st, account, path_id(request), **extra)
+        if fn_name == "reblog":
+            return await _one(request, result, account.id)
+        fresh = await store.get(st.db, result.id)
+        return await _one(request, fresh or result, account.id)
+    return handler
+
+
+async def _who(request: web.Request, kind: str) -> web.Response:
+    st = state_of(request)
+    viewer = await optional_user(request, "read:accounts")
+    status = await service.visible_status(st, viewer.id if viewer else None, path_id(request))
+    pg = page(await params(request), 40, 80)
+    rows = await store.interacting_accounts(st.db, kind, status.id, pg.max_id, pg.since_id or pg.min_id, pg.limit)
+    found = await account_store.get_many(st.db, [a for _, a in rows])
+    return json_response([render.account_json(st, found[a]) for _, a in rows if a in found],
+                         headers=link_header(request, [r for r, _ in rows]))
+
+
+async def favourited_by(request: web.Request) -> web.Response:
+    return await _who(request, "favourites")
+
+
+async def reblogged_by(request: web.Request) -> web.Response:
+    return await _who(request, "reblogs")
+
+
+def setup(app: web.Application) -> None:
+    add_routes(app, [
+        ("POST", "/api/v1/statuses", create),
+        ("GET", "/api/v1/statuses/{id}", get),
+        ("DELETE", "/api/v1/statuses/{id}", delete),
+        ("PUT", "/api/v1/statuses/{id}", edit),
+        ("GET", "/api/v1/statuses/{id}/history", history),
+        ("GET", "/api/v1/statuses/{id}/source", source),
+        ("GET", "/api/v1/statuses/{id}/context", context),
+        ("GET", "/api/v1/statuses/{id}/favourited_by", favourited_by),
+        ("GET", "/api/v1/statuses/{id}/reblogged_by", reblogged_by),
+        ("POST", "/api/v1/statuses/{id}/favourite", _action("favourite", "write:favourites")),
+        ("POST", "/api/v1/statuses/{id}/unfavourite", _action("unfavourite", "write:favourites")),
+        ("POST", "/api/v1/statuses/{id}/reblog", _action("reblog", "write:statuses")),
+        ("POST", "/api/v1/statuses/{id}/unreblog", _action("unreblog", "write:statuses")),
+        ("POST", "/api/v1/statuses/{id}/bookmark", _action("bookmark", "write:bookmarks", on=True)),
+        ("POST", "/api/v1/statuses/{id}/unbookmark", _action("bookmark", "write:bookmarks", on=False)),
+        ("POST", "/api/v1/statuses/{id}/pin", _action("pin", "write:accounts", on=True)),
+        ("POST", "/api/v1/statuses/{id}/unpin", _action("pin", "write:accounts", on=False)),
+    ])

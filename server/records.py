@@ -1,0 +1,132 @@
+"""Domain records as they come out of storage: small typed structs, no behaviour beyond naming."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class Account(msgspec.Struct, kw_only=True):
+    id: int
+    username: str
+    domain: str
+    display_name: str
+    note: str
+    note_source: str
+    fields: str  # JSON: [[name, value_html, value_source], ...]
+    locked: bool
+    bot: bool
+    discoverable: bool
+    avatar_url: str
+    header_url: str
+    uri: str
+    url: str
+    inbox_url: str
+    shared_inbox_url: str
+    outbox_url: str
+    followers_url: str
+    following_url: str
+    featured_url: str
+    public_key_pem: str
+    key_id: str
+    actor_type: str
+    created_at: str
+    updated_at: str
+    fetched_at: str | None
+    last_status_at: str | None
+    statuses_count: int
+    followers_count: int
+    following_count: int
+    suspended: bool
+    deleted_at: str | None
+    moved_to_uri: str | None
+
+    @property
+    def local(self) -> bool:
+        return self.domain == ""
+
+    @property
+    def acct(self) -> str:
+        return self.username if self.local else f"{self.username}@{self.domain}"
+
+
+class User(msgspec.Struct, kw_only=True):
+    account_id: int
+    email: str
+    password_hash: str
+    admin: bool
+    approved: bool
+    disabled: bool
+    locale: str
+    default_visibility: str
+    default_sensitive: bool
+    default_language: str | None
+    created_at: str
+    last_sign_in_at: str | None
+
+
+class App(msgspec.Struct, kw_only=True):
+    id: int
+    name: str
+    website: str | None
+    client_id: str
+    client_secret_hash: str
+    redirect_uris: str
+    scopes: str
+    created_at: str
+
+
+class Token(msgspec.Struct, kw_only=True):
+    id: int
+    app_id: int | None
+    account_id: int | None
+    scopes: str
+    created_at: str
+
+
+class Status(msgspec.Struct, kw_only=True):
+    id: int
+    uri: str
+    url: str
+    account_id: int
+    local: bool
+    in_reply_to_id: int | None
+    in_reply_to_account_id: int | None
+    reblog_of_id: int | None
+    thread_id: int | None
+    content: str
+    source_text: str
+    spoiler_text: str
+    visibility: str
+    sensitive: bool
+    language: str | None
+    app_id: int | None
+    created_at: str
+    edited_at: str | None
+    deleted_at: str | None
+    replies_count: int
+    reblogs_count: int
+    favourites_count: int
+
+
+class Notification(msgspec.Struct, kw_only=True):
+    id: int
+    account_id: int
+    from_account_id: int
+    type: str
+    status_id: int | None
+    created_at: str
+
+
+class StatusEdit(msgspec.Struct, kw_only=True):
+    id: int
+    status_id: int
+    content: str
+    spoiler_text: str
+    sensitive: bool
+    created_at: str
+
+
+def columns(struct: type[msgspec.Struct], alias: str = "") -> str:
+    """SELECT list matching a struct's field order, so rows construct positionally."""
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(prefix + name for name in struct.__struct_fields__)

@@ -1,0 +1,155 @@
+"""Local users: creation, sign-in, profile changes."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+
+from server.records import Account, User
+from server.services import secrets, text
+from server.services.errors import NotFound, Unprocessable
+from server.state import State
+from server.storage import accounts as store
+
+USERNAME = re.compile(r"^[A-Za-z0-9_]{1,30}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+MAX_FIELDS = 6
+RESERVED = {"admin", "root", "actor", "inbox", "api", "oauth", "users", "well-known", "nodeinfo", "instance",
+            "system", "support", "postmaster", "webmaster", "hostmaster"}
+
+
+async def create_user(state: State, username: str, email: str, password: str, *, admin: bool = False,
+                      approved: bool = True, allow_reserved: bool = False) -> Account:
+    if not USERNAME.match(username):
+        raise Unprocessable("Username must be 1-30 letters, digits or underscores")
+    if username.lower() in RESERVED and not allow_reserved:
+        raise Unprocessable(f"Username {username} is reserved")
+    if not EMAIL.match(email):
+        raise Unprocessable("E-mail address is not valid")
+    if len(password) < 8:
+        raise Unprocessable("Password is too short (minimum is 8 characters)")
+    if await store.by_username(state.db, username):
+        raise Unprocessable("Username has already been taken")
+    if await store.email_taken(state.db, email):
+        raise Unprocessable("E-mail has already been taken")
+    password_hash = await secrets.hash_password(password)
+    async with state.db.transaction() as tx:
+        account_id = await store.insert_local(tx, username=username, email=email, password_hash=password_hash,
+                                              admin=admin, approved=approved, base_url=state.base_url)
+    account = await store.get(state.db, account_id)
+    assert account is not None
+    return account
+
+
+async def authenticate(state: State, login: str, password: str) -> tuple[User, Account] | None:
+    """A user by e-mail or username and password, or None. Disabled or unapproved users never sign in."""
+    found = await store.user_by_login(state.db, login.strip())
+    if found is None:
+        await secrets.check_password(password, secrets.hash_password_sync("timing-equaliser"))
+        return None
+    user, account = found
+    if not await secrets.check_password(password, user.password_hash):
+        return None
+    if user.disabled or not user.approved or account.suspended:
+        return None
+    return found
+
+
+async def reset_password(state: State, username: str, password: str) -> None:
+    account = await store.by_username(state.db, username)
+    if account is None or not account.local:
+        raise NotFound(f"no local user {username}")
+    if len(password) < 8:
+        raise Unprocessable("Password is too short (minimum is 8 characters)")
+    password_hash = await secrets.hash_password(password)
+    from server.storage import oauth as oauth_store
+    async with state.db.transaction() as tx:
+        await store.set_password(tx, account.id, password_hash)
+        await oauth_store.revoke_all_for_account(tx, account.id)
+    state.token_cache.clear()
+
+
+async def render_note(state: State, source: str) -> str:
+    mentions = text.extract_mentions(source, state.domain)
+    resolved = await resolve_mentions(state, mentions)
+    return text.render(source, state.base_url, state.domain, resolved).html
+
+
+async def resolve_mentions(state: State, handles: list[tuple[str, str | None]]) -> dict[tuple[str, str | None], text.MentionTarget]:
+    """Known accounts for mentioned handles; remote ones the instance has never seen stay unlinked here."""
+    resolved = {}
+    for username, domain in handles:
+        account = await store.by_username(state.db, username, domain or "")
+        if account is not None and not account.suspended and account.deleted_at is None:
+            resolved[(username, domain)] = text.MentionTarget(url=account.url, username=account.username)
+    return resolved
+
+
+class ProfileChanges(msgspec.Struct, kw_only=True):
+    display_name: str | None = None
+    note: str | None = None
+    locked: bool | None = None
+    bot: bool | None = None
+    discoverable: bool | None = None
+    fields: list[tuple[str, str]] | None = None
+    privacy: str | None = None
+    sensitive: bool | None = None
+    language: str | None = None
+    avatar_url: str | None = None
+    header_url: str | None = None
+
+
+async def update_profile(state: State, account: Account, ch: ProfileChanges) -> Account:
+    changes: dict[str, Any] = {}
+    prefs: dict[str, Any] = {}
+    if ch.display_name is not None:
+        if len(ch.display_name) > 30:
+            raise Unprocessable("Display name is too long (maximum is 30 characters)")
+        changes["display_name"] = ch.display_name
+    if ch.note is not None:
+        if len(ch.note) > 500:
+            raise Unprocessable("Note is too long (maximum is 500 characters)")
+        changes["note_source"] = ch.note
+        changes["note"] = await render_note(state, ch.note)
+    for flag in ("locked", "bot", "discoverable"):
+        if getattr(ch, flag) is not None:
+            changes[flag] = int(getattr(ch, flag))
+    if ch.fields is not None:
+        if len(ch.fields) > MAX_FIELDS:
+            raise Unprocessable(f"Too many profile fields (maximum is {MAX_FIELDS})")
+        rendered = []
+        for name, value in ch.fields:
+            if len(name) > 255 or len(value) > 255:
+                raise Unprocessable("Profile field is too long (maximum is 255 characters)")
+            if name.strip() or value.strip():
+                html_value = text.render(value, state.base_url, state.domain, {}).html
+                html_value = html_value.removeprefix("<p>").removesuffix("</p>")
+                rendered.append([name.strip(), html_value, value])
+        changes["fields"] = msgspec.json.encode(rendered).decode()
+    if ch.avatar_url is not None:
+        changes["avatar_url"] = ch.avatar_url
+    if ch.header_url is not None:
+        changes["header_url"] = ch.header_url
+    if ch.privacy is not None:
+        if ch.privacy not in ("public", "unlisted", "private", "direct"):
+            raise Unprocessable("Default privacy must be public, unlisted, private or direct")
+        prefs["default_visibility"] = ch.privacy
+    if ch.sensitive is not None:
+        prefs["default_sensitive"] = int(ch.sensitive)
+    if ch.language is not None:
+        prefs["default_language"] = ch.language or None
+    async with state.db.transaction() as tx:
+        await store.update_profile(tx, account.id, changes)
+        await store.update_user_prefs(tx, account.id, prefs)
+    updated = await store.get(state.db, account.id)
+    assert updated is not None
+    return updated
+
+
+async def require_account(state: State, account_id: int | None) -> Account:
+    account = await store.get(state.db, account_id) if account_id is not None else None
+    if account is None or account.suspended or account.deleted_at is not None:
+        raise NotFound()
+    return account

@@ -1,0 +1,389 @@
+"""Posting, editing, deleting, boosting, favouriting, bookmarking and pinning statuses."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import msgspec
+
+from server.events import Event
+from server.ids import new_id, now_iso
+from server.records import Account, Status
+from server.services import accounts as account_service
+from server.services import notify, text
+from server.services.errors import Forbidden, NotFound, Unprocessable
+from server.services.visibility import can_see
+from server.state import State
+from server.storage import accounts, relations, statuses, timelines
+
+VISIBILITIES = ("public", "unlisted", "private", "direct")
+URL_WEIGHT = 23  # Mastodon counts every URL as 23 characters
+MAX_PINS = 5
+_URL_RE = re.compile(text._URL)
+
+
+class NewStatus(msgspec.Struct, kw_only=True):
+    text: str = ""
+    in_reply_to_id: int | None = None
+    visibility: str | None = None
+    spoiler_text: str = ""
+    sensitive: bool | None = None
+    language: str | None = None
+    media_ids: list[int] = []
+    app_id: int | None = None
+    idempotency_key: str | None = None
+
+
+def text_length(body: str) -> int:
+    return len(_URL_RE.sub("x" * URL_WEIGHT, body))
+
+
+async def visible_status(state: State, viewer_id: int | None, status_id: int) -> Status:
+    """The status if it exists and the viewer may see it; 404 otherwise (never reveal existence)."""
+    status = await statuses.get(state.db, status_id)
+    if status is None or not await can_see(state, viewer_id, status):
+        raise NotFound()
+    return status
+
+
+async def _prepare_text(state: State, author: Account, body: str) -> tuple[text.Rendered, list[int]]:
+    handles = text.extract_mentions(body, state.domain)
+    resolved = await account_service.resolve_mentions(state, handles)
+    rendered = text.render(body, state.base_url, state.domain, resolved)
+    mentioned = []
+    for username, domain in rendered.mentions:
+        acct = await accounts.by_username(state.db, username, domain or "")
+        if acct is not None and acct.id != author.id:
+            mentioned.append(acct.id)
+    return rendered, mentioned
+
+
+async def post_status(state: State, author: Account, new: NewStatus) -> Status:
+    if new.idempotency_key:
+        existing = await statuses.idempotent_status(state.db, author.id, new.idempotency_key, time.time() - 3600)
+        if existing is not None:
+            found = await statuses.get(state.db, existing)
+            if found is not None:
+                return found
+    body = new.text.strip()
+    if not body and not new.media_ids:
+        raise Unprocessable("Text can't be blank")
+    limit = state.config["statuses.max_characters"]
+    if text_length(body) + len(new.spoiler_text) > limit:
+        raise Unprocessable(f"Text character limit of {limit} exceeded")
+    user = await accounts.user(state.db, author.id)
+    visibility = new.visibility or (user.default_visibility if user else "public")
+    if visibility not in VISIBILITIES:
+        raise Unprocessable(f"Visibility must be one of {', '.join(VISIBILITIES)}")
+    parent = None
+    if new.in_reply_to_id is not None:
+        parent = await statuses.get(state.db, new.in_reply_to_id)
+        if parent is None or parent.reblog_of_id is not None or not await can_see(state, author.id, parent):
+            raise NotFound("Record not found", "The status you are replying to does not exist")
+        if await relations.blocked_either_way(state.db, author.id, parent.account_id):
+            raise Forbidden("This action is not allowed")
+    rendered, mentioned = await _prepare_text(state, author, body)
+    sensitive = new.sensitive if new.sensitive is not None else bool(user and user.default_sensitive)
+    status_id = new_id()
+    now = now_iso()
+    status = Status(
+        id=status_id, uri=f"{author.uri}/statuses/{status_id}", url=f"{author.url}/{status_id}",
+        account_id=author.id, local=True, in_reply_to_id=parent.id if parent else None,
+        in_reply_to_account_id=parent.account_id if parent else None, reblog_of_id=None,
+        thread_id=(parent.thread_id or parent.id) if parent else status_id, content=rendered.html,
+        source_text=body, spoiler_text=new.spoiler_text.strip(), visibility=visibility,
+        sensitive=bool(sensitive or new.spoiler_text.strip()),
+        language=new.language or (user.default_language if user else None) or "en", app_id=new.app_id,
+        created_at=now, edited_at=None, deleted_at=None, replies_count=0, reblogs_count=0, favourites_count=0)
+    notes = []
+    async with state.db.transaction() as tx:
+        await statuses.insert(tx, status)
+        await statuses.insert_mentions(tx, status_id, mentioned)
+        await statuses.replace_tags(tx, status_id, rendered.tags)
+        if new.media_ids:
+            await _attach_media(tx, author.id, status_id, new.media_ids)
+        await accounts.adjust_counts(tx, author.id, statuses=1)
+        await accounts.touch_last_status(tx, author.id, now[:10])
+        if parent is not None:
+            await statuses.adjust_counts(tx, parent.id, replies=1)
+        for account_id in mentioned:
+            notes.append(await notify.create(state, tx, account_id, author.id, "mention", status_id))
+        if new.idempotency_key:
+            await statuses.remember_idempotency(tx, author.id, new.idempotency_key, status_id, time.time())
+    notify.announce(state, notes)
+    state.spawn(fan_out(state, status, mentioned), name=f"fan-out {status_id}")
+    return status
+
+
+async def _attach_media(tx: object, account_id: int, status_id: int, media_ids: list[int]) -> None:
+    if len(media_ids) > 4:
+        raise Unprocessable("Too many media attachments (maximum is 4)")
+    for position, media_id in enumerate(media_ids):
+        changed = await tx.execute(  # type: ignore[attr-defined]
+            "UPDATE media_attachments SET status_id = ?, position = ? WHERE id = ? AND account_id = ?"
+            " AND status_id IS NULL", (status_id, position, media_id, account_id))
+        if not changed:
+            raise Unprocessable(f"Media attachment {media_id} was not found or is already attached")
+
+
+async def fan_out(state: State, status: Status, mentioned: list[int]) -> None:
+    """Put a new status into the home feeds of the local readers it is meant for, then announce it."""
+    author_id = status.account_id
+    readers = {author_id} if await accounts.get(state.db, author_id) and status.local else set()
+    followers = await relations.follower_ids(state.db, author_id, local_only=True)
+    if status.reblog_of_id is not None:
+        reblog_followers = await state.db.fetchall(
+            "SELECT account_id FROM follows WHERE target_account_id = ? AND show_reblogs = 1", (author_id,))
+        followers = [r[0] for r in reblog_followers if r[0] in set(followers)]
+    if status.visibility in ("public", "unlisted", "private"):
+        readers.update(followers)
+    elif status.visibility == "direct":
+        readers.update(set(followers) & set(mentioned))
+    async with state.db.transaction() as tx:
+        await timelines.add_to_feeds(tx, status.id, readers)
+        notes = []
+        if status.reblog_of_id is None and status.in_reply_to_id is None:
+            rows = await tx.fetchall("SELECT account_id FROM follows WHERE target_account_id = ? AND notify = 1",
+                                     (author_id,))
+            for r in rows:
+                if status.visibility != "direct":
+                    notes.append(await notify.create(state, tx, r[0], author_id, "status", status.id))
+    notify.announce(state, notes)
+    for reader in readers:
+        state.bus.publish(Event(topic=f"user:{reader}", name="update", payload=None, status_id=status.id))
+    if status.visibility == "public" and status.reblog_of_id is None:
+        state.bus.publish(Event(topic="public", name="update", payload=None, status_id=status.id))
+        state.bus.publish(Event(topic="public:local" if status.local else "public:remote", name="update",
+                                payload=None, status_id=status.id))
+    if status.visibility == "direct":
+        for reader in {*mentioned, author_id}:
+            state.bus.publish(Event(topic=f"direct:{reader}", name="conversation", payload=None, status_id=status.id))
+    if status.local:
+        if status.reblog_of_id is None:
+            await state.outbound.status_created(status)
+        else:
+            original = await statuses.get(state.db, status.reblog_of_id)
+            if original is not None:
+                await state.outbound.reblogged(status, original)
+
+
+async def _own_status(state: State, author: Account, status_id: int) -> Status:
+    status = await statuses.get(state.db, status_id)
+    if status is None or status.deleted_at is not None or status.reblog_of_id is not None:
+        raise NotFound()
+    if status.account_id != author.id:
+        raise Forbidden("This action is not allowed")
+    return status
+
+
+async def delete_status(state: State, author: Account, status_id: int) -> Status:
+    status = await _own_status(state, author, status_id)
+    await remove_status(state, status)
+    return status
+
+
+async def remove_status(state: State, status: Status) -> None:
+    """Delete a status (and the boosts of it) whoever asked; shared by the API and the inbox."""
+    reblogs = await state.db.fetchall("SELECT id FROM statuses WHERE reblog_of_id = ? AND deleted_at IS NULL",
+                                      (status.id,))
+    async with state.db.transaction() as tx:
+        await statuses.mark_deleted(tx, status.id)
+        await accounts.adjust_counts(tx, status.account_id, statuses=-1)
+        if status.in_reply_to_id is not None:
+            await statuses.adjust_counts(tx, status.in_reply_to_id, replies=-1)
+        if status.reblog_of_id is not None:
+            await statuses.adjust_counts(tx, status.reblog_of_id, reblogs=-1)
+        for r in reblogs:
+            await statuses.mark_deleted(tx, r[0])
+        await tx.execute("DELETE FROM notifications WHERE status_id = ?", (status.id,))
+    for sid in [status.id, *(r[0] for r in reblogs)]:
+        for topic in ("public", "public:local", "public:remote"):
+            state.bus.publish(Event(topic=topic, name="delete", payload=str(sid), status_id=sid))
+        state.bus.publish(Event(topic="delete", name="delete", payload=str(sid), status_id=sid))
+    if status.local:
+        if status.reblog_of_id is not None:
+            original = await statuses.get(state.db, status.reblog_of_id)
+            if original is not None:
+                await state.outbound.unreblogged(status, original)
+        else:
+            await state.outbound.status_deleted(status)
+
+
+class StatusEdit(msgspec.Struct, kw_only=True):
+    text: str | None = None
+    spoiler_text: str | None = None
+    sensitive: bool | None = None
+    language: str | None = None
+    media_ids: list[int] | None = None
+
+
+async def edit_status(state: State, author: Account, status_id: int, edit: StatusEdit) -> Status:
+    status = await _own_status(state, author, status_id)
+    body = status.source_text if edit.text is None else edit.text.strip()
+    spoiler = status.spoiler_text if edit.spoiler_text is None else edit.spoiler_text.strip()
+    if not body and not edit.media_ids and not await _has_media(state, status.id):
+        raise Unprocessable("Text can't be blank")
+    limit = state.config["statuses.max_characters"]
+    if text_length(body) + len(spoiler) > limit:
+        raise Unprocessable(f"Text character limit of {limit} exceeded")
+    rendered, mentioned = await _prepare_text(state, author, body)
+    sensitive = status.sensitive if edit.sensitive is None else edit.sensitive
+    now = now_iso()
+    async with state.db.transaction() as tx:
+        if not await statuses.edits(tx, status.id):
+            await statuses.insert_edit(tx, status.id, status.content, status.spoiler_text, status.sensitive,
+                                       status.created_at)
+        await statuses.update_content(tx, status.id, content=rendered.html, source_text=body, spoiler_text=spoiler,
+                                      sensitive=bool(sensitive or spoiler), language=edit.language or status.language,
+                                      edited_at=now)
+        await statuses.insert_edit(tx, status.id, rendered.html, spoiler, bool(sensitive or spoiler), now)
+        old_mentions = set(await statuses.mentioned_ids(tx, status.id))
+        await statuses.replace_mentions(tx, status.id, mentioned)
+        await statuses.replace_tags(tx, status.id, rendered.tags)
+        if edit.media_ids is not None:
+            await tx.execute("UPDATE media_attachments SET status_id = NULL WHERE status_id = ?", (status.id,))
+            await _attach_media(tx, author.id, status.id, edit.media_ids)
+        notes = []
+        for account_id in set(mentioned) - old_mentions:
+            notes.append(await notify.create(state, tx, account_id, author.id, "mention", status.id))
+        rows = await tx.fetchall("SELECT DISTINCT account_id FROM statuses WHERE reblog_of_id = ? AND deleted_at IS NULL",
+                                 (status.id,))
+        for r in rows:
+            notes.append(await notify.create(state, tx, r[0], author.id, "update", status.id))
+    notify.announce(state, notes)
+    updated = await statuses.get(state.db, status.id)
+    assert updated is not None
+    readers = await state.db.fetchall("SELECT account_id FROM home_feed WHERE status_id = ?", (status.id,))
+    for r in readers:
+        state.bus.publish(Event(topic=f"user:{r[0]}", name="status.update", payload=None, status_id=status.id))
+    if status.visibility == "public":
+        for topic in ("public", "public:local"):
+            state.bus.publish(Event(topic=topic, name="status.update", payload=None, status_id=status.id))
+    await state.outbound.status_updated(updated)
+    return updated
+
+
+async def _has_media(state: State, status_id: int) -> bool:
+    return await state.db.fetchval("SELECT 1 FROM media_attachments WHERE status_id = ?", (status_id,)) is not None
+
+
+async def reblog(state: State, account: Account, status_id: int, visibility: str | None = None) -> Status:
+    original = await visible_status(state, account.id, status_id)
+    if original.reblog_of_id is not None:
+        original = await visible_status(state, account.id, original.reblog_of_id)
+    if original.visibility == "direct" or (original.visibility == "private" and original.account_id != account.id):
+        raise Forbidden("This action is not allowed")
+    existing = await statuses.reblog_by(state.db, account.id, original.id)
+    if existing is not None:
+        return existing
+    if visibility not in VISIBILITIES:
+        visibility = "public"
+    if original.visibility == "private":
+        visibility = "private"
+    rid = new_id()
+    now = now_iso()
+    boost = Status(id=rid, uri=f"{account.uri}/statuses/{rid}/activity", url=f"{account.url}/{rid}",
+                   account_id=account.id, local=True, in_reply_to_id=None, in_reply_to_account_id=None,
+                   reblog_of_id=original.id, thread_id=None, content="", source_text="", spoiler_text="",
+                   visibility=visibility, sensitive=False, language=None, app_id=None, created_at=now,
+                   edited_at=None, deleted_at=None, replies_count=0, reblogs_count=0, favourites_count=0)
+    async with state.db.transaction() as tx:
+        await statuses.insert(tx, boost)
+        await statuses.adjust_counts(tx, original.id, reblogs=1)
+        await accounts.adjust_counts(tx, account.id, statuses=1)
+        note = await notify.create(state, tx, original.account_id, account.id, "reblog", original.id)
+    notify.announce(state, [note])
+    state.spawn(fan_out(state, boost, []), name=f"fan-out {rid}")
+    return boost
+
+
+async def unreblog(state: State, account: Account, status_id: int) -> Status:
+    original = await visible_status(state, account.id, status_id)
+    if original.reblog_of_id is not None:
+        original = await visible_status(state, account.id, original.reblog_of_id)
+    existing = await statuses.reblog_by(state.db, account.id, original.id)
+    if existing is not None:
+        async with state.db.transaction() as tx:
+            await tx.execute("DELETE FROM notifications WHERE from_account_id = ? AND type = 'reblog' AND status_id = ?",
+                             (account.id, original.id))
+        await remove_status(state, existing)
+    return original
+
+
+async def favourite(state: State, account: Account, status_id: int) -> Status:
+    status = await visible_status(state, account.id, status_id)
+    async with state.db.transaction() as tx:
+        added = await statuses.add_favourite(tx, account.id, status.id)
+        note = await notify.create(state, tx, status.account_id, account.id, "favourite", status.id) if added else None
+    notify.announce(state, [note])
+    if added:
+        await state.outbound.favourited(account, status)
+    return status
+
+
+async def unfavourite(state: State, account: Account, status_id: int) -> Status:
+    status = await statuses.get(state.db, status_id)
+    if status is None:
+        raise NotFound()
+    async with state.db.transaction() as tx:
+        removed = await statuses.remove_favourite(tx, account.id, status.id)
+        if removed:
+            await tx.execute("DELETE FROM notifications WHERE from_account_id = ? AND type = 'favourite' AND status_id = ?",
+                             (account.id, status.id))
+    if removed:
+        await state.outbound.unfavourited(account, status)
+    return status
+
+
+async def bookmark(state: State, account: Account, status_id: int, on: bool) -> Status:
+    status = await visible_status(state, account.id, status_id) if on else await statuses.get(state.db, status_id)
+    if status is None:
+        raise NotFound()
+    async with state.db.transaction() as tx:
+        await statuses.set_flag(tx, "bookmarks", account.id, status.id, on)
+    return status
+
+
+async def pin(state: State, account: Account, status_id: int, on: bool) -> Status:
+    status = await _own_status(state, account, status_id)
+    if on:
+        if status.visibility not in ("public", "unlisted"):
+            raise Unprocessable("Only public and unlisted posts can be pinned")
+        if await statuses.count_pins(state.db, account.id) >= MAX_PINS:
+            raise Unprocessable(f"You can pin at most {MAX_PINS} posts")
+    async with state.db.transaction() as tx:
+        await statuses.set_flag(tx, "pins", account.id, status.id, on)
+    return status
+
+
+async def context(state: State, viewer_id: int | None, status: Status) -> tuple[list[Status], list[Status]]:
+    """Ancestors (oldest first) and descendants (depth-first, in reply order) the viewer may see."""
+    ancestors: list[Status] = []
+    cursor = status
+    seen = {status.id}
+    while cursor.in_reply_to_id is not None and len(ancestors) < 200:
+        parent = await statuses.get(state.db, cursor.in_reply_to_id)
+        if parent is None or parent.id in seen:
+            break
+        seen.add(parent.id)
+        if await can_see(state, viewer_id, parent):
+            ancestors.append(parent)
+        cursor = parent
+    ancestors.reverse()
+    members = await statuses.thread_members(state.db, status.thread_id or status.id)
+    children: dict[int, list[Status]] = {}
+    for m in members:
+        if m.in_reply_to_id is not None:
+            children.setdefault(m.in_reply_to_id, []).append(m)
+    descendants: list[Status] = []
+    stack = list(reversed(children.get(status.id, [])))
+    while stack and len(descendants) < 4000:
+        node = stack.pop()
+        if node.id in seen:
+            continue
+        seen.add(node.id)
+        if await can_see(state, viewer_id, node):
+            descendants.append(node)
+            stack.extend(reversed(children.get(node.id, [])))
+    return ancestors, descendants

@@ -1,0 +1,170 @@
+"""Accounts and local users."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from server.ids import new_id, now_iso
+from server.records import Account, User, columns
+
+
+class Reader(Protocol):
+    async def fetchone(self, sql: str, params: Any = ()) -> Any: ...
+    async def fetchall(self, sql: str, params: Any = ()) -> list[Any]: ...
+    async def fetchval(self, sql: str, params: Any = ()) -> Any: ...
+
+
+ACCOUNT_COLS = columns(Account)
+USER_COLS = columns(User)
+
+
+def _account(row: Any) -> Account | None:
+    return None if row is None else Account(**dict(row))
+
+
+async def get(db: Reader, account_id: int) -> Account | None:
+    return _account(await db.fetchone(f"SELECT {ACCOUNT_COLS} FROM accounts WHERE id = ?", (account_id,)))
+
+
+async def get_many(db: Reader, ids: Iterable[int]) -> dict[int, Account]:
+    ids = list(set(ids))
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    rows = await db.fetchall(f"SELECT {ACCOUNT_COLS} FROM accounts WHERE id IN ({marks})", ids)
+    return {row["id"]: Account(**dict(row)) for row in rows}
+
+
+async def by_username(db: Reader, username: str, domain: str = "") -> Account | None:
+    return _account(await db.fetchone(
+        f"SELECT {ACCOUNT_COLS} FROM accounts WHERE lower(username) = lower(?) AND domain = ?",
+        (username, domain.lower())))
+
+
+async def by_uri(db: Reader, uri: str) -> Account | None:
+    return _account(await db.fetchone(f"SELECT {ACCOUNT_COLS} FROM accounts WHERE uri = ?", (uri,)))
+
+
+async def private_key(db: Reader, account_id: int) -> str:
+    return await db.fetchval("SELECT private_key_pem FROM accounts WHERE id = ?", (account_id,)) or ""
+
+
+async def insert_local(tx: Any, *, username: str, email: str, password_hash: str, admin: bool,
+                       approved: bool, base_url: str) -> int:
+    account_id = new_id()
+    now = now_iso()
+    uri = f"{base_url}/users/{username}"
+    await tx.execute(
+        "INSERT INTO accounts (id, username, domain, uri, url, inbox_url, shared_inbox_url, outbox_url,"
+        " followers_url, following_url, featured_url, key_id, created_at, updated_at)"
+        " VALUES (?, ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (account_id, username, uri, f"{base_url}/@{username}", f"{uri}/inbox", f"{base_url}/inbox",
+         f"{uri}/outbox", f"{uri}/followers", f"{uri}/following", f"{uri}/collections/featured",
+         f"{uri}#main-key", now, now))
+    await tx.execute(
+        "INSERT INTO users (account_id, email, password_hash, admin, approved, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (account_id, email, password_hash, int(admin), int(approved), now))
+    return account_id
+
+
+async def set_keys(tx: Any, account_id: int, private_pem: str, public_pem: str) -> None:
+    await tx.execute("UPDATE accounts SET private_key_pem = ?, public_key_pem = ? WHERE id = ? AND public_key_pem = ''",
+                     (private_pem, public_pem, account_id))
+
+
+async def update_profile(tx: Any, account_id: int, changes: dict[str, Any]) -> None:
+    allowed = {"display_name", "note", "note_source", "fields", "locked", "bot", "discoverable",
+               "avatar_url", "header_url"}
+    assert set(changes) <= allowed, set(changes) - allowed
+    if not changes:
+        return
+    assignments = ", ".join(f"{name} = ?" for name in changes)
+    await tx.execute(f"UPDATE accounts SET {assignments}, updated_at = ? WHERE id = ?",
+                     (*changes.values(), now_iso(), account_id))
+
+
+async def adjust_counts(tx: Any, account_id: int, *, statuses: int = 0, followers: int = 0,
+                        following: int = 0) -> None:
+    await tx.execute(
+        "UPDATE accounts SET statuses_count = max(0, statuses_count + ?), followers_count = max(0, followers_count + ?),"
+        " following_count = max(0, following_count + ?) WHERE id = ?",
+        (statuses, followers, following, account_id))
+
+
+async def touch_last_status(tx: Any, account_id: int, date: str) -> None:
+    await tx.execute("UPDATE accounts SET last_status_at = ? WHERE id = ?", (date, account_id))
+
+
+async def search(db: Reader, query: str, limit: int, offset: int,
+                 only_ids: Iterable[int] | None = None) -> list[Account]:
+    """Prefix match on username and display name, local accounts and exact matches first."""
+    like = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    params: list[Any] = [query, like, like, "%" + like]
+    restrict = ""
+    if only_ids is not None:
+        ids = list(only_ids)
+        if not ids:
+            return []
+        restrict = f" AND id IN ({','.join('?' * len(ids))})"
+        params.extend(ids)
+    params.extend([limit, offset])
+    rows = await db.fetchall(
+        f"SELECT {ACCOUNT_COLS} FROM accounts WHERE suspended = 0 AND deleted_at IS NULL AND ("
+        " lower(username) = lower(?) OR username LIKE ? ESCAPE '\\' OR display_name LIKE ? ESCAPE '\\'"
+        " OR display_name LIKE ? ESCAPE '\\')" + restrict +
+        " ORDER BY (lower(username) = lower(?1)) DESC, (domain = '') DESC, followers_count DESC, id"
+        " LIMIT ? OFFSET ?", params)
+    return [Account(**dict(r)) for r in rows]
+
+
+async def user(db: Reader, account_id: int) -> User | None:
+    row = await db.fetchone(f"SELECT {USER_COLS} FROM users WHERE account_id = ?", (account_id,))
+    return None if row is None else User(**dict(row))
+
+
+async def user_by_login(db: Reader, login: str) -> tuple[User, Account] | None:
+    """A local user by e-mail or username."""
+    row = await db.fetchone(
+        "SELECT u.account_id FROM users u JOIN accounts a ON a.id = u.account_id"
+        " WHERE lower(u.email) = lower(?) OR (lower(a.username) = lower(?) AND a.domain = '')", (login, login))
+    if row is None:
+        return None
+    found_user = await user(db, row[0])
+    account = await get(db, row[0])
+    return (found_user, account) if found_user and account else None
+
+
+async def email_taken(db: Reader, email: str) -> bool:
+    return await db.fetchval("SELECT 1 FROM users WHERE lower(email) = lower(?)", (email,)) is not None
+
+
+async def list_users(db: Reader) -> list[tuple[User, Account]]:
+    rows = await db.fetchall("SELECT account_id FROM users ORDER BY account_id")
+    accounts = await get_many(db, [r[0] for r in rows])
+    out = []
+    for r in rows:
+        u = await user(db, r[0])
+        if u:
+            out.append((u, accounts[r[0]]))
+    return out
+
+
+async def set_password(tx: Any, account_id: int, password_hash: str) -> None:
+    await tx.execute("UPDATE users SET password_hash = ? WHERE account_id = ?", (password_hash, account_id))
+
+
+async def update_user_prefs(tx: Any, account_id: int, changes: dict[str, Any]) -> None:
+    allowed = {"default_visibility", "default_sensitive", "default_language", "locale", "last_sign_in_at"}
+    assert set(changes) <= allowed
+    if changes:
+        assignments = ", ".join(f"{name} = ?" for name in changes)
+        await tx.execute(f"UPDATE users SET {assignments} WHERE account_id = ?", (*changes.values(), account_id))
+
+
+async def count_local_users(db: Reader) -> int:
+    return await db.fetchval("SELECT count(*) FROM users") or 0
+
+
+async def count_local_statuses(db: Reader) -> int:
+    return await db.fetchval("SELECT count(*) FROM statuses WHERE local = 1 AND deleted_at IS NULL") or 0

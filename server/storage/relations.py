@@ -1,0 +1,213 @@
+"""Follows, follow requests, blocks and mutes between accounts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+
+from server.ids import new_id, now_iso
+from server.storage.accounts import Reader
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+async def follow(db: Reader, account_id: int, target_id: int) -> Any:
+    return await db.fetchone("SELECT * FROM follows WHERE account_id = ? AND target_account_id = ?",
+                             (account_id, target_id))
+
+
+async def follow_request(db: Reader, account_id: int, target_id: int) -> Any:
+    return await db.fetchone("SELECT * FROM follow_requests WHERE account_id = ? AND target_account_id = ?",
+                             (account_id, target_id))
+
+
+async def follow_request_by_uri(db: Reader, uri: str) -> Any:
+    return await db.fetchone("SELECT * FROM follow_requests WHERE uri = ?", (uri,))
+
+
+async def follow_by_uri(db: Reader, uri: str) -> Any:
+    return await db.fetchone("SELECT * FROM follows WHERE uri = ?", (uri,))
+
+
+async def insert_follow(tx: Any, account_id: int, target_id: int, *, show_reblogs: bool, notify: bool,
+                        uri: str | None) -> bool:
+    """Create or update a follow; returns True when it is new (counts then move)."""
+    existing = await tx.fetchone("SELECT id FROM follows WHERE account_id = ? AND target_account_id = ?",
+                                 (account_id, target_id))
+    if existing is not None:
+        await tx.execute("UPDATE follows SET show_reblogs = ?, notify = ? WHERE id = ?",
+                         (int(show_reblogs), int(notify), existing[0]))
+        return False
+    await tx.execute(
+        "INSERT INTO follows (id, account_id, target_account_id, show_reblogs, notify, uri, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (new_id(), account_id, target_id, int(show_reblogs), int(notify), uri, now_iso()))
+    await tx.execute("UPDATE accounts SET following_count = following_count + 1 WHERE id = ?", (account_id,))
+    await tx.execute("UPDATE accounts SET followers_count = followers_count + 1 WHERE id = ?", (target_id,))
+    return True
+
+
+async def delete_follow(tx: Any, account_id: int, target_id: int) -> bool:
+    changed = await tx.execute("DELETE FROM follows WHERE account_id = ? AND target_account_id = ?",
+                               (account_id, target_id))
+    if changed:
+        await tx.execute("UPDATE accounts SET following_count = max(0, following_count - 1) WHERE id = ?", (account_id,))
+        await tx.execute("UPDATE accounts SET followers_count = max(0, followers_count - 1) WHERE id = ?", (target_id,))
+    return bool(changed)
+
+
+async def insert_follow_request(tx: Any, account_id: int, target_id: int, *, show_reblogs: bool, notify: bool,
+                                uri: str | None) -> bool:
+    changed = await tx.execute(
+        "INSERT OR IGNORE INTO follow_requests (id, account_id, target_account_id, show_reblogs, notify, uri, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (new_id(), account_id, target_id, int(show_reblogs), int(notify), uri, now_iso()))
+    return bool(changed)
+
+
+async def delete_follow_request(tx: Any, account_id: int, target_id: int) -> Any:
+    row = await tx.fetchone("SELECT * FROM follow_requests WHERE account_id = ? AND target_account_id = ?",
+                            (account_id, target_id))
+    if row is not None:
+        await tx.execute("DELETE FROM follow_requests WHERE id = ?", (row["id"],))
+    return row
+
+
+async def pending_requests(db: Reader, target_id: int, max_id: int | None, since_id: int | None,
+                           limit: int) -> list[tuple[int, int]]:
+    sql = "SELECT id, account_id FROM follow_requests WHERE target_account_id = ?"
+    params: list[Any] = [target_id]
+    if max_id is not None:
+        sql += " AND id < ?"
+        params.append(max_id)
+    if since_id is not None:
+        sql += " AND id > ?"
+        params.append(since_id)
+    params.append(limit)
+    return [(r[0], r[1]) for r in await db.fetchall(sql + " ORDER BY id DESC LIMIT ?", params)]
+
+
+async def follower_ids(db: Reader, target_id: int, local_only: bool = False) -> list[int]:
+    sql = "SELECT f.account_id FROM follows f"
+    if local_only:
+        sql += " JOIN accounts a ON a.id = f.account_id AND a.domain = ''"
+    return [r[0] for r in await db.fetchall(sql + " WHERE f.target_account_id = ?", (target_id,))]
+
+
+async def followers_page(db: Reader, account_id: int, direction: str, max_id: int | None, since_id: int | None,
+                         limit: int) -> list[tuple[int, int]]:
+    """(follow row id, other account id), newest first. direction: 'followers' or 'following'."""
+    mine, other = ("target_account_id", "account_id") if direction == "followers" else ("account_id", "target_account_id")
+    sql = f"SELECT id, {other} FROM follows WHERE {mine} = ?"
+    params: list[Any] = [account_id]
+    if max_id is not None:
+        sql += " AND id < ?"
+        params.append(max_id)
+    if since_id is not None:
+        sql += " AND id > ?"
+        params.append(since_id)
+    params.append(limit)
+    return [(r[0], r[1]) for r in await db.fetchall(sql + " ORDER BY id DESC LIMIT ?", params)]
+
+
+async def set_block(tx: Any, account_id: int, target_id: int, on: bool, uri: str | None = None) -> bool:
+    if on:
+        return bool(await tx.execute(
+            "INSERT OR IGNORE INTO blocks (id, account_id, target_account_id, uri, created_at) VALUES (?, ?, ?, ?, ?)",
+            (new_id(), account_id, target_id, uri, now_iso())))
+    return bool(await tx.execute("DELETE FROM blocks WHERE account_id = ? AND target_account_id = ?",
+                                 (account_id, target_id)))
+
+
+async def set_mute(tx: Any, account_id: int, target_id: int, on: bool, notifications: bool = True,
+                   expires_at: str | None = None) -> bool:
+    if on:
+        await tx.execute(
+            "INSERT INTO mutes (id, account_id, target_account_id, notifications, expires_at, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, target_account_id)"
+            " DO UPDATE SET notifications = excluded.notifications, expires_at = excluded.expires_at",
+            (new_id(), account_id, target_id, int(notifications), expires_at, now_iso()))
+        return True
+    return bool(await tx.execute("DELETE FROM mutes WHERE account_id = ? AND target_account_id = ?",
+                                 (account_id, target_id)))
+
+
+async def blocked_either_way(db: Reader, a: int, b: int) -> bool:
+    return await db.fetchval(
+        "SELECT 1 FROM blocks WHERE (account_id = ?1 AND target_account_id = ?2)"
+        " OR (account_id = ?2 AND target_account_id = ?1)", (a, b)) is not None
+
+
+async def hidden_account_ids(db: Reader, viewer_id: int) -> set[int]:
+    """Accounts whose posts the viewer never sees: blocked, blocking the viewer, or muted."""
+    rows = await db.fetchall(
+        "SELECT target_account_id FROM blocks WHERE account_id = ?1"
+        " UNION SELECT account_id FROM blocks WHERE target_account_id = ?1"
+        " UNION SELECT target_account_id FROM mutes WHERE account_id = ?1"
+        "   AND (expires_at IS NULL OR expires_at > strftime('%Y-%m-%dT%H:%M:%fZ'))", (viewer_id,))
+    return {r[0] for r in rows}
+
+
+async def notification_muted_ids(db: Reader, viewer_id: int) -> set[int]:
+    rows = await db.fetchall(
+        "SELECT target_account_id FROM blocks WHERE account_id = ?1"
+        " UNION SELECT target_account_id FROM mutes WHERE account_id = ?1 AND notifications = 1"
+        "   AND (expires_at IS NULL OR expires_at > strftime('%Y-%m-%dT%H:%M:%fZ'))", (viewer_id,))
+    return {r[0] for r in rows}
+
+
+class Relationship(msgspec.Struct):
+    following: bool = False
+    showing_reblogs: bool = False
+    notifying: bool = False
+    followed_by: bool = False
+    requested: bool = False
+    requested_by: bool = False
+    blocking: bool = False
+    blocked_by: bool = False
+    muting: bool = False
+    muting_notifications: bool = False
+
+
+async def relationships(db: Reader, viewer_id: int, target_ids: Iterable[int]) -> dict[int, Relationship]:
+    targets = list(dict.fromkeys(target_ids))
+    out = {t: Relationship() for t in targets}
+    if not targets:
+        return out
+    marks = _marks(len(targets))
+    rows = await db.fetchall(
+        f"SELECT 'following', target_account_id, show_reblogs, notify FROM follows WHERE account_id = ?1 AND target_account_id IN ({marks})"
+        f" UNION ALL SELECT 'followed_by', account_id, 0, 0 FROM follows WHERE target_account_id = ?1 AND account_id IN ({marks})"
+        f" UNION ALL SELECT 'requested', target_account_id, 0, 0 FROM follow_requests WHERE account_id = ?1 AND target_account_id IN ({marks})"
+        f" UNION ALL SELECT 'requested_by', account_id, 0, 0 FROM follow_requests WHERE target_account_id = ?1 AND account_id IN ({marks})"
+        f" UNION ALL SELECT 'blocking', target_account_id, 0, 0 FROM blocks WHERE account_id = ?1 AND target_account_id IN ({marks})"
+        f" UNION ALL SELECT 'blocked_by', account_id, 0, 0 FROM blocks WHERE target_account_id = ?1 AND account_id IN ({marks})"
+        f" UNION ALL SELECT 'muting', target_account_id, notifications, 0 FROM mutes WHERE account_id = ?1 AND target_account_id IN ({marks})",
+        [viewer_id, *targets])
+    for kind, target, a, b in rows:
+        rel = out[target]
+        setattr(rel, kind, True)
+        if kind == "following":
+            rel.showing_reblogs, rel.notifying = bool(a), bool(b)
+        elif kind == "muting":
+            rel.muting_notifications = bool(a)
+    return out
+
+
+async def list_targets(db: Reader, table: str, account_id: int, max_id: int | None, since_id: int | None,
+                       limit: int) -> list[tuple[int, int]]:
+    assert table in ("blocks", "mutes")
+    sql = f"SELECT id, target_account_id FROM {table} WHERE account_id = ?"
+    params: list[Any] = [account_id]
+    if max_id is not None:
+        sql += " AND id < ?"
+        params.append(max_id)
+    if since_id is not None:
+        sql += " AND id > ?"
+        params.append(since_id)
+    params.append(limit)
+    return [(r[0], r[1]) for r in await db.fetchall(sql + " ORDER BY id DESC LIMIT ?", params)]

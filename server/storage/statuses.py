@@ -1,0 +1,241 @@
+"""Statuses, their edits, mentions, tags, and the per-account interactions on them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+
+from server.ids import new_id, now_iso
+from server.records import Status, StatusEdit, columns
+from server.storage.accounts import Reader
+
+STATUS_COLS = columns(Status)
+STATUS_COLS_S = columns(Status, "s")
+
+
+def row_to_status(row: Any) -> Status:
+    return Status(**dict(row))
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+async def insert(tx: Any, status: Status) -> None:
+    values = [getattr(status, name) for name in Status.__struct_fields__]
+    await tx.execute(f"INSERT INTO statuses ({STATUS_COLS}) VALUES ({_marks(len(values))})", values)
+
+
+async def get(db: Reader, status_id: int) -> Status | None:
+    row = await db.fetchone(f"SELECT {STATUS_COLS} FROM statuses WHERE id = ?", (status_id,))
+    return None if row is None else row_to_status(row)
+
+
+async def by_uri(db: Reader, uri: str) -> Status | None:
+    row = await db.fetchone(f"SELECT {STATUS_COLS} FROM statuses WHERE uri = ?", (uri,))
+    return None if row is None else row_to_status(row)
+
+
+async def get_many(db: Reader, ids: Iterable[int]) -> dict[int, Status]:
+    ids = list(set(ids))
+    if not ids:
+        return {}
+    rows = await db.fetchall(f"SELECT {STATUS_COLS} FROM statuses WHERE id IN ({_marks(len(ids))})", ids)
+    return {row["id"]: row_to_status(row) for row in rows}
+
+
+async def reblog_by(db: Reader, account_id: int, status_id: int) -> Status | None:
+    row = await db.fetchone(
+        f"SELECT {STATUS_COLS} FROM statuses WHERE account_id = ? AND reblog_of_id = ? AND deleted_at IS NULL",
+        (account_id, status_id))
+    return None if row is None else row_to_status(row)
+
+
+async def update_content(tx: Any, status_id: int, *, content: str, source_text: str, spoiler_text: str,
+                         sensitive: bool, language: str | None, edited_at: str) -> None:
+    await tx.execute(
+        "UPDATE statuses SET content = ?, source_text = ?, spoiler_text = ?, sensitive = ?, language = ?,"
+        " edited_at = ? WHERE id = ?",
+        (content, source_text, spoiler_text, int(sensitive), language, edited_at, status_id))
+
+
+async def mark_deleted(tx: Any, status_id: int) -> None:
+    await tx.execute("UPDATE statuses SET deleted_at = ? WHERE id = ?", (now_iso(), status_id))
+    await tx.execute("DELETE FROM home_feed WHERE status_id = ?", (status_id,))
+    await tx.execute("DELETE FROM pins WHERE status_id = ?", (status_id,))
+
+
+async def adjust_counts(tx: Any, status_id: int, *, replies: int = 0, reblogs: int = 0, favourites: int = 0) -> None:
+    await tx.execute(
+        "UPDATE statuses SET replies_count = max(0, replies_count + ?), reblogs_count = max(0, reblogs_count + ?),"
+        " favourites_count = max(0, favourites_count + ?) WHERE id = ?",
+        (replies, reblogs, favourites, status_id))
+
+
+# -- edits -------------------------------------------------------------------------------------
+
+async def insert_edit(tx: Any, status_id: int, content: str, spoiler_text: str, sensitive: bool,
+                      created_at: str) -> None:
+    await tx.execute(
+        "INSERT INTO status_edits (id, status_id, content, spoiler_text, sensitive, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (new_id(), status_id, content, spoiler_text, int(sensitive), created_at))
+
+
+async def edits(db: Reader, status_id: int) -> list[StatusEdit]:
+    rows = await db.fetchall(f"SELECT {columns(StatusEdit)} FROM status_edits WHERE status_id = ? ORDER BY id",
+                             (status_id,))
+    return [StatusEdit(**dict(r)) for r in rows]
+
+
+# -- mentions and tags --------------------------------------------------------------------------
+
+async def insert_mentions(tx: Any, status_id: int, account_ids: Iterable[int]) -> None:
+    await tx.executemany("INSERT OR IGNORE INTO mentions (status_id, account_id) VALUES (?, ?)",
+                         [(status_id, a) for a in account_ids])
+
+
+async def replace_mentions(tx: Any, status_id: int, account_ids: Iterable[int]) -> None:
+    await tx.execute("DELETE FROM mentions WHERE status_id = ?", (status_id,))
+    await insert_mentions(tx, status_id, account_ids)
+
+
+async def mentions_for(db: Reader, status_ids: list[int]) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    if status_ids:
+        rows = await db.fetchall(
+            f"SELECT status_id, account_id FROM mentions WHERE status_id IN ({_marks(len(status_ids))})", status_ids)
+        for r in rows:
+            out.setdefault(r[0], []).append(r[1])
+    return out
+
+
+async def mentioned_ids(db: Reader, status_id: int) -> list[int]:
+    return [r[0] for r in await db.fetchall("SELECT account_id FROM mentions WHERE status_id = ?", (status_id,))]
+
+
+async def tag_ids(tx: Any, names: Iterable[str]) -> list[int]:
+    ids = []
+    for name in names:
+        await tx.execute("INSERT OR IGNORE INTO tags (id, name) VALUES (?, ?)", (new_id(), name))
+        ids.append(await tx.fetchval("SELECT id FROM tags WHERE lower(name) = lower(?)", (name,)))
+    return ids
+
+
+async def replace_tags(tx: Any, status_id: int, names: Iterable[str]) -> None:
+    await tx.execute("DELETE FROM status_tags WHERE status_id = ?", (status_id,))
+    ids = await tag_ids(tx, names)
+    await tx.executemany("INSERT OR IGNORE INTO status_tags (tag_id, status_id) VALUES (?, ?)",
+                         [(t, status_id) for t in ids])
+
+
+async def tags_for(db: Reader, status_ids: list[int]) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    if status_ids:
+        rows = await db.fetchall(
+            "SELECT st.status_id, t.name FROM status_tags st JOIN tags t ON t.id = st.tag_id"
+            f" WHERE st.status_id IN ({_marks(len(status_ids))})", status_ids)
+        for r in rows:
+            out.setdefault(r[0], []).append(r[1])
+    return out
+
+
+async def tag_id(db: Reader, name: str) -> int | None:
+    return await db.fetchval("SELECT id FROM tags WHERE lower(name) = lower(?)", (name,))
+
+
+# -- favourites, bookmarks, pins ------------------------------------------------------------------
+
+async def add_favourite(tx: Any, account_id: int, status_id: int, uri: str | None = None) -> bool:
+    changed = await tx.execute(
+        "INSERT OR IGNORE INTO favourites (id, account_id, status_id, uri, created_at) VALUES (?, ?, ?, ?, ?)",
+        (new_id(), account_id, status_id, uri, now_iso()))
+    if changed:
+        await adjust_counts(tx, status_id, favourites=1)
+    return bool(changed)
+
+
+async def remove_favourite(tx: Any, account_id: int, status_id: int) -> bool:
+    changed = await tx.execute("DELETE FROM favourites WHERE account_id = ? AND status_id = ?", (account_id, status_id))
+    if changed:
+        await adjust_counts(tx, status_id, favourites=-1)
+    return bool(changed)
+
+
+async def set_flag(tx: Any, table: str, account_id: int, status_id: int, on: bool) -> bool:
+    assert table in ("bookmarks", "pins")
+    if on:
+        return bool(await tx.execute(f"INSERT OR IGNORE INTO {table} (id, account_id, status_id) VALUES (?, ?, ?)",
+                                     (new_id(), account_id, status_id)))
+    return bool(await tx.execute(f"DELETE FROM {table} WHERE account_id = ? AND status_id = ?", (account_id, status_id)))
+
+
+async def count_pins(db: Reader, account_id: int) -> int:
+    return await db.fetchval("SELECT count(*) FROM pins WHERE account_id = ?", (account_id,)) or 0
+
+
+class ViewerFlags(msgspec.Struct):
+    favourited: set[int]
+    reblogged: set[int]
+    bookmarked: set[int]
+    pinned: set[int]
+
+
+async def viewer_flags(db: Reader, viewer_id: int, status_ids: list[int]) -> ViewerFlags:
+    """Which of these statuses the viewer favourited, reblogged, bookmarked or pinned: one query."""
+    if not status_ids:
+        return ViewerFlags(set(), set(), set(), set())
+    marks = _marks(len(status_ids))
+    rows = await db.fetchall(
+        f"SELECT 'f', status_id FROM favourites WHERE account_id = ?1 AND status_id IN ({marks})"
+        f" UNION ALL SELECT 'r', reblog_of_id FROM statuses WHERE account_id = ?1 AND deleted_at IS NULL"
+        f"   AND reblog_of_id IN ({marks})"
+        f" UNION ALL SELECT 'b', status_id FROM bookmarks WHERE account_id = ?1 AND status_id IN ({marks})"
+        f" UNION ALL SELECT 'p', status_id FROM pins WHERE account_id = ?1 AND status_id IN ({marks})",
+        [viewer_id, *status_ids])
+    flags = ViewerFlags(set(), set(), set(), set())
+    sets = {"f": flags.favourited, "r": flags.reblogged, "b": flags.bookmarked, "p": flags.pinned}
+    for kind, sid in rows:
+        sets[kind].add(sid)
+    return flags
+
+
+# -- threads -------------------------------------------------------------------------------------
+
+async def thread_members(db: Reader, thread_id: int) -> list[Status]:
+    rows = await db.fetchall(
+        f"SELECT {STATUS_COLS} FROM statuses WHERE thread_id = ? AND deleted_at IS NULL AND reblog_of_id IS NULL"
+        " ORDER BY id LIMIT 4000", (thread_id,))
+    return [row_to_status(r) for r in rows]
+
+
+async def interacting_accounts(db: Reader, kind: str, status_id: int, max_id: int | None, since_id: int | None,
+                               limit: int) -> list[tuple[int, int]]:
+    """(row id, account id) of favouriters or rebloggers, newest first, for pagination."""
+    if kind == "favourites":
+        sql = "SELECT id, account_id FROM favourites WHERE status_id = ?"
+    else:
+        sql = "SELECT id, account_id FROM statuses WHERE reblog_of_id = ? AND deleted_at IS NULL"
+    params: list[Any] = [status_id]
+    if max_id is not None:
+        sql += " AND id < ?"
+        params.append(max_id)
+    if since_id is not None:
+        sql += " AND id > ?"
+        params.append(since_id)
+    sql += " ORDER BY id DESC LIMIT ?"
+    params.append(limit)
+    return [(r[0], r[1]) for r in await db.fetchall(sql, params)]
+
+
+async def idempotent_status(db: Reader, account_id: int, key: str, since: float) -> int | None:
+    return await db.fetchval(
+        "SELECT status_id FROM idempotency_keys WHERE account_id = ? AND key = ? AND created_at > ?",
+        (account_id, key, since))
+
+
+async def remember_idempotency(tx: Any, account_id: int, key: str, status_id: int, now: float) -> None:
+    await tx.execute("DELETE FROM idempotency_keys WHERE created_at < ?", (now - 3600,))
+    await tx.execute("INSERT OR REPLACE INTO idempotency_keys (account_id, key, status_id, created_at) VALUES (?, ?, ?, ?)",
+                     (account_id, key, status_id, now))

@@ -1,0 +1,128 @@
+"""Timeline queries (they return status ids, newest first) and the materialised home feed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from server.storage.accounts import Reader
+from server.storage.paging import Page, newest_first, window
+
+
+def _not_hidden(hidden: set[int], params: list[Any]) -> str:
+    """Exclude posts by, and boosts of posts by, hidden accounts."""
+    if not hidden:
+        return ""
+    ids = list(hidden)
+    marks = ",".join("?" * len(ids))
+    params.extend(ids)
+    params.extend(ids)
+    return (f" AND s.account_id NOT IN ({marks}) AND (s.reblog_of_id IS NULL OR"
+            f" (SELECT r.account_id FROM statuses r WHERE r.id = s.reblog_of_id) NOT IN ({marks}))")
+
+
+async def _ids(db: Reader, sql: str, params: list[Any], page: Page) -> list[int]:
+    rows = await db.fetchall(sql, params)
+    return [r[0] for r in newest_first(rows, page)]
+
+
+async def add_to_feeds(tx: Any, status_id: int, account_ids: Iterable[int]) -> None:
+    await tx.executemany("INSERT OR IGNORE INTO home_feed (account_id, status_id) VALUES (?, ?)",
+                         [(a, status_id) for a in account_ids])
+
+
+async def remove_account_from_feed(tx: Any, reader_id: int, author_id: int) -> None:
+    await tx.execute(
+        "DELETE FROM home_feed WHERE account_id = ? AND status_id IN (SELECT id FROM statuses WHERE account_id = ?)",
+        (reader_id, author_id))
+
+
+async def backfill_feed(tx: Any, reader_id: int, author_id: int, limit: int = 40) -> None:
+    """After a follow, bring the author's recent posts the reader may see into the reader's feed."""
+    await tx.execute(
+        "INSERT OR IGNORE INTO home_feed (account_id, status_id) SELECT ?, id FROM statuses"
+        " WHERE account_id = ? AND deleted_at IS NULL AND visibility IN ('public', 'unlisted', 'private')"
+        " ORDER BY id DESC LIMIT ?", (reader_id, author_id, limit))
+
+
+async def home(db: Reader, viewer_id: int, page: Page, hidden: set[int]) -> list[int]:
+    cond, params, order = window("h.status_id", page)
+    params = [viewer_id, *params]
+    hidden_sql = _not_hidden(hidden, params)
+    params.append(page.limit)
+    return await _ids(db,
+        "SELECT h.status_id FROM home_feed h JOIN statuses s ON s.id = h.status_id"
+        f" WHERE h.account_id = ? AND s.deleted_at IS NULL{cond}{hidden_sql} ORDER BY {order} LIMIT ?",
+        params, page)
+
+
+async def public(db: Reader, page: Page, hidden: set[int], local: bool = False, remote: bool = False) -> list[int]:
+    cond, params, order = window("s.id", page)
+    where = "s.visibility = 'public' AND s.reblog_of_id IS NULL AND s.deleted_at IS NULL"
+    if local:
+        where += " AND s.local = 1"
+    elif remote:
+        where += " AND s.local = 0"
+    hidden_sql = _not_hidden(hidden, params)
+    params.append(page.limit)
+    return await _ids(db, f"SELECT s.id FROM statuses s WHERE {where}{cond}{hidden_sql} ORDER BY {order} LIMIT ?",
+                      params, page)
+
+
+async def tag(db: Reader, tag_id: int, page: Page, hidden: set[int], local: bool = False) -> list[int]:
+    cond, params, order = window("st.status_id", page)
+    params = [tag_id, *params]
+    where = "st.tag_id = ? AND s.visibility = 'public' AND s.deleted_at IS NULL AND s.reblog_of_id IS NULL"
+    if local:
+        where += " AND s.local = 1"
+    hidden_sql = _not_hidden(hidden, params)
+    params.append(page.limit)
+    return await _ids(db,
+        f"SELECT st.status_id FROM status_tags st JOIN statuses s ON s.id = st.status_id WHERE {where}{cond}{hidden_sql}"
+        f" ORDER BY {order} LIMIT ?", params, page)
+
+
+def visible_sql(viewer_id: int | None, params: list[Any]) -> str:
+    """SQL condition: statuses `s` the viewer may read."""
+    if viewer_id is None:
+        return "s.visibility IN ('public', 'unlisted')"
+    params.extend([viewer_id, viewer_id, viewer_id])
+    return ("(s.visibility IN ('public', 'unlisted') OR s.account_id = ?"
+            " OR (s.visibility = 'private' AND EXISTS (SELECT 1 FROM follows f WHERE f.account_id = ?"
+            "     AND f.target_account_id = s.account_id))"
+            " OR EXISTS (SELECT 1 FROM mentions m WHERE m.status_id = s.id AND m.account_id = ?))")
+
+
+async def account_statuses(db: Reader, account_id: int, viewer_id: int | None, page: Page, *,
+                           exclude_replies: bool, exclude_reblogs: bool, only_media: bool, pinned: bool,
+                           tag_id: int | None) -> list[int]:
+    cond, params, order = window("s.id", page)
+    where = ["s.account_id = ?", "s.deleted_at IS NULL"]
+    pre: list[Any] = [account_id]
+    if exclude_replies:
+        where.append("(s.in_reply_to_id IS NULL OR s.in_reply_to_account_id = s.account_id)")
+    if exclude_reblogs:
+        where.append("s.reblog_of_id IS NULL")
+    if only_media:
+        where.append("EXISTS (SELECT 1 FROM media_attachments m WHERE m.status_id = s.id)")
+    if pinned:
+        where.append("EXISTS (SELECT 1 FROM pins p WHERE p.status_id = s.id AND p.account_id = s.account_id)")
+    if tag_id is not None:
+        where.append("EXISTS (SELECT 1 FROM status_tags st WHERE st.status_id = s.id AND st.tag_id = ?)")
+        pre.append(tag_id)
+    vis_params: list[Any] = []
+    where.append(visible_sql(viewer_id, vis_params))
+    all_params = [*pre, *vis_params, *params, page.limit]
+    return await _ids(db, f"SELECT s.id FROM statuses s WHERE {' AND '.join(where)}{cond} ORDER BY {order} LIMIT ?",
+                      all_params, page)
+
+
+async def statuses_by_ids_page(db: Reader, table: str, viewer_id: int, page: Page) -> list[tuple[int, int]]:
+    """Favourites or bookmarks of the viewer: (row id, status id), newest first."""
+    assert table in ("favourites", "bookmarks")
+    cond, params, order = window("x.id", page)
+    rows = await db.fetchall(
+        f"SELECT x.id, x.status_id FROM {table} x JOIN statuses s ON s.id = x.status_id"
+        f" WHERE x.account_id = ? AND s.deleted_at IS NULL{cond} ORDER BY {order} LIMIT ?",
+        [viewer_id, *params, page.limit])
+    return [(r[0], r[1]) for r in newest_first(rows, page)]
