@@ -178,7 +178,8 @@ async def relationships(db: Reader, viewer_id: int, target_ids: Iterable[int]) -
     out = {t: Relationship() for t in targets}
     if not targets:
         return out
-    marks = _marks(len(targets))
+    # Numbered placeholders: ?1 is the viewer, ?2.. the ids, reused by every branch.
+    marks = ",".join(f"?{i + 2}" for i in range(len(targets)))
     rows = await db.fetchall(
         f"SELECT 'following', target_account_id, show_reblogs, notify FROM follows WHERE account_id = ?1 AND target_account_id IN ({marks})"
         f" UNION ALL SELECT 'followed_by', account_id, 0, 0 FROM follows WHERE target_account_id = ?1 AND account_id IN ({marks})"

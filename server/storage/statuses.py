@@ -186,7 +186,8 @@ async def viewer_flags(db: Reader, viewer_id: int, status_ids: list[int]) -> Vie
     """Which of these statuses the viewer favourited, reblogged, bookmarked or pinned: one query."""
     if not status_ids:
         return ViewerFlags(set(), set(), set(), set())
-    marks = _marks(len(status_ids))
+    # Numbered placeholders: ?1 is the viewer, ?2.. the ids, reused by every branch.
+    marks = ",".join(f"?{i + 2}" for i in range(len(status_ids)))
     rows = await db.fetchall(
         f"SELECT 'f', status_id FROM favourites WHERE account_id = ?1 AND status_id IN ({marks})"
         f" UNION ALL SELECT 'r', reblog_of_id FROM statuses WHERE account_id = ?1 AND deleted_at IS NULL"

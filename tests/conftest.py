@@ -1,0 +1,144 @@
+"""Fixtures that run real Crosstalk instances (`crosstalk serve` in a subprocess) on loopback."""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class Instance:
+    """One running server with its own data directory. `cli()` runs admin commands against it."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str], host: str = "127.0.0.1",
+                 port: int | None = None) -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        self.domain = f"{host}:{self.port}"
+        self.base_url = f"http://{self.domain}"
+        self.data_dir = data_dir
+        self.env = {
+            **os.environ,
+            "CROSSTALK_DOMAIN": self.domain,
+            "CROSSTALK_SCHEME": "http",
+            "CROSSTALK_DEVELOPMENT": "true",
+            "CROSSTALK_HOST": host,
+            "CROSSTALK_PORT": str(self.port),
+            "CROSSTALK_DATA_DIR": str(data_dir),
+            "CROSSTALK_RATE_LIMIT_REQUESTS": "100000",
+            "CROSSTALK_LOG_LEVEL": "warning",
+            **env,
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir.parent / f"{data_dir.name}.log"
+
+    def start(self, timeout: float = 20.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
+        self.proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], cwd=ROOT, env=self.env,
+                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"instance exited early:\n{self.log()}")
+            try:
+                if requests.get(f"{self.base_url}/api/v1/instance", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"instance did not start in {timeout}s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self.proc = None
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-5000:]
+        except OSError:
+            return ""
+
+    def cli(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([sys.executable, "-m", "server.cli", *args], cwd=ROOT, env=self.env,
+                                input=input, capture_output=True, text=True, timeout=60)
+        if check and result.returncode != 0:
+            raise AssertionError(f"crosstalk {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+        return result
+
+    def create_user(self, name: str, password: str = "correct horse battery", admin: bool = False) -> None:
+        args = ["admin", "create-user", name, "--email", f"{name}@example.test", "--password", password]
+        self.cli(*args, *(["--admin"] if admin else []))
+
+    def token(self, name: str, scopes: str = "read write follow push") -> str:
+        return self.cli("admin", "create-token", name, "--scopes", scopes).stdout.strip()
+
+    def api(self, name: str, scopes: str = "read write follow push") -> Any:
+        """A Mastodon.py client for `name`, holding a token minted by the admin CLI."""
+        from mastodon import Mastodon
+        return Mastodon(access_token=self.token(name, scopes), api_base_url=self.base_url)
+
+
+@pytest.fixture
+def make_instance(tmp_path: Path) -> Iterator[Any]:
+    """Factory: make_instance(name="a", env={...}, start=True) → a running Instance; all stopped at teardown."""
+    started: list[Instance] = []
+
+    def make(name: str = "a", env: dict[str, str] | None = None, start: bool = True,
+             host: str = "127.0.0.1") -> Instance:
+        inst = Instance(tmp_path / name, env or {}, host=host)
+        started.append(inst)
+        if start:
+            inst.start()
+        return inst
+
+    yield make
+    for inst in started:
+        inst.stop()
+
+
+@pytest.fixture
+def instance(make_instance: Any) -> Instance:
+    return make_instance("a", env={"CROSSTALK_PASSWORD_GRANT": "true"})
+
+
+def authorize_in_browser(base_url: str, auth_url: str, login: str, password: str) -> str:
+    """Play the user's browser: open the authorize page, sign in, approve, and read the OOB code."""
+    session = requests.Session()
+    page = session.get(auth_url, timeout=10)
+    assert page.status_code == 200, page.text
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
+    fields = {k: html.unescape(v) for k, v in fields.items()}
+    fields.update({"username": login, "password": password, "decision": "approve"})
+    answer = session.post(f"{base_url}/oauth/authorize", data=fields, timeout=10, allow_redirects=False)
+    assert answer.status_code in (200, 302), answer.text
+    if answer.status_code == 302:
+        return answer.headers["Location"]
+    match = re.search(r'<code id="authorization-code">([^<]+)</code>', answer.text)
+    assert match, answer.text
+    return match.group(1)
