@@ -187,7 +187,12 @@ def _get_header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 _IMF_RE = re.compile(r"^[A-Za-z]{3}, (\d{2}) ([A-Za-z]{3}) (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT$")
-_MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
 
 
 def _parse_http_date(value: str) -> float:
@@ -291,14 +296,17 @@ def sign_rfc9421(
     ts = int(now if now is not None else time.time())
     given = _lower_keys(headers)
     out = {"Date": given.get("date") or formatdate(ts, usegmt=True), "Host": host}
-    components: list[tuple[str, str]] = [("@method", method_u), ("@target-uri", f"{scheme}://{host}{path_qs}")]
+    components: list[tuple[str, str]] = [
+        ("@method", method_u),
+        ("@target-uri", f"{scheme}://{host}{path_qs}"),
+    ]
     if body is not None or method_u == "POST":
         digest = hashlib.sha256(body or b"").digest()
         out["Content-Digest"] = "sha-256=:" + _b64(digest) + ":"
         out["Digest"] = "SHA-256=" + _b64(digest)
         components.append(("content-digest", out["Content-Digest"]))
     params = " ".join(_sf_string(name) for name, _ in components)
-    sig_params = f"({params});created={ts};keyid={_sf_string(key_id)};alg=\"rsa-v1_5-sha256\""
+    sig_params = f'({params});created={ts};keyid={_sf_string(key_id)};alg="rsa-v1_5-sha256"'
     base = "".join(f'"{name}": {value}\n' for name, value in components)
     base += f'"@signature-params": {sig_params}'
     signature = load_private_key(private_key_pem).sign(base.encode("utf-8"), _PKCS1, _SHA256)
@@ -585,7 +593,8 @@ def _parse_rfc9421(
     if "@method" not in cov:
         raise SignatureError("signature must cover @method")
     target_ok = "@target-uri" in cov or (
-        "@authority" in cov and ("@request-target" in cov or ("@path" in cov and ("@query" in cov or not query)))
+        "@authority" in cov
+        and ("@request-target" in cov or ("@path" in cov and ("@query" in cov or not query)))
     )
     if not target_ok:
         raise SignatureError("signature must cover @target-uri")
