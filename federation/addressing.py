@@ -8,7 +8,13 @@ from typing import Literal
 
 from federation.models import AS_PUBLIC, is_public
 
-__all__ = ["VISIBILITIES", "Visibility", "address_for_visibility", "visibility_from_addressing", "inboxes_for"]
+__all__ = [
+    "VISIBILITIES",
+    "Visibility",
+    "address_for_visibility",
+    "visibility_from_addressing",
+    "inboxes_for",
+]
 
 Visibility = Literal["public", "unlisted", "private", "direct"]
 VISIBILITIES: tuple[Visibility, ...] = ("public", "unlisted", "private", "direct")
@@ -40,9 +46,7 @@ def address_for_visibility(
     raise ValueError(f"unknown visibility {visibility!r}")
 
 
-def visibility_from_addressing(
-    to: Iterable[str], cc: Iterable[str], followers_url: str | None
-) -> Visibility:
+def visibility_from_addressing(to: Iterable[str], cc: Iterable[str], followers_url: str | None) -> Visibility:
     """Classify an incoming post like Mastodon: Public in to → public, Public in cc →
     unlisted, the author's followers collection → private, anything else → direct.
 

@@ -10,7 +10,24 @@ __all__ = ["ALLOWED_TAGS", "sanitize_html", "html_to_text"]
 
 # Mastodon's Sanitize::Config::MASTODON_STRICT.
 ALLOWED_TAGS = frozenset(
-    {"p", "br", "a", "span", "del", "pre", "code", "em", "strong", "b", "i", "u", "ul", "ol", "li", "blockquote"}
+    {
+        "p",
+        "br",
+        "a",
+        "span",
+        "del",
+        "pre",
+        "code",
+        "em",
+        "strong",
+        "b",
+        "i",
+        "u",
+        "ul",
+        "ol",
+        "li",
+        "blockquote",
+    }
 )
 _ATTRIBUTES = {"a": {"href"}, "ol": {"start", "reversed"}, "li": {"value"}}
 # Mastodon keeps microformat classes and its own mention/hashtag/ellipsis/invisible ones.

@@ -280,7 +280,9 @@ def _lang_map(doc: dict[str, Any], key: str) -> tuple[str | None, str | None]:
     if isinstance(m, dict):
         for lang, text in m.items():
             if isinstance(text, str):
-                return (value if value is not None else text), (lang if isinstance(lang, str) and lang else None)
+                return (value if value is not None else text), (
+                    lang if isinstance(lang, str) and lang else None
+                )
     return value, None
 
 
@@ -428,15 +430,23 @@ def _parse_tags(doc: dict[str, Any]) -> list[ParsedTag]:
             icon = t.get("icon")
             icon_url = _first_url(icon.get("url")) if isinstance(icon, dict) else _first_url(icon)
             if name and icon_url:
-                tags.append(ParsedTag(type="Emoji", name=name, icon_url=icon_url, href=_optional_url(t.get("id"))))
+                tags.append(
+                    ParsedTag(type="Emoji", name=name, icon_url=icon_url, href=_optional_url(t.get("id")))
+                )
         elif kind == "Link" and href is not None:
             mt = t.get("mediaType")
-            tags.append(ParsedTag(type="Link", name=name, href=href, media_type=mt if isinstance(mt, str) else None))
+            tags.append(
+                ParsedTag(type="Link", name=name, href=href, media_type=mt if isinstance(mt, str) else None)
+            )
     return tags
 
 
 def _focal_point(v: object) -> tuple[float, float] | None:
-    if isinstance(v, list) and len(v) == 2 and all(isinstance(x, int | float) and not isinstance(x, bool) for x in v):
+    if (
+        isinstance(v, list)
+        and len(v) == 2
+        and all(isinstance(x, int | float) and not isinstance(x, bool) for x in v)
+    ):
         x, y = float(v[0]), float(v[1])
         if -1.0 <= x <= 1.0 and -1.0 <= y <= 1.0:
             return (x, y)
@@ -528,7 +538,11 @@ def parse_note(doc: object) -> ParsedNote:
     if isinstance(in_reply_to, list):
         in_reply_to = in_reply_to[0] if in_reply_to else None
     quote = next(
-        (q for q in (_optional_url(doc.get(k)) for k in ("quote", "quoteUrl", "quoteUri", "_misskey_quote")) if q),
+        (
+            q
+            for q in (_optional_url(doc.get(k)) for k in ("quote", "quoteUrl", "quoteUri", "_misskey_quote"))
+            if q
+        ),
         None,
     )
     context = id_of(doc.get("context"))
