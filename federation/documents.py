@@ -385,7 +385,12 @@ def ordered_collection_page(
     id: str, part_of: str, items: Sequence[Any], next: str | None = None, prev: str | None = None
 ) -> dict[str, Any]:
     """One OrderedCollectionPage; `next`/`prev` only when those pages exist."""
-    doc: dict[str, Any] = {"@context": AS_CONTEXT, "id": id, "type": "OrderedCollectionPage", "partOf": part_of}
+    doc: dict[str, Any] = {
+        "@context": AS_CONTEXT,
+        "id": id,
+        "type": "OrderedCollectionPage",
+        "partOf": part_of,
+    }
     if next:
         doc["next"] = next
     if prev:
