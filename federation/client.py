@@ -36,7 +36,9 @@ __all__ = [
     "is_restricted_address",
 ]
 
-ACCEPT_ACTIVITY = 'application/activity+json, application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
+ACCEPT_ACTIVITY = (
+    'application/activity+json, application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
+)
 ACTIVITY_CONTENT_TYPE = "application/activity+json"
 ALLOWED_PRIVATE_SETTING = "federation.allowed_private_addresses"
 MAX_DOCUMENT_BYTES = 1024 * 1024  # Mastodon's cap on fetched documents and inbox bodies
@@ -410,7 +412,9 @@ class FederationClient:
             raise FetchError(f"document id {doc_id!r} is not on {host_of(str(final))}")
         return doc
 
-    async def deliver(self, inbox_url: str, body: bytes, *, key_id: str, private_key_pem: str) -> DeliveryOutcome:
+    async def deliver(
+        self, inbox_url: str, body: bytes, *, key_id: str, private_key_pem: str
+    ) -> DeliveryOutcome:
         """Signed POST of an activity.  Never raises for delivery failures.
 
         Unknown hosts get draft-cavage first; on 400/401 the other format is tried once
@@ -435,7 +439,8 @@ class FederationClient:
                     status, error, fmt = status2, error2, other
             elif 200 <= status < 300:
                 self._learn(host, fmt)
-        except EgressDenied as e:
+        except (EgressDenied, aiohttp.InvalidURL) as e:
+            # Policy refusals and unusable URLs won't get better by retrying.
             return DeliveryOutcome(status=None, result="final", error=str(e), signature_format=fmt)
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
             return DeliveryOutcome(
@@ -446,7 +451,9 @@ class FederationClient:
             status=status, result=result, error=None if result == "ok" else error, signature_format=fmt
         )
 
-    async def _post(self, url: URL, body: bytes, key_id: str, pem: str, fmt: SignatureFormat) -> tuple[int, str]:
+    async def _post(
+        self, url: URL, body: bytes, key_id: str, pem: str, fmt: SignatureFormat
+    ) -> tuple[int, str]:
         headers = {"Content-Type": ACTIVITY_CONTENT_TYPE, "Accept": ACCEPT_ACTIVITY}
         resp = await self._send("POST", url, headers, body, (key_id, pem, fmt))
         try:
@@ -487,6 +494,10 @@ class FederationClient:
             if not isinstance(link, dict) or link.get("rel") != "self":
                 continue
             href = link.get("href")
-            if _is_activity_type(link.get("type")) and isinstance(href, str) and href.startswith(("https://", "http://")):
+            if (
+                _is_activity_type(link.get("type"))
+                and isinstance(href, str)
+                and href.startswith(("https://", "http://"))
+            ):
                 return href
         raise FetchError(f"no ActivityPub actor link for {acct}")
