@@ -33,9 +33,21 @@ _ATTRIBUTES = {"a": {"href"}, "ol": {"start", "reversed"}, "li": {"value"}}
 # Mastodon keeps microformat classes and its own mention/hashtag/ellipsis/invisible ones.
 _CLASSES = {"h-card", "u-url", "p-name", "p-nickname", "u-uid", "mention", "hashtag", "ellipsis", "invisible"}
 _URL_SCHEMES = {
-    "http", "https", "mailto", "xmpp", "magnet", "gemini", "gopher",
-    "dat", "dweb", "ipfs", "ipns", "ssb", "matrix", "tel",
-}  # fmt: skip
+    "http",
+    "https",
+    "mailto",
+    "xmpp",
+    "magnet",
+    "gemini",
+    "gopher",
+    "dat",
+    "dweb",
+    "ipfs",
+    "ipns",
+    "ssb",
+    "matrix",
+    "tel",
+}
 
 _CLEANER = nh3.Cleaner(
     tags=set(ALLOWED_TAGS),

@@ -492,6 +492,11 @@ def _parse_cavage(
 
 
 def _check_content_digest(value: str, body: bytes) -> None:
+    m = _FAST_DIGEST_RE.fullmatch(value)
+    if m is not None:  # the usual single sha-256 member
+        if _b64decode(m.group(1), "Content-Digest") != hashlib.sha256(body).digest():
+            raise SignatureError("Content-Digest does not match the body")
+        return
     try:
         members = _SFParser(value).dictionary()
     except SignatureError:
@@ -520,22 +525,14 @@ def _parse_rfc9421(
     scheme: str,
     authority: str | None,
 ) -> SignedRequest:
-    inputs = _SFParser(_get_header(headers, "signature-input") or "").dictionary()
+    raw_input = _get_header(headers, "signature-input") or ""
     raw_sigs = _get_header(headers, "signature")
     if raw_sigs is None:
         raise SignatureError("Signature-Input without Signature")
-    sigs = _SFParser(raw_sigs).dictionary()
-    if len(inputs) != 1 or len(sigs) != 1:
-        raise SignatureError("exactly one RFC 9421 signature is supported")
-    label = next(iter(inputs))
-    if label not in sigs:
+    label, components, params, sig_params = _parse_signature_input(raw_input)
+    sig_label, sig_value = _parse_signature_value(raw_sigs)
+    if label != sig_label:
         raise SignatureError("Signature and Signature-Input labels differ")
-    components, params = inputs[label]
-    sig_value, _ = sigs[label]
-    if not isinstance(components, list):
-        raise SignatureError("Signature-Input member must be an inner list")
-    if not isinstance(sig_value, bytes) or not sig_value:
-        raise SignatureError("Signature member must be a byte sequence")
 
     key_id = params.get("keyid")
     if not isinstance(key_id, str) or not key_id:
@@ -604,7 +601,7 @@ def _parse_rfc9421(
         _check_content_digest(_get_header(headers, "content-digest") or "", body or b"")
 
     _check_time_window(float(created), float(expires) if expires is not None else None, now)
-    lines.append(f'"@signature-params": {_sf_inner_list(components, params)}')
+    lines.append(f'"@signature-params": {sig_params}')
     return SignedRequest(
         key_id=key_id,
         scheme="rfc9421",
@@ -785,3 +782,49 @@ def _sf_params(params: _Params) -> str:
 def _sf_inner_list(items: list[tuple[Any, _Params]], params: _Params) -> str:
     inner = " ".join(_sf_bare(v) + _sf_params(p) for v, p in items)
     return f"({inner}){_sf_params(params)}"
+
+
+# Fast paths for the canonical shapes every implementation emits, e.g.
+#   sig1=("@method" "@target-uri" "content-digest");created=1;keyid="…";alg="rsa-v1_5-sha256"
+# Only canonically serialised input matches, so the raw text *is* the signature-params
+# serialisation; anything else goes through the general structured-field parser.
+_FAST_INPUT_RE = re.compile(
+    r'([a-z*][a-z0-9_.*-]*)=(\((?:"[ !#-\[\]-~]*"(?: "[ !#-\[\]-~]*")*)?\)'
+    r'(?:;[a-z*][a-z0-9_.*-]*=(?:"[ !#-\[\]-~]*"|-?[0-9]{1,15}))*)'
+)
+_FAST_COMPONENT_RE = re.compile(r'"([^"]*)"')
+_FAST_PARAM_RE = re.compile(r';([a-z*][a-z0-9_.*-]*)=(?:"([^"]*)"|(-?[0-9]+))')
+_FAST_SIG_RE = re.compile(r"([a-z*][a-z0-9_.*-]*)=:([A-Za-z0-9+/]+=*):")
+_FAST_DIGEST_RE = re.compile(r"sha-256=:([A-Za-z0-9+/]+=*):")
+
+
+def _parse_signature_input(raw: str) -> tuple[str, list[tuple[Any, _Params]], _Params, str]:
+    """(label, components, params, serialised signature-params) of the single signature."""
+    m = _FAST_INPUT_RE.fullmatch(raw)
+    if m is not None:
+        inner, _, param_text = m.group(2).partition(")")
+        params: _Params = {}
+        for pm in _FAST_PARAM_RE.finditer(param_text):
+            params[pm.group(1)] = pm.group(2) if pm.group(2) is not None else int(pm.group(3))
+        components: list[tuple[Any, _Params]] = [(c, {}) for c in _FAST_COMPONENT_RE.findall(inner)]
+        return m.group(1), components, params, m.group(2)
+    inputs = _SFParser(raw).dictionary()
+    if len(inputs) != 1:
+        raise SignatureError("exactly one RFC 9421 signature is supported")
+    label, (members, params) = next(iter(inputs.items()))
+    if not isinstance(members, list):
+        raise SignatureError("Signature-Input member must be an inner list")
+    return label, members, params, _sf_inner_list(members, params)
+
+
+def _parse_signature_value(raw: str) -> tuple[str, bytes]:
+    m = _FAST_SIG_RE.fullmatch(raw)
+    if m is not None:
+        return m.group(1), _b64decode(m.group(2), "signature")
+    sigs = _SFParser(raw).dictionary()
+    if len(sigs) != 1:
+        raise SignatureError("exactly one RFC 9421 signature is supported")
+    label, (value, _) = next(iter(sigs.items()))
+    if not isinstance(value, bytes) or not value:
+        raise SignatureError("Signature member must be a byte sequence")
+    return label, value

@@ -248,8 +248,10 @@ async def test_over_one_megabyte_is_cut_off(client, sink, keypair, path):
         await client.fetch(sink.base + path, key_id=KEY_ID, private_key_pem=keypair[0])
 
 
-@pytest.mark.parametrize(("kind", "ok"), [("html", False), ("ld-noprofile", False), ("ld", True), ("json", True),
-                                          ("activity-charset", True)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("kind", "ok"),
+    [("html", False), ("ld-noprofile", False), ("ld", True), ("json", True), ("activity-charset", True)],
+)
 async def test_content_types(client, sink, keypair, kind, ok):
     url = sink.base + "/typed/" + kind
     if ok:
@@ -276,10 +278,21 @@ async def test_fetch_connection_refused(client, keypair):
 
 @pytest.mark.parametrize(
     ("code", "result", "attempts"),
-    [(202, "ok", 1), (200, "ok", 1), (400, "final", 2), (401, "retry", 2), (404, "final", 1), (408, "retry", 1),
-     (410, "gone", 1), (422, "final", 1), (429, "retry", 1), (500, "retry", 1), (501, "final", 1),
-     (503, "retry", 1)],
-)  # fmt: skip
+    [
+        (202, "ok", 1),
+        (200, "ok", 1),
+        (400, "final", 2),
+        (401, "retry", 2),
+        (404, "final", 1),
+        (408, "retry", 1),
+        (410, "gone", 1),
+        (422, "final", 1),
+        (429, "retry", 1),
+        (500, "retry", 1),
+        (501, "final", 1),
+        (503, "retry", 1),
+    ],
+)
 async def test_delivery_outcomes(make_client, sink, keypair, code, result, attempts):
     client = make_client()
     outcome = await client.deliver(
@@ -298,8 +311,13 @@ async def test_delivery_outcomes(make_client, sink, keypair, code, result, attem
 
 def test_classify_delivery_status():
     assert [classify_delivery_status(s) for s in (201, 302, 403, 405, 413, 502)] == [
-        "ok", "retry", "final", "final", "final", "retry",
-    ]  # fmt: skip
+        "ok",
+        "retry",
+        "final",
+        "final",
+        "final",
+        "retry",
+    ]
 
 
 def free_port() -> int:
@@ -309,8 +327,9 @@ def free_port() -> int:
 
 
 async def test_delivery_connection_refused_is_retry(client, keypair):
-    outcome = await client.deliver(f"http://127.0.0.1:{free_port()}/inbox", BODY, key_id=KEY_ID,
-                                   private_key_pem=keypair[0])  # fmt: skip
+    outcome = await client.deliver(
+        f"http://127.0.0.1:{free_port()}/inbox", BODY, key_id=KEY_ID, private_key_pem=keypair[0]
+    )
     assert outcome.result == "retry" and outcome.status is None and outcome.error
 
 
@@ -406,8 +425,9 @@ async def test_egress_default_denies_loopback(make_client, sink, keypair):
 async def test_egress_checks_redirect_hops(make_client, sink, sink2, keypair):
     client = make_client(allowed=["127.0.0.1/32"])
     with pytest.raises(EgressDenied):
-        await client.fetch(sink.base + "/redirect-to?url=" + sink2.base + "/actor", key_id=KEY_ID,
-                           private_key_pem=keypair[0])  # fmt: skip
+        await client.fetch(
+            sink.base + "/redirect-to?url=" + sink2.base + "/actor", key_id=KEY_ID, private_key_pem=keypair[0]
+        )
     await client.close()
     assert len(sink.seen) == 1 and sink2.seen == []
 
@@ -457,11 +477,26 @@ async def test_plain_http_refused_unless_allowed(make_client, sink, keypair):
 
 @pytest.mark.parametrize(
     ("address", "restricted"),
-    [("127.0.0.1", True), ("10.1.2.3", True), ("172.16.0.1", True), ("192.168.1.1", True), ("100.64.0.1", True),
-     ("169.254.169.254", True), ("0.0.0.0", True), ("224.0.0.1", True), ("240.0.0.1", True), ("::1", True),
-     ("fd00::1", True), ("fe80::1", True), ("::ffff:127.0.0.1", True), ("ff02::1", True), ("192.0.2.1", True),
-     ("8.8.8.8", False), ("2606:4700::1111", False)],
-)  # fmt: skip
+    [
+        ("127.0.0.1", True),
+        ("10.1.2.3", True),
+        ("172.16.0.1", True),
+        ("192.168.1.1", True),
+        ("100.64.0.1", True),
+        ("169.254.169.254", True),
+        ("0.0.0.0", True),
+        ("224.0.0.1", True),
+        ("240.0.0.1", True),
+        ("::1", True),
+        ("fd00::1", True),
+        ("fe80::1", True),
+        ("::ffff:127.0.0.1", True),
+        ("ff02::1", True),
+        ("192.0.2.1", True),
+        ("8.8.8.8", False),
+        ("2606:4700::1111", False),
+    ],
+)
 def test_restricted_addresses(address, restricted):
     import ipaddress
 
@@ -470,8 +505,11 @@ def test_restricted_addresses(address, restricted):
 
 def test_outcome_encodes():
     assert msgspec.json.decode(msgspec.json.encode(DeliveryOutcome(status=202, result="ok"))) == {
-        "status": 202, "result": "ok", "error": None, "signature_format": None,
-    }  # fmt: skip
+        "status": 202,
+        "result": "ok",
+        "error": None,
+        "signature_format": None,
+    }
 
 
 @pytest.mark.parametrize("host", ["2130706434", "127.0.0.2.", "0x7f000002", "[::ffff:127.0.0.2]"])
@@ -481,8 +519,9 @@ async def test_egress_odd_address_spellings(make_client, sink2, keypair, host):
         await client.fetch(
             f"http://{host}:{sink2.server.port}/actor", key_id=KEY_ID, private_key_pem=keypair[0]
         )
-    outcome = await client.deliver(f"http://{host}:{sink2.server.port}/status/202", BODY, key_id=KEY_ID,
-                                   private_key_pem=keypair[0])  # fmt: skip
+    outcome = await client.deliver(
+        f"http://{host}:{sink2.server.port}/status/202", BODY, key_id=KEY_ID, private_key_pem=keypair[0]
+    )
     assert outcome.result == "final"
     await client.close()
     assert sink2.seen == []

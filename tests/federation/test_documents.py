@@ -59,8 +59,19 @@ def test_parse_webfinger_resource(resource, expected):
     assert parse_webfinger_resource(resource, "local.example", web_domain="www.local.example") == expected
 
 
-@pytest.mark.parametrize("resource", ["", "alice", "acct:", "acct:@local.example", "acct:alice@", "a b@local.example",
-                                      "https://", "acct:a@b@local.example"])  # fmt: skip
+@pytest.mark.parametrize(
+    "resource",
+    [
+        "",
+        "alice",
+        "acct:",
+        "acct:@local.example",
+        "acct:alice@",
+        "a b@local.example",
+        "https://",
+        "acct:a@b@local.example",
+    ],
+)
 def test_parse_webfinger_resource_bad(resource):
     with pytest.raises(ValueError):
         parse_webfinger_resource(resource, "local.example")
@@ -77,8 +88,15 @@ def test_host_meta_and_nodeinfo_links():
 
 
 def test_nodeinfo_versions():
-    args = dict(software_version="0.1.0", users_total=10, users_active_month=5, users_active_halfyear=7,
-                local_posts=100, open_registrations=False, metadata={"nodeName": "Crosstalk"})  # fmt: skip
+    args = dict(
+        software_version="0.1.0",
+        users_total=10,
+        users_active_month=5,
+        users_active_halfyear=7,
+        local_posts=100,
+        open_registrations=False,
+        metadata={"nodeName": "Crosstalk"},
+    )
     v20 = nodeinfo("2.0", **args, repository="https://git.example/crosstalk")
     assert v20["version"] == "2.0" and v20["software"] == {"name": "crosstalk", "version": "0.1.0"}
     assert v20["protocols"] == ["activitypub"] and v20["openRegistrations"] is False
@@ -95,14 +113,26 @@ def test_nodeinfo_versions():
 
 def test_person_actor_round_trips_through_reader():
     doc = person_actor(
-        id=ALICE, username="alice", display_name="Alice", summary_html="<p>hi</p>",
-        inbox=ALICE + "/inbox", outbox=ALICE + "/outbox", followers=ALICE + "/followers",
-        following=ALICE + "/following", featured=ALICE + "/collections/featured", shared_inbox=BASE + "/inbox",
-        public_key_pem="-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----\n", url=BASE + "/@alice",
+        id=ALICE,
+        username="alice",
+        display_name="Alice",
+        summary_html="<p>hi</p>",
+        inbox=ALICE + "/inbox",
+        outbox=ALICE + "/outbox",
+        followers=ALICE + "/followers",
+        following=ALICE + "/following",
+        featured=ALICE + "/collections/featured",
+        shared_inbox=BASE + "/inbox",
+        public_key_pem="-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----\n",
+        url=BASE + "/@alice",
         published=datetime.datetime(2026, 1, 2, 3, 4, 5, 600000, tzinfo=datetime.UTC),
-        manually_approves_followers=True, discoverable=True, icon_url=BASE + "/a.png", icon_media_type="image/png",
-        image_url=BASE + "/h.jpg", fields=[("Site", '<a href="https://a.example">a.example</a>')],
-    )  # fmt: skip
+        manually_approves_followers=True,
+        discoverable=True,
+        icon_url=BASE + "/a.png",
+        icon_media_type="image/png",
+        image_url=BASE + "/h.jpg",
+        fields=[("Site", '<a href="https://a.example">a.example</a>')],
+    )
     msgspec.json.encode(doc)
     assert doc["@context"][0] == "https://www.w3.org/ns/activitystreams"
     assert doc["publicKey"] == {
@@ -123,27 +153,55 @@ def test_person_actor_round_trips_through_reader():
     )
     assert a.public_key_id == ALICE + "#main-key" and a.image_url == BASE + "/h.jpg"
     app = person_actor(
-        id=BASE + "/actor", username="local.example", display_name="", summary_html="", inbox=BASE + "/actor/inbox",
-        outbox=BASE + "/actor/outbox", followers=BASE + "/actor/followers", following=BASE + "/actor/following",
-        featured=BASE + "/actor/featured", shared_inbox=None, public_key_pem="k", url=BASE + "/about",
-        published=0, actor_type="Application",
-    )  # fmt: skip
+        id=BASE + "/actor",
+        username="local.example",
+        display_name="",
+        summary_html="",
+        inbox=BASE + "/actor/inbox",
+        outbox=BASE + "/actor/outbox",
+        followers=BASE + "/actor/followers",
+        following=BASE + "/actor/following",
+        featured=BASE + "/actor/featured",
+        shared_inbox=None,
+        public_key_pem="k",
+        url=BASE + "/about",
+        published=0,
+        actor_type="Application",
+    )
     assert app["type"] == "Application" and app["endpoints"] == {} and "icon" not in app
     assert app["published"] == "1970-01-01T00:00:00Z"
 
 
 def test_note_object_round_trips_through_reader():
     doc = note_object(
-        id=ALICE + "/statuses/1", url=BASE + "/@alice/1", attributed_to=ALICE,
-        to=[AS_PUBLIC], cc=[ALICE + "/followers", "https://remote.example/users/bob"],
-        content="<p>hi @bob #cats</p>", published=1_780_000_000, language="en", summary="cw", sensitive=True,
-        in_reply_to="https://remote.example/users/bob/statuses/9", updated=datetime.datetime(2026, 8, 1, 12, 0),
+        id=ALICE + "/statuses/1",
+        url=BASE + "/@alice/1",
+        attributed_to=ALICE,
+        to=[AS_PUBLIC],
+        cc=[ALICE + "/followers", "https://remote.example/users/bob"],
+        content="<p>hi @bob #cats</p>",
+        published=1_780_000_000,
+        language="en",
+        summary="cw",
+        sensitive=True,
+        in_reply_to="https://remote.example/users/bob/statuses/9",
+        updated=datetime.datetime(2026, 8, 1, 12, 0),
         mentions=[Mention("https://remote.example/users/bob", "@bob@remote.example")],
         hashtags=[Hashtag("cats", BASE + "/tags/cats")],
-        attachments=[Attachment(url=BASE + "/m/1.png", media_type="image/png", name="alt", blurhash="UBL_",
-                                focal_point=(0.1, -0.2), width=10, height=20)],
-        replies=ALICE + "/statuses/1/replies", context=BASE + "/contexts/1",
-    )  # fmt: skip
+        attachments=[
+            Attachment(
+                url=BASE + "/m/1.png",
+                media_type="image/png",
+                name="alt",
+                blurhash="UBL_",
+                focal_point=(0.1, -0.2),
+                width=10,
+                height=20,
+            )
+        ],
+        replies=ALICE + "/statuses/1/replies",
+        context=BASE + "/contexts/1",
+    )
     msgspec.json.encode(doc)
     assert doc["type"] == "Note" and doc["contentMap"] == {"en": "<p>hi @bob #cats</p>"}
     assert doc["updated"] == "2026-08-01T12:00:00Z"
@@ -151,15 +209,29 @@ def test_note_object_round_trips_through_reader():
         {"type": "Mention", "href": "https://remote.example/users/bob", "name": "@bob@remote.example"},
         {"type": "Hashtag", "href": BASE + "/tags/cats", "name": "#cats"},
     ]
-    assert doc["attachment"][0] == {"type": "Document", "mediaType": "image/png", "url": BASE + "/m/1.png",
-                                    "name": "alt", "blurhash": "UBL_", "focalPoint": [0.1, -0.2],
-                                    "width": 10, "height": 20}  # fmt: skip
+    assert doc["attachment"][0] == {
+        "type": "Document",
+        "mediaType": "image/png",
+        "url": BASE + "/m/1.png",
+        "name": "alt",
+        "blurhash": "UBL_",
+        "focalPoint": [0.1, -0.2],
+        "width": 10,
+        "height": 20,
+    }
     n = parse_note(doc)
     assert n.to == [AS_PUBLIC] and n.language == "en" and n.sensitive and n.summary == "cw"
     assert n.context == BASE + "/contexts/1" and n.replies == ALICE + "/statuses/1/replies"
     assert n.attachments[0].focal_point == (0.1, -0.2)
-    plain = note_object(id=ALICE + "/statuses/2", url=BASE + "/@alice/2", attributed_to=ALICE, to=[], cc=[],
-                        content="x", published="2026-08-01T00:00:00Z")  # fmt: skip
+    plain = note_object(
+        id=ALICE + "/statuses/2",
+        url=BASE + "/@alice/2",
+        attributed_to=ALICE,
+        to=[],
+        cc=[],
+        content="x",
+        published="2026-08-01T00:00:00Z",
+    )
     assert (
         "updated" not in plain
         and "contentMap" not in plain
@@ -170,8 +242,15 @@ def test_note_object_round_trips_through_reader():
 
 
 def test_activity_and_collections():
-    note = note_object(id=ALICE + "/statuses/1", url="u", attributed_to=ALICE, to=[AS_PUBLIC], cc=[],
-                       content="x", published=0)  # fmt: skip
+    note = note_object(
+        id=ALICE + "/statuses/1",
+        url="u",
+        attributed_to=ALICE,
+        to=[AS_PUBLIC],
+        cc=[],
+        content="x",
+        published=0,
+    )
     act = activity("Create", ALICE + "/statuses/1/activity", ALICE, note, to=[AS_PUBLIC], cc=[], published=0)
     assert act["@context"][0] == "https://www.w3.org/ns/activitystreams"
     assert "@context" not in act["object"] and "@context" in note  # caller's dict untouched
@@ -184,8 +263,13 @@ def test_activity_and_collections():
     assert delete["object"] == {"id": ALICE + "/statuses/1", "type": "Tombstone"}
 
     coll = ordered_collection(ALICE + "/outbox", 42, first=ALICE + "/outbox?page=true")
-    assert coll == {"@context": "https://www.w3.org/ns/activitystreams", "id": ALICE + "/outbox",
-                    "type": "OrderedCollection", "totalItems": 42, "first": ALICE + "/outbox?page=true"}  # fmt: skip
+    assert coll == {
+        "@context": "https://www.w3.org/ns/activitystreams",
+        "id": ALICE + "/outbox",
+        "type": "OrderedCollection",
+        "totalItems": 42,
+        "first": ALICE + "/outbox?page=true",
+    }
     inline = ordered_collection(ALICE + "/featured", 1, items=[note])
     assert inline["orderedItems"][0]["id"] == note["id"] and "@context" not in inline["orderedItems"][0]
     page = ordered_collection_page(

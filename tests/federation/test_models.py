@@ -86,8 +86,20 @@ def test_contexts():
     terms = ACTOR_CONTEXT[2]
     assert terms["toot"] == "http://joinmastodon.org/ns#"
     assert terms["schema"] == "http://schema.org#"
-    for term in ("manuallyApprovesFollowers", "featured", "discoverable", "indexable", "PropertyValue", "value",
-                 "Hashtag", "sensitive", "blurhash", "focalPoint", "Emoji", "votersCount"):  # fmt: skip
+    for term in (
+        "manuallyApprovesFollowers",
+        "featured",
+        "discoverable",
+        "indexable",
+        "PropertyValue",
+        "value",
+        "Hashtag",
+        "sensitive",
+        "blurhash",
+        "focalPoint",
+        "Emoji",
+        "votersCount",
+    ):
         assert term in terms
 
 
@@ -194,8 +206,14 @@ def test_huge_arrays_rejected(field):
 
 def test_huge_activity_addressing_rejected():
     with pytest.raises(InvalidObject):
-        parse_activity({"id": "https://r.example/1", "type": "Create", "actor": ACTOR,
-                        "cc": ["https://r.example/u"] * (MAX_ITEMS + 1)})  # fmt: skip
+        parse_activity(
+            {
+                "id": "https://r.example/1",
+                "type": "Create",
+                "actor": ACTOR,
+                "cc": ["https://r.example/u"] * (MAX_ITEMS + 1),
+            }
+        )
 
 
 # --------------------------------------------------------------------------- notes
@@ -259,8 +277,12 @@ def test_parse_note_mastodon_shape():
     assert len(n.tags) == 3
     (a,) = n.attachments
     assert (a.url, a.media_type, a.name, a.focal_point, a.width) == (
-        "https://remote.example/m/1.png", "image/png", "alt text", (0.5, -0.25), 640,
-    )  # fmt: skip
+        "https://remote.example/m/1.png",
+        "image/png",
+        "alt text",
+        (0.5, -0.25),
+        640,
+    )
     assert a.blurhash and a.blurhash.startswith("UBL")
 
 
@@ -277,11 +299,11 @@ def test_parse_note_scalar_shapes_and_content_map_only():
             "attachment": {
                 "type": "Image",
                 "url": {"type": "Link", "href": "https://r.example/i.jpg", "mediaType": "image/jpeg"},
-            },  # fmt: skip
+            },
             "url": [
                 {"type": "Link", "mediaType": "video/mp4", "href": "https://r.example/v.mp4"},
                 {"type": "Link", "mediaType": "text/html", "href": "https://r.example/v"},
-            ],  # fmt: skip
+            ],
             "inReplyTo": {"id": "https://x.example/1", "type": "Note"},
             "summary": "",
         }
@@ -297,9 +319,17 @@ def test_parse_note_scalar_shapes_and_content_map_only():
 
 
 def test_parse_note_peertube_attributed_to_prefers_person():
-    n = parse_note(note(type="Video", name="A video", content=None,
-                        attributedTo=[{"type": "Group", "id": "https://pt.example/c/chan"},
-                                      {"type": "Person", "id": "https://pt.example/a/bob"}]))  # fmt: skip
+    n = parse_note(
+        note(
+            type="Video",
+            name="A video",
+            content=None,
+            attributedTo=[
+                {"type": "Group", "id": "https://pt.example/c/chan"},
+                {"type": "Person", "id": "https://pt.example/a/bob"},
+            ],
+        )
+    )
     assert n.attributed_to == "https://pt.example/a/bob" and n.name == "A video" and n.content == ""
 
 
@@ -341,9 +371,16 @@ def test_parse_note_garbage(overrides):
 
 
 def test_parse_note_ignores_bad_optional_fields():
-    n = parse_note(note(inReplyTo="not a url", url=5, tag=[{"type": "Mention", "href": "javascript:x"}],
-                        attachment=[{"type": "Document", "url": "https://r.example/a", "focalPoint": [5, 5]}],
-                        sensitive="yes", published="2026-13-40"))  # fmt: skip
+    n = parse_note(
+        note(
+            inReplyTo="not a url",
+            url=5,
+            tag=[{"type": "Mention", "href": "javascript:x"}],
+            attachment=[{"type": "Document", "url": "https://r.example/a", "focalPoint": [5, 5]}],
+            sensitive="yes",
+            published="2026-13-40",
+        )
+    )
     assert n.in_reply_to is None and n.url is None and n.tags == []
     assert n.attachments[0].focal_point is None
     assert n.sensitive is False and n.published is None

@@ -316,8 +316,12 @@ def test_time_window_edges(keypair, sign, offset, ok):
 def test_cavage_created_and_expires_are_honoured(keypair):
     priv, pub = keypair
     now = int(time.time())
-    lines = [("(request-target)", "get /actor"), ("host", "remote.example"), ("(created)", str(now - 30)),
-             ("(expires)", str(now - 3700))]  # fmt: skip
+    lines = [
+        ("(request-target)", "get /actor"),
+        ("host", "remote.example"),
+        ("(created)", str(now - 30)),
+        ("(expires)", str(now - 3700)),
+    ]
     signed = cavage_by_hand(
         priv,
         lines,
@@ -344,9 +348,15 @@ def test_rfc9421_expires_is_honoured(keypair):
     priv, pub = keypair
     now = datetime.datetime.now(datetime.UTC)
     headers = _hms_sign(
-        priv, pub, "GET", "https://remote.example/actor", None, ("@method", "@target-uri"),
-        created=now - datetime.timedelta(minutes=20), expires=now - datetime.timedelta(minutes=61),
-    )  # fmt: skip
+        priv,
+        pub,
+        "GET",
+        "https://remote.example/actor",
+        None,
+        ("@method", "@target-uri"),
+        created=now - datetime.timedelta(minutes=20),
+        expires=now - datetime.timedelta(minutes=61),
+    )
     with pytest.raises(SignatureError, match="expired"):
         parse_signed_request("GET", "/actor", ci(headers), None)
 
@@ -401,12 +411,16 @@ def test_post_without_digest_rejected(keypair):
 def test_must_cover_date_and_target(keypair):
     priv, _ = keypair
     date = formatdate(usegmt=True)
-    signed = cavage_by_hand(priv, [("(request-target)", "get /actor"), ("host", "remote.example")],
-                            headers={"Host": "remote.example"})  # fmt: skip
+    signed = cavage_by_hand(
+        priv,
+        [("(request-target)", "get /actor"), ("host", "remote.example")],
+        headers={"Host": "remote.example"},
+    )
     with pytest.raises(SignatureError, match="date or \\(created\\)"):
         parse_signed_request("GET", "/actor", ci(signed), None)
-    signed = cavage_by_hand(priv, [("host", "remote.example"), ("date", date)],
-                            headers={"Host": "remote.example", "Date": date})  # fmt: skip
+    signed = cavage_by_hand(
+        priv, [("host", "remote.example"), ("date", date)], headers={"Host": "remote.example", "Date": date}
+    )
     with pytest.raises(SignatureError, match="request-target"):
         parse_signed_request("GET", "/actor", ci(signed), None)
 
@@ -442,8 +456,9 @@ def test_hs2019_and_missing_algorithm_accepted(keypair, algorithm):
 def test_hs2019_default_headers_are_created_only(keypair):
     priv, _ = keypair
     now = int(time.time())
-    signed = cavage_by_hand(priv, [("(created)", str(now))], headers={}, algorithm=None, names="",
-                            extra=f",created={now}")  # fmt: skip
+    signed = cavage_by_hand(
+        priv, [("(created)", str(now))], headers={}, algorithm=None, names="", extra=f",created={now}"
+    )
     signed["Signature"] = signed["Signature"].replace(',headers=""', "")
     # Default coverage for hs2019 is "(created)": no target, so it's refused.
     with pytest.raises(SignatureError, match="request-target"):
@@ -489,18 +504,25 @@ def test_query_string_legacy_fallback(keypair):
     date = formatdate(usegmt=True)
     h = {"Date": date, "Host": "remote.example"}
     # Modern peers sign the query string...
-    modern = cavage_by_hand(priv, [("(request-target)", "get /outbox?page=2"), ("host", "remote.example"),
-                                   ("date", date)], headers=h)  # fmt: skip
+    modern = cavage_by_hand(
+        priv,
+        [("(request-target)", "get /outbox?page=2"), ("host", "remote.example"), ("date", date)],
+        headers=h,
+    )
     sr = parse_signed_request("GET", "/outbox?page=2", ci(modern), None)
     assert len(sr.candidates) == 2
     verify_signed_request(sr, pub)
     # ...legacy ones sign the path alone: accepted through the second candidate.
-    legacy = cavage_by_hand(priv, [("(request-target)", "get /outbox"), ("host", "remote.example"),
-                                   ("date", date)], headers=h)  # fmt: skip
+    legacy = cavage_by_hand(
+        priv, [("(request-target)", "get /outbox"), ("host", "remote.example"), ("date", date)], headers=h
+    )
     verify_signed_request(parse_signed_request("GET", "/outbox?page=2", ci(legacy), None), pub)
     # A different query is still a mismatch.
-    other = cavage_by_hand(priv, [("(request-target)", "get /outbox?page=3"), ("host", "remote.example"),
-                                  ("date", date)], headers=h)  # fmt: skip
+    other = cavage_by_hand(
+        priv,
+        [("(request-target)", "get /outbox?page=3"), ("host", "remote.example"), ("date", date)],
+        headers=h,
+    )
     with pytest.raises(SignatureError):
         verify_signed_request(parse_signed_request("GET", "/outbox?page=2", ci(other), None), pub)
 
@@ -515,8 +537,14 @@ def test_rfc9421_structural_rules(keypair):
 
     parse()
     with pytest.raises(SignatureError, match="exactly one"):
-        parse(**{"Signature-Input": added["Signature-Input"] + ", " + added["Signature-Input"].replace("sig1", "sig2"),
-                 "Signature": added["Signature"] + ", " + added["Signature"].replace("sig1", "sig2")})  # fmt: skip
+        parse(
+            **{
+                "Signature-Input": added["Signature-Input"]
+                + ", "
+                + added["Signature-Input"].replace("sig1", "sig2"),
+                "Signature": added["Signature"] + ", " + added["Signature"].replace("sig1", "sig2"),
+            }
+        )
     with pytest.raises(SignatureError, match="created"):
         parse(**{"Signature-Input": added["Signature-Input"].replace(";created=", ";nope=")})
     with pytest.raises(SignatureError, match="keyid"):
@@ -573,3 +601,22 @@ def test_verification_is_fast(keypair):
 def test_generate_keypair_is_distinct():
     a, b = generate_rsa_keypair(), generate_rsa_keypair()
     assert a[0] != b[0] and a[1] != b[1]
+
+
+def test_rfc9421_non_canonical_spacing_goes_through_general_parser(keypair):
+    """Extra whitespace is legal structured-field syntax; the signature base uses the
+    canonical serialisation, so it still verifies."""
+    priv, pub = keypair
+    added = sign_rfc9421("POST", INBOX, dict(CT), BODY, KEY_ID, priv)
+    loose = {
+        **CT,
+        **added,
+        "Signature-Input": added["Signature-Input"].replace('" "', '"   "'),
+        "Signature": "  " + added["Signature"],
+    }
+    verify_signed_request(parse_signed_request("POST", "/users/bob/inbox", ci(loose), BODY), pub)
+    # Two Signature-Input field lines are two signatures: refused.
+    h = CIMultiDict({**CT, **added})
+    h.add("Signature-Input", added["Signature-Input"].replace("sig1", "sig2"))
+    with pytest.raises(SignatureError, match="exactly one"):
+        parse_signed_request("POST", "/users/bob/inbox", CIMultiDictProxy(h), BODY)
