@@ -344,8 +344,8 @@ class FederationClient:
     ) -> tuple[URL, dict[str, Any]]:
         """GET with manual redirects (each hop re-checked and re-signed); returns the
         final URL and the decoded JSON object."""
-        current = self._check_url(url)
         try:
+            current = self._check_url(url)
             for _ in range(MAX_REDIRECTS + 1):
                 resp = await self._get_once(current, accept, signer)
                 try:
@@ -371,7 +371,7 @@ class FederationClient:
                 if not isinstance(doc, dict):
                     raise FetchError("response is not a JSON object", resp.status)
                 return current, doc
-        except (aiohttp.ClientError, TimeoutError) as e:
+        except (aiohttp.ClientError, TimeoutError, ValueError) as e:  # ValueError: unparseable URL
             raise FetchError(f"{type(e).__name__}: {e}") from e
         raise FetchError(f"more than {MAX_REDIRECTS} redirects")
 
@@ -422,7 +422,7 @@ class FederationClient:
         """
         try:
             url = self._check_url(inbox_url)
-        except EgressDenied as e:
+        except (EgressDenied, ValueError) as e:
             return DeliveryOutcome(status=None, result="final", error=str(e))
         host = host_of(str(url))
         known = self._formats.get(host)

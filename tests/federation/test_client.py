@@ -525,3 +525,18 @@ async def test_egress_odd_address_spellings(make_client, sink2, keypair, host):
     assert outcome.result == "final"
     await client.close()
     assert sink2.seen == []
+
+
+async def test_unusable_urls(client, keypair):
+    for url in ("http://[::1", "ftp://127.0.0.1/x", "not a url", "http://user:pw@127.0.0.1/x"):
+        with pytest.raises(FetchError):
+            await client.fetch(url, key_id=KEY_ID, private_key_pem=keypair[0])
+        outcome = await client.deliver(url, BODY, key_id=KEY_ID, private_key_pem=keypair[0])
+        assert outcome.result == "final" and outcome.status is None
+
+
+async def test_bad_redirect_location(client, sink, keypair):
+    with pytest.raises(FetchError):
+        await client.fetch(
+            sink.base + "/redirect-to?url=http://[::1", key_id=KEY_ID, private_key_pem=keypair[0]
+        )
