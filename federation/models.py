@@ -9,7 +9,6 @@ Nothing here fetches anything: embedded objects are returned as-is, references a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -720,8 +719,3 @@ def parse_public_key(doc: object, key_id: str) -> PublicKey:
     if len(keys) == 1 and key_id.split("#", 1)[0] == doc_id:
         return keys[0]
     raise InvalidObject("keyId not found in the fetched document")
-
-
-def iter_ids(values: Iterable[object]) -> list[str]:
-    """ids of a list of references (strings or embedded objects), skipping junk."""
-    return [i for i in (id_of(v) for v in values) if i]
