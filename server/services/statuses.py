@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import msgspec
 
@@ -86,7 +88,6 @@ async def post_status(state: State, author: Account, new: NewStatus) -> Status:
     rendered, mentioned = await _prepare_text(state, author, body)
     sensitive = new.sensitive if new.sensitive is not None else bool(user and user.default_sensitive)
     status_id = new_id()
-    now = now_iso()
     status = Status(
         id=status_id, uri=f"{author.uri}/statuses/{status_id}", url=f"{author.url}/{status_id}",
         account_id=author.id, local=True, in_reply_to_id=parent.id if parent else None,
@@ -95,25 +96,39 @@ async def post_status(state: State, author: Account, new: NewStatus) -> Status:
         source_text=body, spoiler_text=new.spoiler_text.strip(), visibility=visibility,
         sensitive=bool(sensitive or new.spoiler_text.strip()),
         language=new.language or (user.default_language if user else None) or "en", app_id=new.app_id,
-        created_at=now, edited_at=None, deleted_at=None, replies_count=0, reblogs_count=0, favourites_count=0)
+        created_at=now_iso(), edited_at=None, deleted_at=None, replies_count=0, reblogs_count=0, favourites_count=0)
+
+    async def extra(tx: object) -> None:
+        if new.media_ids:
+            await _attach_media(tx, author.id, status_id, new.media_ids)
+        if new.idempotency_key:
+            await statuses.remember_idempotency(tx, author.id, new.idempotency_key, status_id, time.time())
+
+    await store_status(state, status, mentioned, rendered.tags, extra)
+    return status
+
+
+async def store_status(state: State, status: Status, mentioned: list[int], tags: list[str],
+                       extra: Callable[[Any], Awaitable[None]] | None = None) -> None:
+    """Save a new status, local or arrived from elsewhere, then fan it out off the request path.
+
+    `extra` runs inside the same transaction (media, idempotency keys, remote attachments, polls).
+    """
     notes = []
     async with state.db.transaction() as tx:
         await statuses.insert(tx, status)
-        await statuses.insert_mentions(tx, status_id, mentioned)
-        await statuses.replace_tags(tx, status_id, rendered.tags)
-        if new.media_ids:
-            await _attach_media(tx, author.id, status_id, new.media_ids)
-        await accounts.adjust_counts(tx, author.id, statuses=1)
-        await accounts.touch_last_status(tx, author.id, now[:10])
-        if parent is not None:
-            await statuses.adjust_counts(tx, parent.id, replies=1)
+        await statuses.insert_mentions(tx, status.id, mentioned)
+        await statuses.replace_tags(tx, status.id, tags)
+        if extra is not None:
+            await extra(tx)
+        await accounts.adjust_counts(tx, status.account_id, statuses=1)
+        await accounts.touch_last_status(tx, status.account_id, status.created_at[:10])
+        if status.in_reply_to_id is not None:
+            await statuses.adjust_counts(tx, status.in_reply_to_id, replies=1)
         for account_id in mentioned:
-            notes.append(await notify.create(state, tx, account_id, author.id, "mention", status_id))
-        if new.idempotency_key:
-            await statuses.remember_idempotency(tx, author.id, new.idempotency_key, status_id, time.time())
+            notes.append(await notify.create(state, tx, account_id, status.account_id, "mention", status.id))
     notify.announce(state, notes)
-    state.spawn(fan_out(state, status, mentioned), name=f"fan-out {status_id}")
-    return status
+    state.spawn(fan_out(state, status, mentioned), name=f"fan-out {status.id}")
 
 
 async def _attach_media(tx: object, account_id: int, status_id: int, media_ids: list[int]) -> None:
@@ -229,38 +244,49 @@ async def edit_status(state: State, author: Account, status_id: int, edit: Statu
         raise Unprocessable(f"Text character limit of {limit} exceeded")
     rendered, mentioned = await _prepare_text(state, author, body)
     sensitive = status.sensitive if edit.sensitive is None else edit.sensitive
-    now = now_iso()
+
+    async def media(tx: Any) -> None:
+        if edit.media_ids is not None:
+            await statuses.detach_media(tx, status.id)
+            await _attach_media(tx, author.id, status.id, edit.media_ids)
+
+    return await apply_edit(state, status, content=rendered.html, source_text=body, spoiler_text=spoiler,
+                            sensitive=bool(sensitive or spoiler), language=edit.language or status.language,
+                            mentioned=mentioned, tags=rendered.tags, edited_at=now_iso(), extra=media)
+
+
+async def apply_edit(state: State, status: Status, *, content: str, source_text: str, spoiler_text: str,
+                     sensitive: bool, language: str | None, mentioned: list[int], tags: list[str], edited_at: str,
+                     extra: Callable[[Any], Awaitable[None]] | None = None) -> Status:
+    """Record a new version of a status (local edit or remote Update) and tell who needs to know."""
     async with state.db.transaction() as tx:
         if not await statuses.edits(tx, status.id):
             await statuses.insert_edit(tx, status.id, status.content, status.spoiler_text, status.sensitive,
                                        status.created_at)
-        await statuses.update_content(tx, status.id, content=rendered.html, source_text=body, spoiler_text=spoiler,
-                                      sensitive=bool(sensitive or spoiler), language=edit.language or status.language,
-                                      edited_at=now)
-        await statuses.insert_edit(tx, status.id, rendered.html, spoiler, bool(sensitive or spoiler), now)
+        await statuses.update_content(tx, status.id, content=content, source_text=source_text,
+                                      spoiler_text=spoiler_text, sensitive=sensitive, language=language,
+                                      edited_at=edited_at)
+        await statuses.insert_edit(tx, status.id, content, spoiler_text, sensitive, edited_at)
         old_mentions = set(await statuses.mentioned_ids(tx, status.id))
         await statuses.replace_mentions(tx, status.id, mentioned)
-        await statuses.replace_tags(tx, status.id, rendered.tags)
-        if edit.media_ids is not None:
-            await tx.execute("UPDATE media_attachments SET status_id = NULL WHERE status_id = ?", (status.id,))
-            await _attach_media(tx, author.id, status.id, edit.media_ids)
+        await statuses.replace_tags(tx, status.id, tags)
+        if extra is not None:
+            await extra(tx)
         notes = []
         for account_id in set(mentioned) - old_mentions:
-            notes.append(await notify.create(state, tx, account_id, author.id, "mention", status.id))
-        rows = await tx.fetchall("SELECT DISTINCT account_id FROM statuses WHERE reblog_of_id = ? AND deleted_at IS NULL",
-                                 (status.id,))
-        for r in rows:
-            notes.append(await notify.create(state, tx, r[0], author.id, "update", status.id))
+            notes.append(await notify.create(state, tx, account_id, status.account_id, "mention", status.id))
+        for booster in await statuses.booster_ids(tx, status.id):
+            notes.append(await notify.create(state, tx, booster, status.account_id, "update", status.id))
     notify.announce(state, notes)
     updated = await statuses.get(state.db, status.id)
     assert updated is not None
-    readers = await state.db.fetchall("SELECT account_id FROM home_feed WHERE status_id = ?", (status.id,))
-    for r in readers:
-        state.bus.publish(Event(topic=f"user:{r[0]}", name="status.update", payload=None, status_id=status.id))
+    for reader in await timelines.readers_of(state.db, status.id):
+        state.bus.publish(Event(topic=f"user:{reader}", name="status.update", payload=None, status_id=status.id))
     if status.visibility == "public":
-        for topic in ("public", "public:local"):
+        for topic in ("public", "public:local" if status.local else "public:remote"):
             state.bus.publish(Event(topic=topic, name="status.update", payload=None, status_id=status.id))
-    await state.outbound.status_updated(updated)
+    if status.local:
+        await state.outbound.status_updated(updated)
     return updated
 
 
@@ -282,12 +308,19 @@ async def reblog(state: State, account: Account, status_id: int, visibility: str
     if original.visibility == "private":
         visibility = "private"
     rid = new_id()
-    now = now_iso()
-    boost = Status(id=rid, uri=f"{account.uri}/statuses/{rid}/activity", url=f"{account.url}/{rid}",
-                   account_id=account.id, local=True, in_reply_to_id=None, in_reply_to_account_id=None,
-                   reblog_of_id=original.id, thread_id=None, content="", source_text="", spoiler_text="",
-                   visibility=visibility, sensitive=False, language=None, app_id=None, created_at=now,
-                   edited_at=None, deleted_at=None, replies_count=0, reblogs_count=0, favourites_count=0)
+    return await store_reblog(state, account, original, uri=f"{account.uri}/statuses/{rid}/activity",
+                              url=f"{account.url}/{rid}", visibility=visibility, status_id=rid)
+
+
+async def store_reblog(state: State, account: Account, original: Status, *, uri: str, url: str, visibility: str,
+                       status_id: int | None = None, created_at: str | None = None) -> Status:
+    """Save a boost (ours or one that arrived) and fan it out."""
+    rid = status_id or new_id()
+    boost = Status(id=rid, uri=uri, url=url, account_id=account.id, local=account.local, in_reply_to_id=None,
+                   in_reply_to_account_id=None, reblog_of_id=original.id, thread_id=None, content="", source_text="",
+                   spoiler_text="", visibility=visibility, sensitive=False, language=None, app_id=None,
+                   created_at=created_at or now_iso(), edited_at=None, deleted_at=None, replies_count=0,
+                   reblogs_count=0, favourites_count=0)
     async with state.db.transaction() as tx:
         await statuses.insert(tx, boost)
         await statuses.adjust_counts(tx, original.id, reblogs=1)

@@ -240,3 +240,13 @@ async def remember_idempotency(tx: Any, account_id: int, key: str, status_id: in
     await tx.execute("DELETE FROM idempotency_keys WHERE created_at < ?", (now - 3600,))
     await tx.execute("INSERT OR REPLACE INTO idempotency_keys (account_id, key, status_id, created_at) VALUES (?, ?, ?, ?)",
                      (account_id, key, status_id, now))
+
+
+async def booster_ids(db: Reader, status_id: int) -> list[int]:
+    rows = await db.fetchall("SELECT DISTINCT account_id FROM statuses WHERE reblog_of_id = ? AND deleted_at IS NULL",
+                             (status_id,))
+    return [r[0] for r in rows]
+
+
+async def detach_media(tx: Any, status_id: int) -> None:
+    await tx.execute("UPDATE media_attachments SET status_id = NULL WHERE status_id = ?", (status_id,))

@@ -126,3 +126,8 @@ async def statuses_by_ids_page(db: Reader, table: str, viewer_id: int, page: Pag
         f" WHERE x.account_id = ? AND s.deleted_at IS NULL{cond} ORDER BY {order} LIMIT ?",
         [viewer_id, *params, page.limit])
     return [(r[0], r[1]) for r in newest_first(rows, page)]
+
+
+async def readers_of(db: Reader, status_id: int) -> list[int]:
+    """Accounts whose home feed holds the status."""
+    return [r[0] for r in await db.fetchall("SELECT account_id FROM home_feed WHERE status_id = ?", (status_id,))]
