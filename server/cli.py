@@ -10,6 +10,8 @@ import os
 import secrets
 import signal
 import sys
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -77,24 +79,65 @@ def _check_data_dir(config: Config) -> None:
 async def _serve(config: Config, dev: bool) -> None:
     from aiohttp import web
 
-    from server.app import create_app
+    from server.app import STATE, create_app
+    from server.http.ops import metrics_app
     log = logging.getLogger("crosstalk")
+    grace = float(config["shutdown_grace_seconds"])
     app = create_app(config)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    state = app[STATE]
+    # We wait for in-flight requests ourselves (see below); aiohttp's own wait is only the last second.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     if dev:
         await _bootstrap_dev_admin(config)
     site = web.TCPSite(runner, config["host"], config["port"], backlog=1024, reuse_address=True)
     await site.start()
-    log.info("crosstalk %s listening on %s:%s as %s (data in %s)", VERSION,
-             config["host"], config["port"], config.base_url, config.data_dir)
+    metrics_runner = None
+    if config["metrics.enabled"] and config["metrics.port"]:
+        metrics_runner = web.AppRunner(metrics_app(state), access_log=None, handle_signals=False,
+                                       shutdown_timeout=1.0)
+        await metrics_runner.setup()
+        await web.TCPSite(metrics_runner, config["host"], config["metrics.port"], reuse_address=True).start()
+    log.info("crosstalk %s started", VERSION, extra={
+        "version": VERSION, "domain": config.domain, "base_url": config.base_url,
+        "federation_mode": config["federation.mode"], "data_dir": str(config.data_dir.resolve()),
+        "listen": f"{config['host']}:{config['port']}", "development": config["development"],
+        "metrics_port": config["metrics.port"] or config["port"] if config["metrics.enabled"] else None})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    log.info("shutting down")
+    log.info("shutting down: finishing in-flight requests and deliveries", extra={"grace_seconds": grace})
+    state.shutdown_deadline = deadline = time.monotonic() + grace
+    _exit_after(grace + 5.0, log)
+    state.stopping.set()  # /readyz answers 503; answers now carry Connection: close
+    for server_site in list(runner.sites):
+        await server_site.stop()  # no new connections
+    # aiohttp's own shutdown stops reading from open connections at once, which would strand a
+    # request still uploading its body; so first wait here, with connections open, for the
+    # requests in flight to finish.
+    while state.in_flight and time.monotonic() < deadline:  # noqa: ASYNC110 - a counter, polled only at shutdown
+        await asyncio.sleep(0.05)
+    if state.in_flight:
+        log.warning("grace period over; cancelling requests still in flight", extra={"requests": state.in_flight})
+    # Closes idle connections, runs on_shutdown/on_cleanup: workers stop, spawned tasks finish, the
+    # database is closed.
     await runner.cleanup()
+    if metrics_runner is not None:
+        await metrics_runner.cleanup()
+    log.info("stopped cleanly")
+
+
+def _exit_after(seconds: float, log: logging.Logger) -> None:
+    """Last resort if shutdown hangs (a blocked thread, a stuck database call): exit anyway."""
+    def force() -> None:
+        log.error("shutdown did not finish within the grace period; exiting")
+        logging.shutdown()
+        os._exit(1)
+    timer = threading.Timer(seconds, force)
+    timer.daemon = True
+    timer.start()
 
 
 async def _bootstrap_dev_admin(config: Config) -> None:
@@ -205,6 +248,24 @@ def cmd_create_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deliveries(args: argparse.Namespace) -> int:
+    config = _config(args)
+    from server.storage import federation as fed_store
+
+    async def work(state: Any) -> Any:
+        return await fed_store.delivery_summary(state.db)
+
+    rows = _run(_with_state(config, work))
+    if not rows:
+        print("the delivery queue is empty")
+        return 0
+    print(f"{'HOST':<32} {'PENDING':>8} {'FAILED':>8} {'DONE':>8}  STATE / LAST ERROR")
+    for host, pending, failed, done, last_error, unavailable in rows:
+        note = "unavailable" if unavailable else (last_error or "")
+        print(f"{host:<32} {pending:>8} {failed:>8} {done:>8}  {note[:80]}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crosstalk", description="Crosstalk server and admin tool.")
     parser.add_argument("--version", action="version", version=f"crosstalk {VERSION}")
@@ -235,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     reset.add_argument("name")
     reset.add_argument("--password")
     reset.set_defaults(func=cmd_reset_password)
+    admin_sub.add_parser("deliveries", help="show the federation delivery queue per host").set_defaults(
+        func=cmd_deliveries)
     token = admin_sub.add_parser("create-token", help="print a bearer token for scripts")
     token.add_argument("name")
     token.add_argument("--scopes", default="read write follow")

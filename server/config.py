@@ -72,10 +72,24 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("instance.description", str, "A Crosstalk instance.", "Instance description."),
     Setting("instance.contact_email", str, "", "Contact e-mail address of the admins."),
     Setting("statuses.max_characters", int, 5000, "Longest status text accepted.", check=_positive),
+    Setting("statuses.min_schedule_seconds", int, 300, "How far ahead a scheduled status must be (seconds).", check=_positive),
+    Setting("polls.min_expiration", int, 300, "Shortest poll duration accepted (seconds).", check=_positive),
+    Setting("polls.max_expiration", int, 2629746, "Longest poll duration accepted (seconds).", check=_positive),
+    Setting("scheduler.interval", int, 10, "Seconds between checks for due scheduled statuses and ended polls.",
+            check=_positive),
     Setting("rate_limit.requests", int, 300, "Requests allowed per client per window.", check=_positive),
     Setting("rate_limit.window", int, 300, "Rate-limit window in seconds.", check=_positive),
     Setting("log.format", str, "text", "Log format.", ("text", "json")),
     Setting("log.level", str, "info", "Log level.", ("debug", "info", "warning", "error")),
+    Setting("shutdown_grace_seconds", int, 25, "On SIGTERM, how long to let in-flight requests and deliveries "
+            "finish before exiting.", check=_positive),
+    Setting("metrics.enabled", bool, True, "Serve Prometheus metrics at /metrics."),
+    Setting("metrics.port", int, 0, "Serve /metrics on this separate port instead (0 = the main port).", check=_port),
+    Setting("metrics.allowed_addresses", list, ["127.0.0.1/8", "::1"],
+            "Client addresses or networks allowed to read /metrics.", check=_networks),
+    Setting("federation.mode", str, "allowlist", "Who we federate with.", ("allowlist", "blocklist", "closed")),
+    Setting("federation.retry_scale", float, 1.0,
+            "Multiplier for delivery retry delays (1.0 = Mastodon's schedule of about two days)."),
     Setting("federation.allowed_private_addresses", list, [],
             "Private/loopback addresses or networks peers may live on (e.g. 10.0.0.0/8).", check=_networks),
 )
@@ -118,6 +132,11 @@ def _coerce(setting: Setting, raw: Any, source: str) -> Any:
         if text in ("0", "false", "no", "off", ""):
             return False
         raise ConfigError(f"setting {name}: expected true or false, got {raw!r}")
+    if kind is float:
+        try:
+            return float(str(raw).strip())
+        except ValueError:
+            raise ConfigError(f"setting {name}: expected a number, got {raw!r}") from None
     if kind is int:
         if isinstance(raw, bool):
             raise ConfigError(f"setting {name}: expected a whole number, got {raw!r}")
@@ -196,6 +215,10 @@ def settings_table_markdown() -> str:
     rows = ["| Setting | Environment | Default | Meaning |", "|---|---|---|---|"]
     for s in SETTINGS:
         default = s.default if s.default not in ("", []) else "—"
+        if isinstance(default, list):
+            default = ", ".join(default)
+        elif isinstance(default, bool):
+            default = str(default).lower()
         choices = f" One of: {', '.join(s.choices)}." if s.choices else ""
         rows.append(f"| `{s.key}` | `{s.env}` | `{default}` | {s.help}{choices} |")
     return "\n".join(rows)

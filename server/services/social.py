@@ -11,7 +11,8 @@ from server.storage import relations, timelines
 
 
 async def follow(state: State, account: Account, target: Account, *, reblogs: bool = True,
-                 notify_posts: bool = False) -> None:
+                 notify_posts: bool = False, follow_uri: str | None = None) -> None:
+    """Follow `target`; for a remote follower, `follow_uri` is the id of its Follow activity."""
     if target.id == account.id:
         raise Unprocessable("You cannot follow yourself")
     if await relations.blocked_either_way(state.db, account.id, target.id):
@@ -19,10 +20,13 @@ async def follow(state: State, account: Account, target: Account, *, reblogs: bo
     if await relations.follow(state.db, account.id, target.id) is not None:
         async with state.db.transaction() as tx:
             await relations.insert_follow(tx, account.id, target.id, show_reblogs=reblogs, notify=notify_posts, uri=None)
+        if not account.local:  # a repeated Follow: the remote side lost our Accept, so send it again
+            await state.outbound.follow_accepted(target, account, follow_uri)
         return
     if await relations.follow_request(state.db, account.id, target.id) is not None:
         return
-    follow_uri = f"{account.uri}/follows/{new_id()}" if account.local else None
+    if account.local:
+        follow_uri = f"{account.uri}/follows/{new_id()}"
     notes = []
     if target.locked or not target.local:
         # Remote follows stay requests until the remote side answers with Accept.
@@ -41,6 +45,8 @@ async def follow(state: State, account: Account, target: Account, *, reblogs: bo
     notify.announce(state, notes)
     if not target.local and follow_uri:
         await state.outbound.follow_requested(account, target, follow_uri)
+    elif not account.local and not target.locked:
+        await state.outbound.follow_accepted(target, account, follow_uri)
 
 
 async def accept_remote_follow(state: State, follower: Account, target: Account) -> None:
@@ -51,6 +57,14 @@ async def accept_remote_follow(state: State, follower: Account, target: Account)
             return
         await relations.insert_follow(tx, follower.id, target.id, show_reblogs=bool(request["show_reblogs"]),
                                       notify=bool(request["notify"]), uri=request["uri"])
+
+
+async def drop_follow(state: State, follower: Account, target: Account) -> None:
+    """The remote side rejected our follow (or removed us as a follower after accepting)."""
+    async with state.db.transaction() as tx:
+        await relations.delete_follow_request(tx, follower.id, target.id)
+        if await relations.delete_follow(tx, follower.id, target.id) and follower.local:
+            await timelines.remove_account_from_feed(tx, follower.id, target.id)
 
 
 async def unfollow(state: State, account: Account, target: Account) -> None:
@@ -97,10 +111,11 @@ async def remove_follower(state: State, account: Account, follower: Account) -> 
         await state.outbound.follow_rejected(account, follower, row["uri"] if row is not None else None)
 
 
-async def block(state: State, account: Account, target: Account) -> None:
+async def block(state: State, account: Account, target: Account, block_uri: str | None = None) -> None:
     if target.id == account.id:
         raise Unprocessable("You cannot block yourself")
-    block_uri = f"{account.uri}/blocks/{new_id()}" if account.local else None
+    if account.local:
+        block_uri = f"{account.uri}/blocks/{new_id()}"
     async with state.db.transaction() as tx:
         for a, b in ((account, target), (target, account)):
             if await relations.delete_follow(tx, a.id, b.id) and a.local:

@@ -168,3 +168,16 @@ async def count_local_users(db: Reader) -> int:
 
 async def count_local_statuses(db: Reader) -> int:
     return await db.fetchval("SELECT count(*) FROM statuses WHERE local = 1 AND deleted_at IS NULL") or 0
+
+
+async def by_profile_url(db: Reader, url: str) -> Account | None:
+    return _account(await db.fetchone(f"SELECT {ACCOUNT_COLS} FROM accounts WHERE url = ? AND domain = ''", (url,)))
+
+
+async def usage_counts(db: Reader) -> dict[str, int]:
+    row = await db.fetchone(
+        "SELECT (SELECT count(*) FROM users WHERE disabled = 0),"
+        " (SELECT count(*) FROM users WHERE last_sign_in_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-30 days')),"
+        " (SELECT count(*) FROM users WHERE last_sign_in_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-180 days')),"
+        " (SELECT count(*) FROM statuses WHERE local = 1 AND deleted_at IS NULL)")
+    return {"users": row[0], "active_month": row[1], "active_halfyear": row[2], "posts": row[3]}

@@ -250,3 +250,27 @@ async def booster_ids(db: Reader, status_id: int) -> list[int]:
 
 async def detach_media(tx: Any, status_id: int) -> None:
     await tx.execute("UPDATE media_attachments SET status_id = NULL WHERE status_id = ?", (status_id,))
+
+
+async def media_rows(db: Reader, status_id: int) -> list[Any]:
+    return await db.fetchall("SELECT * FROM media_attachments WHERE status_id = ? ORDER BY position", (status_id,))
+
+
+async def public_ids_of(db: Reader, account_id: int, limit: int, max_id: int | None = None) -> list[int]:
+    """An account's public and unlisted posts (no boosts), newest first: for outboxes and profile pages."""
+    rows = await db.fetchall(
+        "SELECT id FROM statuses WHERE account_id = ? AND visibility IN ('public', 'unlisted') AND deleted_at IS NULL"
+        " AND reblog_of_id IS NULL AND id < ? ORDER BY id DESC LIMIT ?", (account_id, max_id or 2**63 - 1, limit))
+    return [r[0] for r in rows]
+
+
+async def public_replies(db: Reader, status_id: int, after: int | None, limit: int) -> list[Status]:
+    rows = await db.fetchall(
+        f"SELECT {STATUS_COLS} FROM statuses WHERE in_reply_to_id = ? AND visibility IN ('public', 'unlisted')"
+        " AND deleted_at IS NULL AND id > ? ORDER BY id LIMIT ?", (status_id, after or 0, limit))
+    return [row_to_status(r) for r in rows]
+
+
+async def pinned_ids(db: Reader, account_id: int) -> list[int]:
+    return [r[0] for r in await db.fetchall("SELECT status_id FROM pins WHERE account_id = ? ORDER BY id DESC",
+                                            (account_id,))]

@@ -1,0 +1,307 @@
+"""Remote actors and posts: discovery, signed fetches, keys, and turning their documents into records.
+
+`Federation` is the one object that holds the outgoing HTTP client and the instance actor's key; the
+inbox, the delivery worker and the API resolver all go through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import msgspec
+
+from federation import html as ap_html
+from federation import models as ap
+from federation.addressing import visibility_from_addressing
+from federation.client import FederationClient, FetchError
+from federation.signatures import generate_rsa_keypair
+from server.ids import iso, new_id, now_iso, parse_iso
+from server.records import Account, Status
+from server.services import statuses as status_service
+from server.state import State
+from server.storage import accounts as account_store
+from server.storage import federation as fed_store
+from server.storage import statuses as status_store
+from server.version import VERSION
+
+log = logging.getLogger("crosstalk.federation")
+ACTOR_REFRESH_SECONDS = 24 * 3600
+MAX_ANCESTORS = 20
+
+
+class RemoteError(Exception):
+    """A remote object could not be obtained or is unusable."""
+
+
+class Federation:
+    def __init__(self, state: State) -> None:
+        self.state = state
+        cfg = state.config
+        dev = bool(cfg["development"])
+        self.client = FederationClient(
+            user_agent=f"Crosstalk/{VERSION} (+{state.base_url}/)",
+            allowed_private_networks=cfg["federation.allowed_private_addresses"],
+            allow_http=dev, default_scheme=cfg["scheme"] if dev else "https",
+            on_signature_format=self._remember_format)
+        self.instance_actor_id = 0
+        self.instance_key_id = f"{state.base_url}/actor#main-key"
+        self._instance_private_pem = ""
+        self._key_locks: dict[int, asyncio.Lock] = {}
+        self._actor_locks: dict[str, asyncio.Lock] = {}
+
+    async def start(self) -> None:
+        db = self.state.db
+        row = await fed_store.instance_actor_row(db, self.state.base_url)
+        if row is None:
+            private_pem, public_pem = await asyncio.get_running_loop().run_in_executor(None, generate_rsa_keypair)
+            async with db.transaction() as tx:
+                self.instance_actor_id = await fed_store.ensure_instance_actor(tx, self.state.base_url, private_pem,
+                                                                               public_pem)
+            self._instance_private_pem = private_pem
+        else:
+            self.instance_actor_id, self._instance_private_pem = row[0], row[1]
+        self.client.preload_signature_formats(await fed_store.signature_formats(db))
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    def _remember_format(self, host: str, fmt: str) -> None:
+        async def save() -> None:
+            async with self.state.db.transaction() as tx:
+                await fed_store.save_host(tx, host, signature_format=fmt)
+        self.state.spawn(save(), name=f"remember signature format {host}")
+
+    # -- keys ----------------------------------------------------------------------------------------
+
+    async def signing_key(self, account: Account) -> tuple[str, str]:
+        """(key id, private PEM) of a local account, generating the key pair on first use."""
+        if account.id == self.instance_actor_id:
+            return self.instance_key_id, self._instance_private_pem
+        pem = await account_store.private_key(self.state.db, account.id)
+        if pem:
+            return account.key_id or f"{account.uri}#main-key", pem
+        lock = self._key_locks.setdefault(account.id, asyncio.Lock())
+        async with lock:
+            pem = await account_store.private_key(self.state.db, account.id)
+            if not pem:
+                pem, public = await asyncio.get_running_loop().run_in_executor(None, generate_rsa_keypair)
+                async with self.state.db.transaction() as tx:
+                    await account_store.set_keys(tx, account.id, pem, public)
+                pem = await account_store.private_key(self.state.db, account.id)
+        return account.key_id or f"{account.uri}#main-key", pem
+
+    async def public_key_pem(self, account: Account) -> str:
+        if not account.public_key_pem:
+            await self.signing_key(account)
+            fresh = await account_store.get(self.state.db, account.id)
+            return fresh.public_key_pem if fresh else ""
+        return account.public_key_pem
+
+    async def key_owner(self, key_id: str, refresh: bool = False) -> Account:
+        """The remote account owning `key_id`, fetched (or refetched, after a failed check) as needed."""
+        if not refresh:
+            known = await fed_store.account_by_key_id(self.state.db, key_id)
+            if known is not None:
+                return known
+        doc = await self.fetch(key_id)
+        key = ap.parse_public_key(doc, key_id)
+        actor_doc = doc if key.owner_confirmed else await self.fetch(key.owner)
+        account = await self.store_actor(actor_doc)
+        if account.key_id != key.id or account.public_key_pem.strip() != key.pem.strip():
+            raise RemoteError("the key's owner does not list this key")
+        return account
+
+    # -- fetching --------------------------------------------------------------------------------------
+
+    async def fetch(self, url: str) -> dict[str, Any]:
+        """Signed GET as the instance actor."""
+        try:
+            return await self.client.fetch(url, key_id=self.instance_key_id, private_key_pem=self._instance_private_pem)
+        except FetchError as exc:
+            raise RemoteError(str(exc)) from exc
+
+    async def actor(self, uri: str, refresh: bool = False) -> Account:
+        """A remote actor by URI: from the database when fresh, else fetched and stored."""
+        if ap.host_of(uri) == self.state.domain:
+            local = await account_store.by_uri(self.state.db, uri)
+            if local is None:
+                raise RemoteError(f"no local actor {uri}")
+            return local
+        known = await account_store.by_uri(self.state.db, uri)
+        if known is not None and not refresh and known.fetched_at and not _stale(known.fetched_at):
+            return known
+        lock = self._actor_locks.setdefault(uri, asyncio.Lock())
+        async with lock:
+            known = await account_store.by_uri(self.state.db, uri)
+            if known is not None and not refresh and known.fetched_at and not _stale(known.fetched_at):
+                return known
+            try:
+                return await self.store_actor(await self.fetch(uri))
+            except RemoteError:
+                if known is not None:
+                    return known
+                raise
+            finally:
+                self._actor_locks.pop(uri, None)
+
+    async def store_actor(self, doc: dict[str, Any]) -> Account:
+        try:
+            parsed = ap.parse_actor(doc)
+        except ap.InvalidObject as exc:
+            raise RemoteError(f"unusable actor: {exc.reason if hasattr(exc, 'reason') else exc}") from exc
+        domain = ap.host_of(parsed.id)
+        if domain == self.state.domain:
+            raise RemoteError("refusing to store a remote copy of a local actor")
+        if parsed.inbox and not ap.same_host(parsed.inbox, parsed.id):
+            raise RemoteError("actor inbox is on another host")
+        key = next((k for k in parsed.public_keys), None)
+        fields = [[ap_html.sanitize_html(n), ap_html.sanitize_html(v), ap_html.html_to_text(v)] for n, v in parsed.fields][:20]
+        values = {
+            "username": parsed.preferred_username[:100], "domain": domain,
+            "display_name": (parsed.name or "")[:200], "note": ap_html.sanitize_html(parsed.summary or ""),
+            "fields": msgspec.json.encode(fields).decode(), "locked": int(parsed.manually_approves_followers),
+            "bot": int(parsed.type in ("Application", "Service")), "discoverable": int(parsed.discoverable),
+            "avatar_url": parsed.icon_url or "", "header_url": parsed.image_url or "", "uri": parsed.id,
+            "url": parsed.url or parsed.id, "inbox_url": parsed.inbox, "shared_inbox_url": parsed.shared_inbox or "",
+            "outbox_url": parsed.outbox or "", "followers_url": parsed.followers or "",
+            "following_url": parsed.following or "", "featured_url": parsed.featured or "",
+            "public_key_pem": key.pem if key else "", "key_id": key.id if key else "",
+            "actor_type": parsed.type, "moved_to_uri": parsed.moved_to,
+        }
+        async with self.state.db.transaction() as tx:
+            account_id = await fed_store.upsert_remote_account(tx, values)
+        account = await account_store.get(self.state.db, account_id)
+        assert account is not None
+        return account
+
+    async def resolve_account(self, acct: str) -> Account | None:
+        """`user@domain` → account, through WebFinger for accounts we have not seen."""
+        username, _, domain = acct.strip().lstrip("@").partition("@")
+        if not domain or domain.lower() == self.state.domain:
+            return await account_store.by_username(self.state.db, username)
+        known = await account_store.by_username(self.state.db, username, domain.lower())
+        if known is not None:
+            return known
+        try:
+            actor_url = await self.client.resolve_acct(f"{username}@{domain}")
+            return await self.actor(actor_url)
+        except (FetchError, RemoteError) as exc:
+            log.info("could not resolve %s: %s", acct, exc)
+            return None
+
+    async def resolve_url(self, url: str) -> Account | Status | None:
+        """A URL pasted into search: a known status or account, or fetched."""
+        found = await status_store.by_uri(self.state.db, url)
+        if found is not None:
+            return found
+        account = await account_store.by_uri(self.state.db, url)
+        if account is not None:
+            return account
+        by_url = await fed_store.status_id_by_url(self.state.db, url)
+        if by_url is not None:
+            return await status_store.get(self.state.db, by_url)
+        try:
+            doc = await self.fetch(url)
+        except RemoteError:
+            return None
+        kind = ap.first_str(doc.get("type"))
+        if kind in ap.ACTOR_TYPES:
+            return await self.store_actor(doc)
+        try:
+            return await self.note(doc)
+        except RemoteError:
+            return None
+
+    # -- posts ---------------------------------------------------------------------------------------
+
+    async def status_by_uri(self, uri: str, depth: int = 0) -> Status | None:
+        """A status we have, or fetch it (and its ancestors) from its origin."""
+        found = await status_store.by_uri(self.state.db, uri)
+        if found is not None or depth > MAX_ANCESTORS:
+            return found
+        if ap.host_of(uri) == self.state.domain or await fed_store.is_tombstoned(self.state.db, uri):
+            return None
+        try:
+            return await self.note(await self.fetch(uri), depth=depth + 1)
+        except RemoteError as exc:
+            log.info("could not fetch %s: %s", uri, exc)
+            return None
+
+    async def note(self, doc: dict[str, Any], depth: int = 0, actor: Account | None = None) -> Status:
+        """Store a remote Note (if new) and return its status. Checks that its author is on its host."""
+        try:
+            parsed = ap.parse_note(doc)
+        except ap.InvalidObject as exc:
+            raise RemoteError(f"unusable note: {exc}") from exc
+        if not ap.same_host(parsed.id, parsed.attributed_to):
+            raise RemoteError("note and author are on different hosts")
+        if ap.host_of(parsed.id) == self.state.domain:
+            raise RemoteError("refusing a remote copy of a local note")
+        existing = await status_store.by_uri(self.state.db, parsed.id)
+        if existing is not None:
+            return existing
+        if await fed_store.is_tombstoned(self.state.db, parsed.id):
+            raise RemoteError("note was deleted")
+        author = actor if actor is not None and actor.uri == parsed.attributed_to else await self.actor(parsed.attributed_to)
+        parent = None
+        if parsed.in_reply_to:
+            parent = await self.status_by_uri(parsed.in_reply_to, depth)
+        return await self._store_note(parsed, author, parent)
+
+    async def _store_note(self, parsed: ap.ParsedNote, author: Account, parent: Status | None) -> Status:
+        visibility = visibility_from_addressing(parsed.to, parsed.cc, author.followers_url or None)
+        content = ap_html.sanitize_html(parsed.content or "")
+        if parsed.name and not content:
+            content = f"<p>{ap_html.sanitize_html(parsed.name)}</p>"
+        mentioned, tags = await self.tags_of(parsed)
+        published = parsed.published.timestamp() if parsed.published else time.time()
+        status_id = new_id(int(published * 1000)) if published < time.time() - 5 else new_id()
+        created = iso(parsed.published) if parsed.published else now_iso()
+        status = Status(
+            id=status_id, uri=parsed.id, url=parsed.url or parsed.id, account_id=author.id, local=False,
+            in_reply_to_id=parent.id if parent else None, in_reply_to_account_id=parent.account_id if parent else None,
+            reblog_of_id=None, thread_id=(parent.thread_id or parent.id) if parent else status_id, content=content,
+            source_text=ap_html.html_to_text(content), spoiler_text=(parsed.summary or "")[:1000],
+            visibility=visibility, sensitive=bool(parsed.sensitive or parsed.summary), language=parsed.language,
+            app_id=None, created_at=created, edited_at=iso(parsed.updated) if parsed.updated else None,
+            deleted_at=None, replies_count=0, reblogs_count=0, favourites_count=0)
+        attachments = parsed.attachments[:8]
+
+        async def media(tx: Any) -> None:
+            for position, a in enumerate(attachments):
+                await fed_store.insert_remote_media(tx, author.id, status_id, position, a)
+
+        try:
+            await status_service.store_status(self.state, status, mentioned, tags, media)
+        except Exception as exc:
+            # A concurrent delivery of the same note won the race: use the stored one.
+            existing = await status_store.by_uri(self.state.db, parsed.id)
+            if existing is not None:
+                return existing
+            raise RemoteError(f"could not store note: {exc}") from exc
+        return status
+
+    async def tags_of(self, parsed: ap.ParsedNote) -> tuple[list[int], list[str]]:
+        mentioned: list[int] = []
+        tags: list[str] = []
+        for tag in parsed.tags:
+            if tag.type == "Mention" and tag.href:
+                account = await account_store.by_uri(self.state.db, tag.href)
+                if account is None and ap.host_of(tag.href) == self.state.domain:
+                    local_id = await fed_store.local_account_id_by_url(self.state.db, tag.href)
+                    account = await account_store.get(self.state.db, local_id) if local_id else None
+                if account is not None and account.id not in mentioned:
+                    mentioned.append(account.id)
+            elif tag.type == "Hashtag" and tag.name:
+                name = tag.name.lstrip("#")
+                if name and len(name) <= 100 and name not in tags:
+                    tags.append(name)
+        return mentioned[:100], tags[:50]
+
+
+def _stale(fetched_at: str) -> bool:
+    return time.time() - parse_iso(fetched_at).timestamp() > ACTOR_REFRESH_SECONDS
+

@@ -1,0 +1,80 @@
+"""The inbox worker: applies persisted inbound activities in arrival order, one actor at a time
+(so a Create is applied before the Update or Delete that follows it), several actors at once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+
+import msgspec
+
+from server.services import inbound
+from server.services.remote import RemoteError
+from server.state import State
+from server.storage import federation as fed_store
+
+log = logging.getLogger("crosstalk.inbox")
+MAX_ATTEMPTS = 3
+
+
+class InboxWorker:
+    def __init__(self, state: State) -> None:
+        self.state = state
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self.processed = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def request_stop(self) -> None:
+        """Finish the attempt in hand, take no new work."""
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        while not self._stopping and not self.state.stopping.is_set():
+            try:
+                rows = await fed_store.pending_inbox(self.state.db, 100)
+                if rows:
+                    by_actor: dict[str, list[object]] = defaultdict(list)
+                    for row in rows:
+                        by_actor[row["actor_uri"]].append(row)
+                    await asyncio.gather(*(self._actor_batch(batch) for batch in by_actor.values()))
+                    continue
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), 5.0)
+                except TimeoutError:
+                    pass
+            except Exception:
+                log.exception("inbox loop error")
+                await asyncio.sleep(1)
+
+    async def _actor_batch(self, rows: list[object]) -> None:
+        for row in rows:
+            if self._stopping:
+                return
+            await self._apply(row)
+
+    async def _apply(self, row: object) -> None:
+        row_id, activity_id, body, attempts = row["id"], row["activity_id"], row["body"], row["attempts"]  # type: ignore[index]
+        error: str | None = None
+        give_up = True
+        try:
+            outcome = await inbound.process(self.state, msgspec.json.decode(body))
+            log.debug("inbox %s: %s", activity_id, outcome)
+        except inbound.Rejected as exc:
+            error = f"rejected: {exc}"
+        except RemoteError as exc:
+            error = f"remote: {exc}"
+            give_up = attempts + 1 >= MAX_ATTEMPTS
+        except Exception as exc:
+            log.exception("inbox activity %s failed", activity_id)
+            error = f"error: {type(exc).__name__}: {exc}"
+        if error:
+            log.info("inbox %s not applied: %s", activity_id, error)
+        async with self.state.db.transaction() as tx:
+            await fed_store.finish_inbox(tx, row_id, error, give_up)
+        self.processed += 1
