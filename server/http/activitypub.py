@@ -248,12 +248,25 @@ async def verify_request(st: State, request: web.Request, body: bytes | None) ->
     return owner
 
 
+async def read_limited(request: web.Request, limit: int) -> bytes | None:
+    """The whole body, or None once it exceeds `limit` (read() alone may return a partial chunk)."""
+    chunks, size = [], 0
+    while True:
+        chunk = await request.content.read(65536)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+
+
 async def inbox(request: web.Request) -> web.Response:
     st = state_of(request)
     if request.content_length is not None and request.content_length > MAX_INBOX_BYTES:
         return json_response({"error": "Request entity too large"}, status=413)
-    body = await request.content.read(MAX_INBOX_BYTES + 1)
-    if len(body) > MAX_INBOX_BYTES:
+    body = await read_limited(request, MAX_INBOX_BYTES)
+    if body is None:
         return json_response({"error": "Request entity too large"}, status=413)
     try:
         signer = await verify_request(st, request, body)

@@ -43,6 +43,11 @@ async def process(state: State, doc: dict[str, Any]) -> str:
     return "applied"
 
 
+def _ids(values: list[Any]) -> list[str]:
+    """ids of references given as strings or embedded objects, skipping junk."""
+    return [i for i in (ap.id_of(v) for v in values) if i]
+
+
 def _object_host_matches(actor: Account, object_id: str | None) -> None:
     if object_id and not ap.same_host(object_id, actor.uri):
         raise Rejected("object is on another host than its actor")
@@ -169,7 +174,7 @@ async def _relevant(state: State, actor: Account, doc: dict[str, Any]) -> bool:
     reply_to = ap.id_of(doc.get("inReplyTo"))
     if reply_to and await status_store.by_uri(state.db, reply_to) is not None:
         return True
-    addressed = ap.iter_ids([*ap.as_list(doc.get("to")), *ap.as_list(doc.get("cc"))][:1000])
+    addressed = _ids([*ap.as_list(doc.get("to")), *ap.as_list(doc.get("cc"))][:1000])
     for tag in ap.as_list(doc.get("tag"))[:1000]:
         if isinstance(tag, dict) and ap.first_str(tag.get("type")) == "Mention":
             addressed.append(ap.id_of(tag.get("href")) or "")
@@ -272,7 +277,7 @@ async def on_block(state: State, actor: Account, activity: ap.ParsedActivity) ->
 
 
 async def on_flag(state: State, actor: Account, activity: ap.ParsedActivity) -> None:
-    objects = ap.iter_ids(ap.as_list(activity.raw.get("object"))[:100])
+    objects = _ids(ap.as_list(activity.raw.get("object"))[:100])
     target = None
     status_ids = []
     for uri in objects:

@@ -34,3 +34,70 @@ def pair(make_instance):
     a.create_user("alice")
     b.create_user("bob")
     return a, b
+
+
+class FakeActor:
+    """A minimal remote server on loopback: serves one actor document and records what is POSTed to
+    its inbox. Used to talk to an instance with requests signed by independent libraries."""
+
+    def __init__(self, username: str = "mallory") -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from federation.signatures import generate_rsa_keypair
+        from tests.conftest import free_port
+
+        self.private_pem, self.public_pem = generate_rsa_keypair()
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.uri = f"{self.base}/users/{username}"
+        self.key_id = f"{self.uri}#main-key"
+        self.received: list[tuple[dict[str, str], bytes, str]] = []
+        self.document = {
+            "@context": ["https://www.w3.org/ns/activitystreams", "https://w3id.org/security/v1"],
+            "id": self.uri, "type": "Person", "preferredUsername": username, "name": username.title(),
+            "inbox": f"{self.uri}/inbox", "outbox": f"{self.uri}/outbox", "followers": f"{self.uri}/followers",
+            "publicKey": {"id": self.key_id, "owner": self.uri, "publicKeyPem": self.public_pem},
+        }
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                import json
+                if self.path.split("?")[0] == f"/users/{username}":
+                    body = json.dumps(fake.document).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/activity+json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                else:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                fake.received.append(({k: v for k, v in self.headers.items()}, body, self.path))
+                self.send_response(202)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def fake_actor():
+    actor = FakeActor()
+    yield actor
+    actor.close()
