@@ -30,6 +30,9 @@ from server.version import VERSION
 log = logging.getLogger("crosstalk.federation")
 ACTOR_REFRESH_SECONDS = 24 * 3600
 MAX_ANCESTORS = 20
+BACKFILL_COOLDOWN = 15 * 60.0
+BACKFILL_PAGES = 5
+BACKFILL_ITEMS = 200
 
 
 class RemoteError(Exception):
@@ -51,6 +54,7 @@ class Federation:
         self._instance_private_pem = ""
         self._key_locks: dict[int, asyncio.Lock] = {}
         self._actor_locks: dict[str, asyncio.Lock] = {}
+        self._backfilled: dict[int, float] = {}  # thread root id → monotonic time before which we skip
 
     async def start(self) -> None:
         db = self.state.db
@@ -283,6 +287,54 @@ class Federation:
                 return existing
             raise RemoteError(f"could not store note: {exc}") from exc
         return status
+
+    async def backfill_thread(self, status: Status, budget: float = 4.0) -> None:
+        """Opening a thread: fetch the conversation from the root's origin (FEP-7888 `context`, else the
+        `replies` collection) so replies we were never sent show up. At most once per 15 minutes a thread."""
+        root = status
+        if status.thread_id and status.thread_id != status.id:
+            root = await status_store.get(self.state.db, status.thread_id) or status
+        if root.local:
+            return
+        now = time.monotonic()
+        if self._backfilled.get(root.id, 0) > now:
+            return
+        self._backfilled[root.id] = now + BACKFILL_COOLDOWN
+        try:
+            await asyncio.wait_for(self._backfill(root), budget)
+        except (TimeoutError, RemoteError) as exc:
+            log.info("thread backfill of %s stopped: %s", root.uri, exc)
+
+    async def _backfill(self, root: Status) -> None:
+        doc = await self.fetch(root.uri)
+        collection = ap.id_of(doc.get("context")) or ap.id_of(doc.get("replies"))
+        if isinstance(doc.get("replies"), dict) and not ap.id_of(doc.get("context")):
+            collection_doc: dict[str, Any] | None = doc["replies"]
+        else:
+            collection_doc = await self.fetch(collection) if collection and ap.same_host(collection, root.uri) else None
+        seen = 0
+        pages = 0
+        while collection_doc is not None and pages < BACKFILL_PAGES and seen < BACKFILL_ITEMS:
+            pages += 1
+            page = collection_doc.get("first", collection_doc) if "orderedItems" not in collection_doc and "items" not in collection_doc else collection_doc
+            if isinstance(page, str):
+                page = await self.fetch(page)
+            if not isinstance(page, dict):
+                return
+            for item in ap.as_list(page.get("orderedItems") or page.get("items"))[:BACKFILL_ITEMS]:
+                uri = ap.id_of(item)
+                if not uri or uri == root.uri:
+                    continue
+                seen += 1
+                if isinstance(item, dict) and ap.first_str(item.get("type")) in ap.POST_TYPES:
+                    try:
+                        await self.note(item)
+                        continue
+                    except RemoteError:
+                        pass
+                await self.status_by_uri(uri)
+            next_page = ap.id_of(page.get("next"))
+            collection_doc = await self.fetch(next_page) if next_page and ap.same_host(next_page, root.uri) else None
 
     async def tags_of(self, parsed: ap.ParsedNote) -> tuple[list[int], list[str]]:
         mentioned: list[int] = []

@@ -15,7 +15,12 @@ from server.http.base import (
     require_user,
     state_of,
 )
+from server.http.mastodon.polls import poll_param, time_param
+from server.records import ScheduledStatus
 from server.render import mastodon as render
+from server.render import scheduled as scheduled_render
+from server.services import filtering
+from server.services import scheduled as scheduled_service
 from server.services import statuses as service
 from server.services.errors import Unprocessable
 from server.storage import accounts as account_store
@@ -47,12 +52,13 @@ async def create(request: web.Request) -> web.Response:
         text=p.text("status"), in_reply_to_id=p.id("in_reply_to_id"), visibility=visibility,
         spoiler_text=p.text("spoiler_text"), sensitive=p.bool("sensitive"), language=p.str("language") or None,
         media_ids=_ids(p.list("media_ids"), "media_ids"), app_id=creds.token.app_id,
-        idempotency_key=request.headers.get("Idempotency-Key"))
-    hook = getattr(st, "post_status_hook", None)
-    if hook is not None:  # later layers (polls, scheduling, local-only) take over extra parameters
-        response = await hook(request, account, new, p)
-        if response is not None:
-            return response
+        idempotency_key=request.headers.get("Idempotency-Key"), poll=poll_param(p))
+    scheduled_at = time_param(p, "scheduled_at")
+    if scheduled_at is not None:
+        result = await scheduled_service.schedule(st, account, new, scheduled_at)
+        if isinstance(result, ScheduledStatus):
+            return json_response((await scheduled_render.scheduled_statuses_json(st, [result]))[0])
+        return await _one(request, result, account.id)
     status = await service.post_status(st, account, new)
     return await _one(request, status, account.id)
 
@@ -109,12 +115,12 @@ async def context(request: web.Request) -> web.Response:
     viewer = await optional_user(request, "read:statuses")
     viewer_id = viewer.id if viewer else None
     status = await service.visible_status(st, viewer_id, path_id(request))
-    hook = getattr(st, "context_hook", None)
-    if hook is not None:  # federation backfills remote threads when one is opened
-        await hook(status)
+    if st.federation is not None:  # fetch replies we were never sent when a remote thread is opened
+        await st.federation.backfill_thread(status)
     ancestors, descendants = await service.context(st, viewer_id, status)
-    return json_response({"ancestors": await render.statuses_json(st, viewer_id, ancestors),
-                          "descendants": await render.statuses_json(st, viewer_id, descendants)})
+    return json_response({
+        "ancestors": filtering.drop_hidden(await render.statuses_json(st, viewer_id, ancestors), "thread"),
+        "descendants": filtering.drop_hidden(await render.statuses_json(st, viewer_id, descendants), "thread")})
 
 
 def _action(fn_name: str, scope: str, **kwargs: object):  # type: ignore[no-untyped-def]
