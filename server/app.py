@@ -2,22 +2,45 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
+import re
 import time
 import uuid
 from typing import Any
 
 from aiohttp import web
 
+from server import federate, metrics
 from server.config import Config
-from server.http import oauth
+from server.http import activitypub, oauth, ops, wellknown
 from server.http import web as web_pages
 from server.http.base import STATE, Handler, error_response, json_response
-from server.http.mastodon import accounts, instance, notifications, statuses, timelines
+from server.http.mastodon import (
+    accounts,
+    announcements,
+    conversations,
+    discovery,
+    domain_blocks,
+    filters,
+    instance,
+    lists,
+    markers,
+    notifications,
+    polls,
+    reports,
+    scheduled,
+    statuses,
+    streaming,
+    tags,
+    timelines,
+)
+from server.logs import request_id_var
 from server.services.errors import ServiceError, TooMany
 from server.state import State
 from server.storage.db import Database
+from server.workers import scheduler
 
 log = logging.getLogger("crosstalk.http")
 
@@ -64,14 +87,63 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return response
 
 
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+access_log = logging.getLogger("crosstalk.access")
+
+
+def route_template(request: web.Request) -> str:
+    """The matched route's pattern (ids stay out of metric labels); both slash variants count as one."""
+    resource = request.match_info.route.resource
+    if resource is None:
+        return "unmatched"
+    return resource.canonical.rstrip("/") or "/"
+
+
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+    """Request id (taken from a sane incoming X-Request-Id, else new), then one access log line and
+    the HTTP metrics for every request."""
+    incoming = request.headers.get("X-Request-Id", "")
+    request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
     request["request_id"] = request_id
-    response = await handler(request)
-    if not response.prepared:
-        response.headers["X-Request-Id"] = request_id
-    return response
+    token = request_id_var.set(request_id)
+    started = time.perf_counter()
+    status = 500
+    state = request.app[STATE]
+    state.in_flight += 1
+    metrics.HTTP_IN_FLIGHT.inc()
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        exc.headers["X-Request-Id"] = request_id
+        raise
+    except asyncio.CancelledError:
+        status = 499  # the client went away before the answer
+        raise
+    finally:
+        state.in_flight -= 1
+        metrics.HTTP_IN_FLIGHT.dec()
+        route = route_template(request)
+        duration = metrics.observe_request(request.method, route, status, started)
+        access_log.log(
+            logging.DEBUG if route in ops.QUIET_ROUTES else logging.INFO, "request",
+            extra={"method": request.method, "path": request.path, "route": route, "status": status,
+                   "duration_ms": round(duration * 1000, 2), "remote_addr": request.remote,
+                   "remote_domain": request.get("remote_domain")})
+        request_id_var.reset(token)
+
+
+async def _add_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    # Also covers streamed responses and aiohttp's own error pages, which bypass the middleware.
+    if "request_id" in request:
+        response.headers["X-Request-Id"] = request["request_id"]
+    if request.app[STATE].stopping.is_set():
+        # Keep-alive clients should reconnect (to another replica); headers are computed already.
+        response.force_close()
+        response.headers["Connection"] = "close"
 
 
 class RateLimiter:
@@ -125,17 +197,35 @@ def create_app(config: Config, database: Database | None = None) -> web.Applicat
         middlewares=[request_id_middleware, cors_middleware, errors_middleware, rate_limit_middleware(limiter)],
         client_max_size=20 * 1024 * 1024)
     app[STATE] = state
+    app.on_response_prepare.append(_add_request_id)
+    metrics.bind(state)
 
-    for module in (oauth, instance, accounts, statuses, timelines, notifications, web_pages):
+    # discovery before accounts: its /accounts/familiar_followers must win over /accounts/{id}.
+    for module in (ops, oauth, instance, discovery, accounts, statuses, polls, scheduled, conversations,
+                   announcements, domain_blocks, reports, timelines, notifications, lists, filters, markers, tags,
+                   streaming, wellknown, activitypub,
+                   web_pages):
         module.setup(app)
 
     async def on_startup(app: web.Application) -> None:
         await db.open()
-
-    async def on_cleanup(app: web.Application) -> None:
-        await state.drain()
-        await db.close()
+        scheduler.start(state)  # scheduled statuses and poll endings
 
     app.on_startup.append(on_startup)
+    federate.install(app, state)  # after the database opens: federation start-up reads it
+
+    async def on_shutdown(app: web.Application) -> None:
+        # The listening socket is closed by now; /readyz turns 503 and streams can end themselves.
+        state.stopping.set()
+
+    async def on_cleanup(app: web.Application) -> None:
+        # In-flight requests are finished (or cancelled at the grace deadline); what is left of the
+        # grace period goes to workers finishing their current attempt and to spawned tasks.
+        deadline = state.shutdown_deadline or time.monotonic() + config["shutdown_grace_seconds"]
+        await state.stop_workers(deadline - time.monotonic())
+        await state.drain(max(0.5, deadline - time.monotonic()))
+        await db.close()
+
+    app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(on_cleanup)
     return app

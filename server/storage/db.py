@@ -13,10 +13,12 @@ import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
 import aiosqlite
 
+from server.metrics import DB_READ, DB_TRANSACTION
 from server.storage.migrations import MIGRATIONS
 
 log = logging.getLogger("crosstalk.storage")
@@ -127,12 +129,18 @@ class Database:
         return self._readers[next(self._next_reader)]
 
     async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        started = perf_counter()
         async with self._reader().execute(sql, params) as cur:
-            return await cur.fetchone()
+            row = await cur.fetchone()
+        DB_READ.observe(perf_counter() - started)
+        return row
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        started = perf_counter()
         async with self._reader().execute(sql, params) as cur:
-            return list(await cur.fetchall())
+            rows = list(await cur.fetchall())
+        DB_READ.observe(perf_counter() - started)
+        return rows
 
     async def fetchval(self, sql: str, params: Params = ()) -> Any:
         row = await self.fetchone(sql, params)
@@ -142,6 +150,7 @@ class Database:
     async def transaction(self) -> AsyncIterator[Tx]:
         """A write transaction: committed when the block ends, rolled back on any exception."""
         assert self._writer is not None, "database is not open"
+        started = perf_counter()
         async with self._write_lock:
             await self._writer.execute("BEGIN IMMEDIATE")
             try:
@@ -151,6 +160,8 @@ class Database:
                 raise
             else:
                 await self._writer.execute("COMMIT")
+            finally:
+                DB_TRANSACTION.observe(perf_counter() - started)
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         async with self.transaction() as tx:
