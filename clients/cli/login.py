@@ -7,11 +7,12 @@ import asyncio
 import secrets
 import webbrowser
 from collections.abc import Callable
-from typing import TextIO
-
-from aiohttp import web
+from typing import TYPE_CHECKING, TextIO
 
 from clients.cli.api import OOB, ApiError, AppRegistration, Client, ValidationError, pkce_pair
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 CALLBACK_PAGE = ("<!doctype html><meta charset=utf-8><title>xtalk</title>"
                  "<p>{message}</p><p>You can close this window and return to the terminal.</p>")
@@ -40,6 +41,8 @@ class Callback:
         return f"http://{self.host}:{self.port}/callback"
 
     async def start(self) -> None:
+        from aiohttp import web  # the server half of aiohttp is only needed here; keeps start-up quick
+
         self.result = asyncio.get_running_loop().create_future()
         app = web.Application()
         app.router.add_get("/callback", self._handle)
@@ -57,6 +60,8 @@ class Callback:
             self._runner = None
 
     async def _handle(self, request: web.Request) -> web.Response:
+        from aiohttp import web
+
         assert self.result is not None
         query = request.query
         if query.get("state") != self.state:

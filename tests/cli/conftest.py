@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 import pytest
+import requests
 
 from tests.conftest import ROOT, Instance
 
@@ -22,7 +23,9 @@ class Xtalk:
 
     def __init__(self, config_home: Path, env: dict[str, str] | None = None) -> None:
         self.config_home = config_home
-        self.env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "XTALK_PROFILE")}
+        # PYTHONDONTWRITEBYTECODE dropped: dozens of runs should not each recompile the client.
+        unwanted = ("NO_COLOR", "XTALK_PROFILE", "PYTHONDONTWRITEBYTECODE")
+        self.env = {k: v for k, v in os.environ.items() if k not in unwanted}
         self.env.update({"XDG_CONFIG_HOME": str(config_home), **(env or {})})
 
     def command(self, *args: str) -> list[str]:
@@ -47,9 +50,35 @@ class Xtalk:
         return subprocess.Popen(self.command(*args), cwd=ROOT, env=self.env, text=True, bufsize=1, **kwargs)
 
 
-@pytest.fixture(scope="module")
+def password_token(base_url: str, username: str, password: str = PASSWORD, scope: str = "read write follow") -> str:
+    """A token through the password grant over HTTP (cheaper than a `crosstalk admin` subprocess)."""
+    app = requests.post(f"{base_url}/api/v1/apps", json={"client_name": "tests", "redirect_uris":
+                        "urn:ietf:wg:oauth:2.0:oob", "scopes": scope}, timeout=10).json()
+    answer = requests.post(f"{base_url}/oauth/token", json={
+        "grant_type": "password", "username": username, "password": password, "client_id": app["client_id"],
+        "client_secret": app["client_secret"], "scope": scope}, timeout=10)
+    answer.raise_for_status()
+    return answer.json()["access_token"]
+
+
+class Api:
+    """Plain HTTP calls for setting up what a test needs, so only the behaviour under test pays for a
+    subprocess."""
+
+    def __init__(self, base_url: str, token: str) -> None:
+        self.base_url = base_url
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def __call__(self, method: str, path: str, **kwargs: Any) -> Any:
+        answer = self.session.request(method, self.base_url + path, timeout=10, **kwargs)
+        answer.raise_for_status()
+        return answer.json()
+
+
+@pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
-    """A Crosstalk instance shared by one test module, with alice, bob and carol."""
+    """A Crosstalk instance shared by the xtalk tests, with alice, bob and carol."""
     inst = Instance(tmp_path_factory.mktemp("cli") / "a", {"CROSSTALK_PASSWORD_GRANT": "true"})
     inst.start()
     try:
@@ -60,13 +89,28 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
         inst.stop()
 
 
-@pytest.fixture(scope="module")
-def logged_in(server: Instance, tmp_path_factory: pytest.TempPathFactory) -> Xtalk:
-    """An xtalk config with profiles alice, bob and carol (stored with `xtalk login --token`)."""
-    x = Xtalk(tmp_path_factory.mktemp("xdg"))
-    for name in ("alice", "bob", "carol"):
-        x("login", server.base_url, "--token", "-", "--name", name, input=server.token(name, "read write follow") + "\n")
-    return x
+@pytest.fixture(scope="session")
+def tokens(server: Instance) -> dict[str, str]:
+    return {name: password_token(server.base_url, name) for name in ("alice", "bob", "carol")}
+
+
+@pytest.fixture(scope="session")
+def api(server: Instance, tokens: dict[str, str]) -> dict[str, Api]:
+    return {name: Api(server.base_url, token) for name, token in tokens.items()}
+
+
+@pytest.fixture(scope="session")
+def logged_in(server: Instance, tokens: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Xtalk:
+    """An xtalk config with profiles alice, bob and carol. Written directly in xtalk's format (the
+    `login --token` command that writes it is tested in test_login.py)."""
+    home = tmp_path_factory.mktemp("xdg")
+    directory = home / "xtalk"
+    directory.mkdir(mode=0o700)
+    profiles = {name: {"base_url": server.base_url, "token": token, "acct": name} for name, token in tokens.items()}
+    path = directory / "config.json"
+    path.write_bytes(msgspec.json.encode({"default": "alice", "profiles": profiles}))
+    path.chmod(0o600)
+    return Xtalk(home)
 
 
 @pytest.fixture
