@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 import sys
+from importlib.metadata import entry_points
 
 import msgspec
 import requests
@@ -17,8 +20,13 @@ def _profile(x: Xtalk, base_url: str, token: str, name: str = "p") -> None:
     x("login", base_url, "--token", "-", "--name", name, input=token + "\n")
 
 
-def test_help_documents_the_exit_codes(xtalk):
-    text = xtalk("--help").stdout
+def test_installed_script_and_help_documents_the_exit_codes(xtalk):
+    scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
+    assert scripts.get("xtalk") == "clients.cli.main:main", "`pip install` of the project provides xtalk"
+    installed = shutil.which("xtalk")
+    assert installed, "xtalk is not on PATH; run: python -m pip install -e '.[test]'"
+    text = subprocess.run([installed, "--help"], env=xtalk.env, capture_output=True, text=True, timeout=30,
+                          check=True).stdout
     for line in ("3  network", "4  authentication", "5  not found", "6  rejected by the server",
                  "7  rate limited", "8  server error"):
         assert line in text
