@@ -19,6 +19,7 @@ from server.http import web as web_pages
 from server.http.base import STATE, Handler, error_response, json_response
 from server.http.mastodon import (
     accounts,
+    admin_domains,
     announcements,
     conversations,
     discovery,
@@ -203,7 +204,7 @@ def create_app(config: Config, database: Database | None = None) -> web.Applicat
     # discovery before accounts: its /accounts/familiar_followers must win over /accounts/{id}.
     for module in (ops, oauth, instance, discovery, accounts, statuses, polls, scheduled, conversations,
                    announcements, domain_blocks, reports, timelines, notifications, lists, filters, markers, tags,
-                   streaming, wellknown, activitypub,
+                   streaming, admin_domains, wellknown, activitypub,
                    web_pages):
         module.setup(app)
 

@@ -266,6 +266,198 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cli_time(value: str | None, name: str, end_of_day: bool = False) -> Any:
+    """An ISO 8601 date or date-time from the command line, in UTC unless it says otherwise.
+    A bare date means the start of that day, or its end for an end time."""
+    if not value:
+        return None
+    from datetime import UTC, datetime, timedelta
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ServiceError(f"{name}: {value!r} is not a date (YYYY-MM-DD) or date and time (YYYY-MM-DDTHH:MM)") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    if end_of_day and len(value) == 10:
+        when += timedelta(days=1, milliseconds=-1)
+    return when
+
+
+def cmd_announce(args: argparse.Namespace) -> int:
+    config = _config(args)
+    from server.services import announcements
+    starts = _cli_time(args.starts_at, "--starts-at")
+    ends = _cli_time(args.ends_at, "--ends-at", end_of_day=True)
+
+    async def work(state: Any) -> Any:
+        return await announcements.create(state, args.text, starts_at=starts, ends_at=ends, all_day=args.all_day)
+
+    item = _run(_with_state(config, work))
+    print(f"created announcement {item.id}")
+    return 0
+
+
+def cmd_list_announcements(args: argparse.Namespace) -> int:
+    config = _config(args)
+    from server.storage import announcements as store
+
+    async def work(state: Any) -> Any:
+        return await store.every(state.db)
+
+    items = _run(_with_state(config, work))
+    if not items:
+        print("there are no announcements")
+        return 0
+    print(f"{'ID':<20} {'STARTS':<24} {'ENDS':<24} TEXT")
+    for a in items:
+        body = " ".join(a.text.split())
+        print(f"{a.id:<20} {a.starts_at or '-':<24} {a.ends_at or '-':<24} {body[:60]}")
+    return 0
+
+
+def cmd_delete_announcement(args: argparse.Namespace) -> int:
+    config = _config(args)
+    from server.services import announcements
+    if not args.id.isdigit():
+        raise ServiceError(f"{args.id!r} is not an announcement id")
+
+    async def work(state: Any) -> None:
+        await announcements.delete(state, int(args.id))
+
+    _run(_with_state(config, work))
+    print(f"deleted announcement {args.id}")
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from server.services.backup import backup
+    config = _config(args)
+    manifest = backup(config, Path(args.path), sys.stderr, pages_per_step=args.pages_per_step)
+    files = manifest["files"]
+    print(f"backup of {config.domain} written to {args.path}: database {manifest['database']['bytes']} bytes "
+          f"(schema version {manifest['schema_version']}), {files['count']} files, {files['bytes']} bytes")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from server.services.backup import restore
+    config = _config(args)
+    _check_data_dir(config)
+    manifest = restore(config, Path(args.path), sys.stderr)
+    print(f"restored the backup of {manifest.get('domain')} taken {manifest['created_at']} into {config.data_dir}; "
+          "start the server (pending migrations are applied at start)")
+    return 0
+
+
+def cmd_export_user(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from server.services.export import export_user
+    config = _config(args)
+    output = Path(args.output or f"{args.name}-archive-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}.zip")
+
+    async def work(state: Any) -> dict[str, int]:
+        return await export_user(state, args.name, output)
+
+    counts = _run(_with_state(config, work))
+    print(f"wrote {output}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    return 0
+
+
+def cmd_config_reference(args: argparse.Namespace) -> int:
+    from server.config import settings_table_markdown
+    print(settings_table_markdown())
+    return 0
+
+
+def cmd_domain(args: argparse.Namespace) -> int:
+    config = _config(args)
+    from server.services import domains
+    from server.storage import boundary as store
+
+    def progress(done: int, total: int) -> None:
+        print(f"purged {done}/{total} accounts of {args.domain}", file=sys.stderr, flush=True)
+
+    csv_text = ""
+    if args.domain_command == "import":  # read before the event loop starts
+        with open(args.file, encoding="utf-8") as fh:
+            csv_text = fh.read()
+
+    async def work(state: Any) -> Any:
+        action = args.domain_command
+        if action == "allow":
+            return await domains.allow(
+                state, args.domain, include_subdomains=not args.no_subdomains, followers_only=args.followers_only,
+                no_direct=args.no_direct, text_only=args.text_only, max_visibility_in=args.max_visibility_in,
+                publish_policy=args.publish_policy, private_comment=args.comment, public_comment=args.public_comment)
+        if action == "block":
+            return await domains.block(
+                state, args.domain, severity=args.severity, reject_media=args.reject_media,
+                reject_reports=args.reject_reports, include_subdomains=not args.no_subdomains,
+                private_comment=args.comment, public_comment=args.public_comment, progress=progress)
+        if action == "remove":
+            return await domains.remove(state, args.domain, args.kind)
+        if action == "export":
+            return domains.export_csv(await store.all_rules(state.db), args.kind)
+        if action == "import":
+            return await domains.import_csv(state, csv_text, args.kind, progress=None)
+        return await store.all_rules(state.db)
+
+    result = _run(_with_state(config, work))
+    action = args.domain_command
+    if action in ("allow", "block"):
+        print(f"{action}ed {result.domain}" if action == "block" else f"allowed {result.domain}")
+    elif action == "remove":
+        print(f"removed {result} rule(s) for {args.domain}")
+    elif action == "export":
+        sys.stdout.write(result)
+    elif action == "import":
+        print(f"imported {result} {args.kind} rule(s)")
+    else:
+        print(f"federation mode: {config['federation.mode']}")
+        print(f"{'KIND':<6} {'DOMAIN':<32} {'SEVERITY':<8} POLICY")
+        for r in result:
+            flags = [name for name in ("followers_only", "no_direct", "text_only", "reject_media", "reject_reports",
+                                       "publish_policy") if getattr(r, name)]
+            if r.max_visibility_in:
+                flags.append(f"max_visibility_in={r.max_visibility_in}")
+            if not r.include_subdomains:
+                flags.append("exact_domain")
+            severity = r.severity if r.kind == "block" else "-"
+            print(f"{r.kind:<6} {r.domain:<32} {severity:<8} {' '.join(flags)}")
+    return 0
+
+
+def cmd_boundary_log(args: argparse.Namespace) -> int:
+    config = _config(args)
+    import msgspec
+
+    from server.storage import boundary as store
+
+    async def work(state: Any) -> Any:
+        entries, after = [], 0
+        while True:
+            batch = await store.read_log(state.db, args.domain, args.since, 1000, after)
+            entries.extend(batch)
+            if len(batch) < 1000 or (args.limit and len(entries) >= args.limit):
+                break
+            after = batch[-1].id
+        return entries[-args.limit:] if args.limit else entries
+
+    entries = _run(_with_state(config, work))
+    for e in entries:
+        if args.json:
+            print(msgspec.json.encode({k: v for k, v in msgspec.structs.asdict(e).items() if k != "id"}).decode())
+        else:
+            print(f"{e.at} {e.direction:<3} {e.event:<9} {e.outcome:<8} {e.domain:<28} {e.activity_type or '-':<10} "
+                  f"{e.actor or '-'} {('(' + e.reason + ')') if e.reason else ''}".rstrip())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crosstalk", description="Crosstalk server and admin tool.")
     parser.add_argument("--version", action="version", version=f"crosstalk {VERSION}")
@@ -296,12 +488,74 @@ def build_parser() -> argparse.ArgumentParser:
     reset.add_argument("name")
     reset.add_argument("--password")
     reset.set_defaults(func=cmd_reset_password)
+    domain = admin_sub.add_parser("domain", help="federation rules: allow, block, remove, list, export, import")
+    domain_sub = domain.add_subparsers(dest="domain_command", required=True)
+    allow = domain_sub.add_parser("allow", help="allow a partner domain (with optional per-partner policy)")
+    allow.add_argument("domain")
+    allow.add_argument("--followers-only", action="store_true", help="our posts reach it only as followers-only")
+    allow.add_argument("--no-direct", action="store_true", help="no direct messages in either direction")
+    allow.add_argument("--text-only", action="store_true", help="no media in either direction")
+    allow.add_argument("--max-visibility-in", choices=["public", "unlisted", "private", "direct"],
+                       help="the most public their posts may appear here")
+    allow.add_argument("--publish-policy", action="store_true", help="publish this policy in NodeInfo")
+    blk = domain_sub.add_parser("block", help="block a domain (suspend severs follows and purges its content)")
+    blk.add_argument("domain")
+    blk.add_argument("--severity", choices=["suspend", "limit", "noop"], default="suspend")
+    blk.add_argument("--reject-media", action="store_true")
+    blk.add_argument("--reject-reports", action="store_true")
+    for sub in (allow, blk):
+        sub.add_argument("--no-subdomains", action="store_true", help="the rule covers this exact domain only")
+        sub.add_argument("--comment", default=None, help="private comment for admins")
+        sub.add_argument("--public-comment", default=None)
+        sub.set_defaults(func=cmd_domain)
+    rm = domain_sub.add_parser("remove", help="remove a domain's rules")
+    rm.add_argument("domain")
+    rm.add_argument("--kind", choices=["allow", "block"])
+    rm.set_defaults(func=cmd_domain)
+    domain_sub.add_parser("list", help="list the rules").set_defaults(func=cmd_domain)
+    export = domain_sub.add_parser("export", help="write rules as Mastodon-format CSV to standard output")
+    export.add_argument("--kind", choices=["allow", "block"], default="block")
+    export.set_defaults(func=cmd_domain)
+    imp = domain_sub.add_parser("import", help="read rules from a Mastodon-format CSV file")
+    imp.add_argument("file")
+    imp.add_argument("--kind", choices=["allow", "block"], default="block")
+    imp.set_defaults(func=cmd_domain)
+    blog = admin_sub.add_parser("boundary-log", help="what crossed the boundary (append-only log)")
+    blog.add_argument("--domain")
+    blog.add_argument("--since", help="RFC 3339 time or date, e.g. 2026-11-01")
+    blog.add_argument("--limit", type=int, default=0, help="only the last N entries")
+    blog.add_argument("--json", action="store_true", help="one JSON object per line")
+    blog.set_defaults(func=cmd_boundary_log)
     admin_sub.add_parser("deliveries", help="show the federation delivery queue per host").set_defaults(
         func=cmd_deliveries)
     token = admin_sub.add_parser("create-token", help="print a bearer token for scripts")
     token.add_argument("name")
     token.add_argument("--scopes", default="read write follow")
     token.set_defaults(func=cmd_create_token)
+    announce = admin_sub.add_parser("announce", help="publish an announcement to every user")
+    announce.add_argument("text", help="plain text; links, @mentions and #hashtags are linked")
+    announce.add_argument("--starts-at", help="when the event starts (YYYY-MM-DD or YYYY-MM-DDTHH:MM, UTC)")
+    announce.add_argument("--ends-at", help="when it ends; the announcement is hidden afterwards")
+    announce.add_argument("--all-day", action="store_true", help="the event lasts whole days")
+    announce.set_defaults(func=cmd_announce)
+    admin_sub.add_parser("list-announcements", help="list announcements").set_defaults(func=cmd_list_announcements)
+    unannounce = admin_sub.add_parser("delete-announcement", help="delete an announcement")
+    unannounce.add_argument("id")
+    unannounce.set_defaults(func=cmd_delete_announcement)
+    backup = admin_sub.add_parser("backup", help="consistent copy of the database and media, safe while running")
+    backup.add_argument("path", help="a new (or empty) directory to write the backup into")
+    backup.add_argument("--pages-per-step", type=int, default=1024,
+                        help="database pages (4 KiB) copied per step; progress is reported per step")
+    backup.set_defaults(func=cmd_backup)
+    restore = admin_sub.add_parser("restore", help="restore a backup into an empty data directory")
+    restore.add_argument("path", help="a directory written by `crosstalk admin backup`")
+    restore.set_defaults(func=cmd_restore)
+    export = admin_sub.add_parser("export-user", help="write a user's data as an ActivityStreams archive (.zip)")
+    export.add_argument("name")
+    export.add_argument("--output", "-o", help="archive file (default NAME-archive-TIMESTAMP.zip)")
+    export.set_defaults(func=cmd_export_user)
+    admin_sub.add_parser("config-reference", help="print the settings as a Markdown table").set_defaults(
+        func=cmd_config_reference)
     return parser
 
 

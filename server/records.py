@@ -106,6 +106,7 @@ class Status(msgspec.Struct, kw_only=True):
     replies_count: int
     reblogs_count: int
     favourites_count: int
+    local_only: bool = False  # never leaves this instance
 
 
 class Notification(msgspec.Struct, kw_only=True):
@@ -130,3 +131,110 @@ def columns(struct: type[msgspec.Struct], alias: str = "") -> str:
     """SELECT list matching a struct's field order, so rows construct positionally."""
     prefix = f"{alias}." if alias else ""
     return ", ".join(prefix + name for name in struct.__struct_fields__)
+
+
+class UserList(msgspec.Struct, kw_only=True):
+    id: int
+    account_id: int
+    title: str
+    replies_policy: str  # followed | list | none
+    exclusive: bool
+    created_at: str
+
+
+class Filter(msgspec.Struct, kw_only=True):
+    id: int
+    account_id: int
+    title: str
+    context: str  # JSON array of contexts
+    action: str  # warn | hide | blur
+    expires_at: str | None
+    created_at: str
+    updated_at: str
+
+
+class FilterKeyword(msgspec.Struct, kw_only=True):
+    id: int
+    filter_id: int
+    keyword: str
+    whole_word: bool
+    created_at: str
+
+
+class FilterStatus(msgspec.Struct, kw_only=True):
+    id: int
+    filter_id: int
+    status_id: int
+    created_at: str
+
+
+class Marker(msgspec.Struct, kw_only=True):
+    account_id: int
+    timeline: str
+    last_read_id: int
+    version: int
+    updated_at: str
+
+
+# -- polls, scheduled statuses, conversations, announcements, reports -----------------------------
+
+class Poll(msgspec.Struct, kw_only=True):
+    id: int
+    status_id: int
+    account_id: int
+    options: list[str]
+    tallies: list[int]  # votes per option, same order as options
+    multiple: bool
+    hide_totals: bool
+    expires_at: str | None
+    votes_count: int
+    voters_count: int
+    ended_notified: bool
+    created_at: str
+    updated_at: str
+
+
+class ScheduledStatus(msgspec.Struct, kw_only=True):
+    id: int
+    account_id: int
+    scheduled_at: str
+    params: str  # JSON of the submitted status (services.statuses.NewStatus)
+    created_at: str
+
+
+class Conversation(msgspec.Struct, kw_only=True):
+    id: int
+    account_id: int
+    thread_id: int
+    participant_ids: list[int]  # the other participants, sorted
+    last_status_id: int
+    unread: bool
+    updated_at: str
+
+
+class Announcement(msgspec.Struct, kw_only=True):
+    id: int
+    text: str
+    content: str
+    starts_at: str | None
+    ends_at: str | None
+    all_day: bool
+    published: bool
+    published_at: str
+    created_at: str
+    updated_at: str
+
+
+class Report(msgspec.Struct, kw_only=True):
+    id: int
+    account_id: int
+    target_account_id: int
+    category: str
+    comment: str
+    forward: bool
+    rule_ids: list[int]
+    status_ids: list[int]
+    uri: str | None
+    action_taken_at: str | None
+    created_at: str
+    updated_at: str

@@ -26,6 +26,7 @@ class State:
         self.inbox_worker: Any = None
         self.resolve_account: Any = None  # acct → Account, through WebFinger when federation runs
         self.resolve_url: Any = None
+        self.boundary: Any = None  # server.services.boundary.Boundary: the one place for federation policy
         self.base_url = config.base_url
         self.domain = config.domain
         self._tasks: set[asyncio.Task[Any]] = set()

@@ -19,6 +19,7 @@ from server.http.base import add_routes, json_response, state_of
 from server.http.web import html_page
 from server.records import Account, Status
 from server.render import activitypub as render_ap
+from server.services.boundary import Refused
 from server.services.remote import RemoteError
 from server.state import State
 from server.storage import accounts as account_store
@@ -53,7 +54,34 @@ async def _local_account(request: web.Request) -> Account:
 
 
 def _public(status: Status) -> bool:
-    return status.visibility in ("public", "unlisted") and status.deleted_at is None
+    """May be served to other servers: public or unlisted, not deleted, never local-only."""
+    return status.visibility in ("public", "unlisted") and status.deleted_at is None and not status.local_only
+
+
+def _signed(request: web.Request) -> bool:
+    return ("Signature" in request.headers or "Signature-Input" in request.headers
+            or request.headers.get("Authorization", "")[:10].lower() == "signature ")
+
+
+async def fetch_guard(request: web.Request) -> Account | None | web.Response:
+    """Authorized fetch: AS2 documents need a valid signature from an allowed domain. Returns the
+    signer (None for an unsigned request when secure mode is off) or the error response to send."""
+    st = state_of(request)
+    if not _signed(request):
+        if st.config["federation.authorized_fetch"]:
+            st.boundary.record("in", "fetch", "unknown", "rejected", activity_type=request.path,
+                               reason="unsigned fetch in secure mode")
+            return json_response({"error": "Request not signed"}, status=401)
+        return None
+    try:
+        signer = await verify_request(st, request, None, event="fetch")
+    except InboxRejection as exc:
+        if exc.status != 403:
+            st.boundary.record("in", "fetch", _claimed_host(request), "rejected", reason=exc.reason,
+                               activity_type=request.path)
+        return json_response({"error": exc.reason}, status=exc.status)
+    st.boundary.record("in", "fetch", signer.domain, "ok", actor=signer.uri, activity_type=request.path)
+    return signer
 
 
 # -- actors --------------------------------------------------------------------------------------------
@@ -64,7 +92,16 @@ async def actor(request: web.Request) -> web.StreamResponse:
     if not wants_activity_json(request):
         return await profile_page(request, account)
     public_pem = await st.federation.public_key_pem(account)
-    return as2_response(render_ap.actor_document(st, account, public_pem))
+    doc = render_ap.actor_document(st, account, public_pem)
+    if _signed(request) or not st.config["federation.authorized_fetch"]:
+        guard = await fetch_guard(request)
+        if isinstance(guard, web.Response):
+            return guard
+        return as2_response(doc)
+    # Unsigned in secure mode: only what key discovery needs, so two secure servers never deadlock.
+    keep = ("@context", "id", "type", "preferredUsername", "inbox", "outbox", "followers", "following", "endpoints",
+            "publicKey", "url")
+    return as2_response({k: v for k, v in doc.items() if k in keep})
 
 
 async def instance_actor(request: web.Request) -> web.StreamResponse:
@@ -79,11 +116,13 @@ async def instance_actor(request: web.Request) -> web.StreamResponse:
 
 async def profile_page(request: web.Request, account: Account | None = None) -> web.Response:
     st = state_of(request)
+    if not st.config["web.public_pages"]:
+        raise web.HTTPNotFound()
     if account is None:
         account = await account_store.by_username(st.db, request.match_info["username"].lstrip("@"))
         if account is None or not account.local or account.actor_type == "Application":
             raise web.HTTPNotFound()
-    ids = await status_store.public_ids_of(st.db, account.id, PAGE_SIZE)
+    ids = await status_store.public_ids_of(st.db, account.id, PAGE_SIZE, only_public=True)
     found = await status_store.get_many(st.db, ids)
     posts = "".join(f'<article><a href="{html.escape(found[i].url)}"><time>{found[i].created_at[:16]}</time></a>'
                     f"{found[i].content}</article>" for i in ids if i in found)
@@ -114,21 +153,32 @@ async def note(request: web.Request) -> web.StreamResponse:
     st = state_of(request)
     _account, status = await _status_of(request)
     if not wants_activity_json(request):
+        if not st.config["web.public_pages"] or status.visibility != "public":
+            raise web.HTTPNotFound()
         body = f'<article><time>{status.created_at[:16]}</time>{status.content}</article>'
         response = html_page("Post", body)
         response.headers["Vary"] = "Accept"
         return response
+    guard = await fetch_guard(request)
+    if isinstance(guard, web.Response):
+        return guard
     return as2_response(await render_ap.note_document(st, status))
 
 
 async def note_activity(request: web.Request) -> web.StreamResponse:
     st = state_of(request)
+    guard = await fetch_guard(request)
+    if isinstance(guard, web.Response):
+        return guard
     _account, status = await _status_of(request)
     return as2_response(render_ap.create_activity(await render_ap.note_document(st, status)))
 
 
 async def replies(request: web.Request) -> web.StreamResponse:
     st = state_of(request)
+    guard = await fetch_guard(request)
+    if isinstance(guard, web.Response):
+        return guard
     _account, status = await _status_of(request)
     collection_id = f"{status.uri}/replies"
     reply_rows = await status_store.public_replies(st.db, status.id, _after(request), PAGE_SIZE + 1)
@@ -138,9 +188,12 @@ async def replies(request: web.Request) -> web.StreamResponse:
 async def context(request: web.Request) -> web.StreamResponse:
     """FEP-7888: the whole conversation a post belongs to, as an OrderedCollection of its posts."""
     st = state_of(request)
+    guard = await fetch_guard(request)
+    if isinstance(guard, web.Response):
+        return guard
     text = request.match_info["thread_id"]
     root = await status_store.get(st.db, int(text)) if text.isdigit() and len(text) <= 19 else None
-    if root is None:
+    if root is None or root.local_only:
         raise web.HTTPNotFound()
     members = [m for m in await status_store.thread_members(st.db, root.thread_id or root.id) if _public(m)]
     collection_id = f"{st.base_url}/contexts/{root.thread_id or root.id}"
@@ -176,6 +229,9 @@ def _paged(request: web.Request, collection_id: str, items: list[str], total: in
 
 async def outbox(request: web.Request) -> web.StreamResponse:
     st = state_of(request)
+    guard = await fetch_guard(request)
+    if isinstance(guard, web.Response):
+        return guard
     account = await _local_account(request)
     collection_id = f"{account.uri}/outbox"
     total = account.statuses_count
@@ -192,6 +248,9 @@ async def outbox(request: web.Request) -> web.StreamResponse:
 
 async def follow_collection(request: web.Request) -> web.StreamResponse:
     st = state_of(request)
+    guard = await fetch_guard(request)
+    if isinstance(guard, web.Response):
+        return guard
     account = await _local_account(request)
     direction = "followers" if request.path.rstrip("/").endswith("followers") else "following"
     collection_id = f"{account.uri}/{direction}"
@@ -209,6 +268,9 @@ async def follow_collection(request: web.Request) -> web.StreamResponse:
 
 async def featured(request: web.Request) -> web.StreamResponse:
     st = state_of(request)
+    guard = await fetch_guard(request)
+    if isinstance(guard, web.Response):
+        return guard
     account = await _local_account(request)
     ids = await status_store.pinned_ids(st.db, account.id)
     found = await status_store.get_many(st.db, ids)
@@ -225,7 +287,7 @@ class InboxRejection(Exception):
         self.reason = reason
 
 
-async def verify_request(st: State, request: web.Request, body: bytes | None) -> Account:
+async def verify_request(st: State, request: web.Request, body: bytes | None, event: str = "receive") -> Account:
     """The remote actor whose key signed this request. Refetches the key once to follow rotations."""
     try:
         signed = parse_signed_request(request.method, request.path_qs, request.headers, body,
@@ -233,6 +295,10 @@ async def verify_request(st: State, request: web.Request, body: bytes | None) ->
     except SignatureError as exc:
         raise InboxRejection(401, exc.reason) from exc
     fed = st.federation
+    try:
+        await st.boundary.admit_request(host_of(signed.key_id), event, request.path)
+    except Refused as exc:
+        raise InboxRejection(exc.status, exc.reason) from exc
     try:
         owner = await fed.key_owner(signed.key_id)
     except (RemoteError, Exception) as exc:
@@ -261,6 +327,15 @@ async def read_limited(request: web.Request, limit: int) -> bytes | None:
         chunks.append(chunk)
 
 
+def _claimed_host(request: web.Request) -> str:
+    """The host a rejected request claimed to come from (its keyId), for the boundary log."""
+    header = request.headers.get("Signature") or request.headers.get("Signature-Input") or ""
+    marker = 'keyid="' if 'keyid="' in header else 'keyId="'
+    if marker in header:
+        return host_of(header.split(marker, 1)[1].split('"', 1)[0]) or "unknown"
+    return "unknown"
+
+
 async def inbox(request: web.Request) -> web.Response:
     st = state_of(request)
     if request.content_length is not None and request.content_length > MAX_INBOX_BYTES:
@@ -286,6 +361,8 @@ async def inbox(request: web.Request) -> web.Response:
             raise InboxRejection(400, "the activity id must be a URL on the actor's host")
     except InboxRejection as exc:
         log.info("inbox rejected %s: %s", request.remote, exc.reason)
+        if exc.status != 403:  # refusals by policy are logged by the boundary itself
+            st.boundary.record("in", "receive", _claimed_host(request), "rejected", reason=exc.reason)
         return json_response({"error": exc.reason}, status=exc.status)
     async with st.db.transaction() as tx:
         await fed_store.host_seen(tx, signer.domain)

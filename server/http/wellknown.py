@@ -53,9 +53,8 @@ async def nodeinfo(request: web.Request) -> web.Response:
         return json_response({"error": "Record not found"}, status=404)
     usage = await account_store.usage_counts(st.db)
     metadata = {"nodeName": st.config["instance.title"], "nodeDescription": st.config["instance.description"]}
-    extra = getattr(st, "nodeinfo_metadata", None)
-    if extra is not None:  # the boundary layer publishes partner policy here when the admin chooses
-        metadata.update(await extra())
+    if st.boundary is not None:  # the federation mode, and partner policies the admin chose to publish
+        metadata.update(await st.boundary.published_policy())
     doc = docs.nodeinfo(version, VERSION, usage["users"], usage["active_month"], usage["active_halfyear"],
                         usage["posts"], st.config["registrations"] != "closed", metadata)
     profile = f'http://nodeinfo.diaspora.software/ns/schema/{version}#'

@@ -11,6 +11,8 @@ from typing import Any
 import msgspec
 
 from server.records import Account, Notification, Status, User
+from server.render import polls as poll_render
+from server.services import filtering
 from server.state import State
 from server.storage import accounts as account_store
 from server.storage import oauth as oauth_store
@@ -96,7 +98,7 @@ def relationship_json(account_id: int, rel: Relationship) -> dict[str, Any]:
         "muting_notifications": rel.muting_notifications,
         "requested": rel.requested,
         "requested_by": rel.requested_by,
-        "domain_blocking": False,
+        "domain_blocking": rel.domain_blocking,
         "endorsed": False,
         "note": "",
     }
@@ -164,7 +166,9 @@ async def statuses_json(state: State, viewer_id: int | None, items: list[Status]
 
     tags = await status_store.tags_for(state.db, ids)
     media = await _media_for(state, ids)
+    polls = await poll_render.polls_for_statuses(state, viewer_id, ids)
     flags = await status_store.viewer_flags(state.db, viewer_id, ids) if viewer_id is not None else None
+    viewer_filters = await filtering.active_filters(state, viewer_id) if viewer_id is not None else []
     app_ids = {s.app_id for s in every.values() if s.app_id}
     apps = {}
     for app_id in app_ids:
@@ -201,9 +205,10 @@ async def statuses_json(state: State, viewer_id: int | None, items: list[Status]
             "in_reply_to_id": str(s.in_reply_to_id) if s.in_reply_to_id else None,
             "in_reply_to_account_id": str(s.in_reply_to_account_id) if s.in_reply_to_account_id else None,
             "reblog": None,
-            "poll": None,
+            "poll": polls.get(s.id),
             "card": None,
             "edited_at": s.edited_at,
+            "local_only": bool(s.local_only),
             "filtered": [],
         }
         if flags is not None:
@@ -225,6 +230,7 @@ async def statuses_json(state: State, viewer_id: int | None, items: list[Status]
         if s.reblog_of_id is not None:
             original = originals.get(s.reblog_of_id)
             data["reblog"] = one(original) if original is not None else None
+        filtering.annotate(viewer_filters, data)
         out.append(data)
     return out
 
@@ -239,6 +245,7 @@ async def notifications_json(state: State, viewer_id: int, notes: list[Notificat
     found_statuses = await status_store.get_many(state.db, status_ids)
     rendered = {s["id"]: s for s in await statuses_json(state, viewer_id, list(found_statuses.values()))}
     found_accounts = await account_store.get_many(state.db, [n.from_account_id for n in notes])
+    reports = await _reports_for(state, [n.id for n in notes if n.type == "admin.report"])
     out = []
     for n in notes:
         account = found_accounts.get(n.from_account_id)
@@ -246,6 +253,8 @@ async def notifications_json(state: State, viewer_id: int, notes: list[Notificat
             continue
         data: dict[str, Any] = {"id": str(n.id), "type": n.type, "created_at": n.created_at,
                                 "group_key": f"ungrouped-{n.id}", "account": account_json(state, account)}
+        if n.id in reports:
+            data["report"] = reports[n.id]
         if n.status_id:
             status = rendered.get(str(n.status_id))
             if status is None:
@@ -253,3 +262,15 @@ async def notifications_json(state: State, viewer_id: int, notes: list[Notificat
             data["status"] = status
         out.append(data)
     return out
+
+
+async def _reports_for(state: State, notification_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """notification id → the Report entity an admin.report notification is about."""
+    if not notification_ids:
+        return {}
+    from server.render.reports import reports_json  # it renders accounts with this module
+    from server.storage import reports as report_store
+    links = await report_store.for_notifications(state.db, notification_ids)
+    found = await report_store.get_many(state.db, links.values())
+    rendered = {r["id"]: r for r in await reports_json(state, list(found.values()))}
+    return {n: rendered[str(r)] for n, r in links.items() if str(r) in rendered}

@@ -11,8 +11,10 @@ from federation import html as ap_html
 from federation import models as ap
 from server.ids import iso, now_iso
 from server.records import Account, Status
+from server.services import reports as report_service
 from server.services import social
 from server.services import statuses as status_service
+from server.services.boundary import Refused
 from server.services.remote import RemoteError
 from server.state import State
 from server.storage import accounts as account_store
@@ -36,6 +38,10 @@ async def process(state: State, doc: dict[str, Any]) -> str:
     actor = await state.federation.actor(activity.actor)
     if actor.local:
         raise Rejected("activity claims a local actor")
+    try:
+        await state.boundary.inbound_activity(actor.domain, actor.uri, activity.type, doc)
+    except Refused as exc:
+        raise Rejected(exc.reason) from exc
     handler = HANDLERS.get(activity.type)
     if handler is None:
         return "ignored"
@@ -64,6 +70,8 @@ async def _local_status(state: State, uri: str | None) -> Status | None:
     if not uri:
         return None
     status = await status_store.by_uri(state.db, uri)
+    if status is not None and status.local_only:
+        raise Rejected("the object is a local-only post")
     return status if status is not None and status.deleted_at is None else None
 
 
@@ -291,11 +299,8 @@ async def on_flag(state: State, actor: Account, activity: ap.ParsedActivity) -> 
             target = target or await account_store.get(state.db, status.account_id)
     if target is None:
         return
-    file_report = getattr(state, "file_report", None)  # the moderation layer stores reports
-    if file_report is not None:
-        await file_report(actor, target, status_ids, (activity.content or "")[:5000], activity.id)
-    else:
-        log.warning("report from %s about %s not stored: no moderation layer", actor.acct, target.acct)
+    await report_service.store_report(state, actor, target, status_ids, (activity.content or "")[:5000],
+                                      uri=activity.id)
 
 
 async def on_move(state: State, actor: Account, activity: ap.ParsedActivity) -> None:

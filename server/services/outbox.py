@@ -45,13 +45,14 @@ class ActivityPubOutbound(Outbound):
             host = host_of(inbox)
             if host and host != self.state.domain:
                 targets.append((inbox, host))
-        policy = getattr(self.state, "boundary", None)
-        if policy is not None:  # the organisation's boundary decides who may receive what
-            targets = await policy.filter_outbound(sender, activity, targets)
         if not targets:
             return 0
+        # The organisation's boundary decides who may receive what, possibly in a narrower form.
+        plan = await self.state.boundary.plan_delivery(sender, activity, targets)
+        count = 0
         async with self.state.db.transaction() as tx:
-            count = await fed_store.enqueue(tx, activity["id"], sender.id, _encode(activity), targets)
+            for variant, group in plan:
+                count += await fed_store.enqueue(tx, variant["id"], sender.id, _encode(variant), group)
         if self._wake is not None:
             self._wake()
         return count
@@ -80,23 +81,31 @@ class ActivityPubOutbound(Outbound):
     # -- statuses ----------------------------------------------------------------------------------------
 
     async def status_created(self, status: Status) -> None:
+        if status.local_only:
+            return
         author = await self._author(status.account_id)
         note = await render_ap.note_document(self.state, status)
         await self._send(author, render_ap.create_activity(note), await self._recipients(status, author))
 
     async def status_updated(self, status: Status) -> None:
+        if status.local_only:
+            return
         author = await self._author(status.account_id)
         note = await render_ap.note_document(self.state, status)
         await self._send(author, render_ap.create_activity(note, "Update", new_id()),
                          await self._recipients(status, author))
 
     async def status_deleted(self, status: Status) -> None:
+        if status.local_only:
+            return
         author = await self._author(status.account_id)
         mentioned = await account_store.get_many(self.state.db, await status_store.mentioned_ids(self.state.db, status.id))
         to, cc = address_for_visibility(status.visibility, author.followers_url, [a.uri for a in mentioned.values()])
         await self._send(author, render_ap.delete_activity(status, author, to, cc), await self._recipients(status, author))
 
     async def reblogged(self, reblog: Status, original: Status) -> None:
+        if original.local_only:  # boosting a local-only post never takes it outside
+            return
         booster = await self._author(reblog.account_id)
         original_author = await self._author(original.account_id)
         inboxes = await self._follower_inboxes(booster)
@@ -105,6 +114,8 @@ class ActivityPubOutbound(Outbound):
         await self._send(booster, render_ap.announce_activity(reblog, booster, original, original_author), inboxes)
 
     async def unreblogged(self, reblog: Status, original: Status) -> None:
+        if original.local_only:
+            return
         booster = await self._author(reblog.account_id)
         original_author = await self._author(original.account_id)
         announce = render_ap.announce_activity(reblog, booster, original, original_author)

@@ -21,6 +21,7 @@ from federation.signatures import generate_rsa_keypair
 from server.ids import iso, new_id, now_iso, parse_iso
 from server.records import Account, Status
 from server.services import statuses as status_service
+from server.services.boundary import Refused
 from server.state import State
 from server.storage import accounts as account_store
 from server.storage import federation as fed_store
@@ -121,10 +122,15 @@ class Federation:
     # -- fetching --------------------------------------------------------------------------------------
 
     async def fetch(self, url: str) -> dict[str, Any]:
-        """Signed GET as the instance actor."""
+        """Signed GET as the instance actor, only toward domains the boundary allows."""
+        try:
+            await self.state.boundary.check_fetch(url)
+        except Refused as exc:
+            raise RemoteError(exc.reason) from exc
         try:
             return await self.client.fetch(url, key_id=self.instance_key_id, private_key_pem=self._instance_private_pem)
         except FetchError as exc:
+            self.state.boundary.record("out", "fetch", ap.host_of(url), "failed", reason=str(exc)[:300])
             raise RemoteError(str(exc)) from exc
 
     async def actor(self, uri: str, refresh: bool = False) -> Account:
@@ -190,10 +196,15 @@ class Federation:
         if known is not None:
             return known
         try:
+            await self.state.boundary.check_fetch(f"https://{domain.lower()}/")
             actor_url = await self.client.resolve_acct(f"{username}@{domain}")
             return await self.actor(actor_url)
+        except Refused as exc:
+            log.info("not resolving %s: %s", acct, exc.reason)
+            return None
         except (FetchError, RemoteError) as exc:
             log.info("could not resolve %s: %s", acct, exc)
+            self.state.boundary.record("out", "fetch", domain.lower(), "failed", actor=acct[:300], reason=str(exc)[:300])
             return None
 
     async def resolve_url(self, url: str) -> Account | Status | None:
@@ -253,10 +264,21 @@ class Federation:
         parent = None
         if parsed.in_reply_to:
             parent = await self.status_by_uri(parsed.in_reply_to, depth)
+            if parent is not None and parent.local_only:
+                raise RemoteError("replies to local-only posts are not accepted")
         return await self._store_note(parsed, author, parent)
 
     async def _store_note(self, parsed: ap.ParsedNote, author: Account, parent: Status | None) -> Status:
         visibility = visibility_from_addressing(parsed.to, parsed.cc, author.followers_url or None)
+        try:
+            most_public, strip_media, no_direct = await self.state.boundary.inbound_note_rules(author.domain)
+        except Refused as exc:
+            raise RemoteError(exc.reason) from exc
+        if no_direct and visibility == "direct":
+            self.state.boundary.record("in", "receive", author.domain, "rejected", actor=author.uri,
+                                       activity_type="Note", reason="partner policy: no direct messages")
+            raise RemoteError("direct messages from this partner are not accepted")
+        visibility = self.state.boundary.clamp(visibility, most_public)
         content = ap_html.sanitize_html(parsed.content or "")
         if parsed.name and not content:
             content = f"<p>{ap_html.sanitize_html(parsed.name)}</p>"
@@ -272,7 +294,7 @@ class Federation:
             visibility=visibility, sensitive=bool(parsed.sensitive or parsed.summary), language=parsed.language,
             app_id=None, created_at=created, edited_at=iso(parsed.updated) if parsed.updated else None,
             deleted_at=None, replies_count=0, reblogs_count=0, favourites_count=0)
-        attachments = parsed.attachments[:8]
+        attachments = [] if strip_media else parsed.attachments[:8]
 
         async def media(tx: Any) -> None:
             for position, a in enumerate(attachments):

@@ -13,11 +13,12 @@ from server.events import Event
 from server.ids import new_id, now_iso
 from server.records import Account, Status
 from server.services import accounts as account_service
-from server.services import notify, text
+from server.services import conversations, feeds, notify, polls, text
 from server.services.errors import Forbidden, NotFound, Unprocessable
 from server.services.visibility import can_see
 from server.state import State
 from server.storage import accounts, relations, statuses, timelines
+from server.storage import conversations as conversation_store
 
 VISIBILITIES = ("public", "unlisted", "private", "direct")
 URL_WEIGHT = 23  # Mastodon counts every URL as 23 characters
@@ -35,6 +36,8 @@ class NewStatus(msgspec.Struct, kw_only=True):
     media_ids: list[int] = []
     app_id: int | None = None
     idempotency_key: str | None = None
+    poll: polls.PollSpec | None = None
+    local_only: bool | None = None  # None: the instance default, or the replied-to post's setting
 
 
 def text_length(body: str) -> int:
@@ -74,6 +77,10 @@ async def post_status(state: State, author: Account, new: NewStatus) -> Status:
     limit = state.config["statuses.max_characters"]
     if text_length(body) + len(new.spoiler_text) > limit:
         raise Unprocessable(f"Text character limit of {limit} exceeded")
+    if new.poll is not None:
+        if new.media_ids:
+            raise Unprocessable("A status can't have both a poll and media attachments")
+        polls.validate(state, new.poll)
     user = await accounts.user(state.db, author.id)
     visibility = new.visibility or (user.default_visibility if user else "public")
     if visibility not in VISIBILITIES:
@@ -87,6 +94,9 @@ async def post_status(state: State, author: Account, new: NewStatus) -> Status:
             raise Forbidden("This action is not allowed")
     rendered, mentioned = await _prepare_text(state, author, body)
     sensitive = new.sensitive if new.sensitive is not None else bool(user and user.default_sensitive)
+    local_only = new.local_only
+    if local_only is None:  # replies to local-only posts stay inside too
+        local_only = parent.local_only if parent is not None else state.config["statuses.local_only_default"]
     status_id = new_id()
     status = Status(
         id=status_id, uri=f"{author.uri}/statuses/{status_id}", url=f"{author.url}/{status_id}",
@@ -96,11 +106,14 @@ async def post_status(state: State, author: Account, new: NewStatus) -> Status:
         source_text=body, spoiler_text=new.spoiler_text.strip(), visibility=visibility,
         sensitive=bool(sensitive or new.spoiler_text.strip()),
         language=new.language or (user.default_language if user else None) or "en", app_id=new.app_id,
-        created_at=now_iso(), edited_at=None, deleted_at=None, replies_count=0, reblogs_count=0, favourites_count=0)
+        created_at=now_iso(), edited_at=None, deleted_at=None, replies_count=0, reblogs_count=0, favourites_count=0,
+        local_only=local_only)
 
     async def extra(tx: object) -> None:
         if new.media_ids:
             await _attach_media(tx, author.id, status_id, new.media_ids)
+        if new.poll is not None:
+            await polls.create_in_tx(tx, new.poll, status_id, author.id)
         if new.idempotency_key:
             await statuses.remember_idempotency(tx, author.id, new.idempotency_key, status_id, time.time())
 
@@ -155,8 +168,11 @@ async def fan_out(state: State, status: Status, mentioned: list[int]) -> None:
         readers.update(followers)
     elif status.visibility == "direct":
         readers.update(set(followers) & set(mentioned))
+    delivery = await feeds.plan(state, status, readers)  # lists, exclusive lists, followed hashtags
+    readers = delivery.home
     async with state.db.transaction() as tx:
         await timelines.add_to_feeds(tx, status.id, readers)
+        await feeds.store(tx, status, delivery)
         notes = []
         if status.reblog_of_id is None and status.in_reply_to_id is None:
             rows = await tx.fetchall("SELECT account_id FROM follows WHERE target_account_id = ? AND notify = 1",
@@ -171,9 +187,9 @@ async def fan_out(state: State, status: Status, mentioned: list[int]) -> None:
         state.bus.publish(Event(topic="public", name="update", payload=None, status_id=status.id))
         state.bus.publish(Event(topic="public:local" if status.local else "public:remote", name="update",
                                 payload=None, status_id=status.id))
-    if status.visibility == "direct":
-        for reader in {*mentioned, author_id}:
-            state.bus.publish(Event(topic=f"direct:{reader}", name="conversation", payload=None, status_id=status.id))
+    feeds.publish(state, status, delivery)
+    if status.visibility == "direct" and status.reblog_of_id is None:
+        await conversations.status_posted(state, status, mentioned)
     if status.local:
         if status.reblog_of_id is None:
             await state.outbound.status_created(status)
@@ -212,6 +228,7 @@ async def remove_status(state: State, status: Status) -> None:
         for r in reblogs:
             await statuses.mark_deleted(tx, r[0])
         await tx.execute("DELETE FROM notifications WHERE status_id = ?", (status.id,))
+        await conversation_store.forget_status(tx, status.id)
     for sid in [status.id, *(r[0] for r in reblogs)]:
         for topic in ("public", "public:local", "public:remote"):
             state.bus.publish(Event(topic=topic, name="delete", payload=str(sid), status_id=sid))
@@ -285,6 +302,7 @@ async def apply_edit(state: State, status: Status, *, content: str, source_text:
     if status.visibility == "public":
         for topic in ("public", "public:local" if status.local else "public:remote"):
             state.bus.publish(Event(topic=topic, name="status.update", payload=None, status_id=status.id))
+    await feeds.publish_edit(state, updated)
     if status.local:
         await state.outbound.status_updated(updated)
     return updated
@@ -320,7 +338,7 @@ async def store_reblog(state: State, account: Account, original: Status, *, uri:
                    in_reply_to_account_id=None, reblog_of_id=original.id, thread_id=None, content="", source_text="",
                    spoiler_text="", visibility=visibility, sensitive=False, language=None, app_id=None,
                    created_at=created_at or now_iso(), edited_at=None, deleted_at=None, replies_count=0,
-                   reblogs_count=0, favourites_count=0)
+                   reblogs_count=0, favourites_count=0, local_only=original.local_only)
     async with state.db.transaction() as tx:
         await statuses.insert(tx, boost)
         await statuses.adjust_counts(tx, original.id, reblogs=1)
@@ -344,10 +362,11 @@ async def unreblog(state: State, account: Account, status_id: int) -> Status:
     return original
 
 
-async def favourite(state: State, account: Account, status_id: int) -> Status:
+async def favourite(state: State, account: Account, status_id: int, uri: str | None = None) -> Status:
+    """`uri` is the Like activity's id when the favourite arrived from another instance."""
     status = await visible_status(state, account.id, status_id)
     async with state.db.transaction() as tx:
-        added = await statuses.add_favourite(tx, account.id, status.id)
+        added = await statuses.add_favourite(tx, account.id, status.id, uri)
         note = await notify.create(state, tx, status.account_id, account.id, "favourite", status.id) if added else None
     notify.announce(state, [note])
     if added:

@@ -256,18 +256,22 @@ async def media_rows(db: Reader, status_id: int) -> list[Any]:
     return await db.fetchall("SELECT * FROM media_attachments WHERE status_id = ? ORDER BY position", (status_id,))
 
 
-async def public_ids_of(db: Reader, account_id: int, limit: int, max_id: int | None = None) -> list[int]:
-    """An account's public and unlisted posts (no boosts), newest first: for outboxes and profile pages."""
+async def public_ids_of(db: Reader, account_id: int, limit: int, max_id: int | None = None,
+                        only_public: bool = False) -> list[int]:
+    """An account's federatable posts (public and unlisted, or public only; never local-only, no boosts),
+    newest first: for outboxes and profile pages."""
+    visibilities = "('public')" if only_public else "('public', 'unlisted')"
     rows = await db.fetchall(
-        "SELECT id FROM statuses WHERE account_id = ? AND visibility IN ('public', 'unlisted') AND deleted_at IS NULL"
-        " AND reblog_of_id IS NULL AND id < ? ORDER BY id DESC LIMIT ?", (account_id, max_id or 2**63 - 1, limit))
+        f"SELECT id FROM statuses WHERE account_id = ? AND visibility IN {visibilities} AND deleted_at IS NULL"
+        " AND local_only = 0 AND reblog_of_id IS NULL AND id < ? ORDER BY id DESC LIMIT ?",
+        (account_id, max_id or 2**63 - 1, limit))
     return [r[0] for r in rows]
 
 
 async def public_replies(db: Reader, status_id: int, after: int | None, limit: int) -> list[Status]:
     rows = await db.fetchall(
         f"SELECT {STATUS_COLS} FROM statuses WHERE in_reply_to_id = ? AND visibility IN ('public', 'unlisted')"
-        " AND deleted_at IS NULL AND id > ? ORDER BY id LIMIT ?", (status_id, after or 0, limit))
+        " AND deleted_at IS NULL AND local_only = 0 AND id > ? ORDER BY id LIMIT ?", (status_id, after or 0, limit))
     return [row_to_status(r) for r in rows]
 
 

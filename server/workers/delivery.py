@@ -102,7 +102,10 @@ class DeliveryWorker:
         try:
             async with self._host_slots[delivery.host]:
                 sender = await account_store.get(self.state.db, delivery.sender_id)
-                if sender is None:
+                refused = await self.state.boundary.check_delivery(delivery.host)
+                if refused is not None:  # the rules changed after the activity was queued
+                    outcome_status, result, error = None, "final", f"refused by policy: {refused}"
+                elif sender is None:
                     outcome_status, result, error = None, "final", "sender no longer exists"
                 else:
                     key_id, pem = await self.state.federation.signing_key(sender)
@@ -110,6 +113,10 @@ class DeliveryWorker:
                                                                          key_id=key_id, private_key_pem=pem)
                     outcome_status, result, error = outcome.status, outcome.result, outcome.error
                 await self._record(delivery, outcome_status, result, error)
+                self.state.boundary.record(
+                    "out", "delivery", delivery.host, "ok" if result == "ok" else ("retry" if result == "retry" else "failed"),
+                    actor=sender.uri if sender else None, activity_type=_activity_type(delivery.body),
+                    reason=None if result == "ok" else error)
         except Exception:
             log.exception("delivery %s to %s crashed", delivery.id, delivery.inbox_url)
         finally:
@@ -150,3 +157,11 @@ class DeliveryWorker:
 
 def _today_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def _activity_type(body: bytes) -> str | None:
+    try:
+        kind = msgspec.json.decode(body).get("type")
+    except (msgspec.DecodeError, AttributeError):
+        return None
+    return kind if isinstance(kind, str) else None

@@ -9,6 +9,9 @@ from typing import Any
 import pytest
 
 FED_ENV = {
+    # Open federation among the test's own loopback instances (the boundary's allowlist default is
+    # exercised in test_boundary.py).
+    "CROSSTALK_FEDERATION_MODE": "blocklist",
     "CROSSTALK_FEDERATION_ALLOWED_PRIVATE_ADDRESSES": "127.0.0.0/8",
     "CROSSTALK_FEDERATION_RETRY_SCALE": "0.02",
 }

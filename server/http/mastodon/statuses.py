@@ -48,11 +48,14 @@ async def create(request: web.Request) -> web.Response:
     p = await params(request)
     creds = request["credentials"]
     visibility = p.str("visibility") or None
+    local_only = p.bool("local_only")
+    if visibility == "local":  # Akkoma's spelling of a local-only post
+        visibility, local_only = "public", True
     new = service.NewStatus(
         text=p.text("status"), in_reply_to_id=p.id("in_reply_to_id"), visibility=visibility,
         spoiler_text=p.text("spoiler_text"), sensitive=p.bool("sensitive"), language=p.str("language") or None,
         media_ids=_ids(p.list("media_ids"), "media_ids"), app_id=creds.token.app_id,
-        idempotency_key=request.headers.get("Idempotency-Key"), poll=poll_param(p))
+        idempotency_key=request.headers.get("Idempotency-Key"), poll=poll_param(p), local_only=local_only)
     scheduled_at = time_param(p, "scheduled_at")
     if scheduled_at is not None:
         result = await scheduled_service.schedule(st, account, new, scheduled_at)
