@@ -143,12 +143,15 @@ async def blocked_either_way(db: Reader, a: int, b: int) -> bool:
 
 
 async def hidden_account_ids(db: Reader, viewer_id: int) -> set[int]:
-    """Accounts whose posts the viewer never sees: blocked, blocking the viewer, or muted."""
+    """Accounts whose posts the viewer never sees: blocked, blocking the viewer, muted, or on a
+    domain the viewer blocked."""
     rows = await db.fetchall(
         "SELECT target_account_id FROM blocks WHERE account_id = ?1"
         " UNION SELECT account_id FROM blocks WHERE target_account_id = ?1"
         " UNION SELECT target_account_id FROM mutes WHERE account_id = ?1"
-        "   AND (expires_at IS NULL OR expires_at > strftime('%Y-%m-%dT%H:%M:%fZ'))", (viewer_id,))
+        "   AND (expires_at IS NULL OR expires_at > strftime('%Y-%m-%dT%H:%M:%fZ'))"
+        " UNION SELECT a.id FROM account_domain_blocks d JOIN accounts a ON a.domain = d.domain"
+        "   WHERE d.account_id = ?1", (viewer_id,))
     return {r[0] for r in rows}
 
 
@@ -156,7 +159,9 @@ async def notification_muted_ids(db: Reader, viewer_id: int) -> set[int]:
     rows = await db.fetchall(
         "SELECT target_account_id FROM blocks WHERE account_id = ?1"
         " UNION SELECT target_account_id FROM mutes WHERE account_id = ?1 AND notifications = 1"
-        "   AND (expires_at IS NULL OR expires_at > strftime('%Y-%m-%dT%H:%M:%fZ'))", (viewer_id,))
+        "   AND (expires_at IS NULL OR expires_at > strftime('%Y-%m-%dT%H:%M:%fZ'))"
+        " UNION SELECT a.id FROM account_domain_blocks d JOIN accounts a ON a.domain = d.domain"
+        "   WHERE d.account_id = ?1", (viewer_id,))
     return {r[0] for r in rows}
 
 
@@ -171,6 +176,7 @@ class Relationship(msgspec.Struct):
     blocked_by: bool = False
     muting: bool = False
     muting_notifications: bool = False
+    domain_blocking: bool = False
 
 
 async def relationships(db: Reader, viewer_id: int, target_ids: Iterable[int]) -> dict[int, Relationship]:
@@ -187,7 +193,9 @@ async def relationships(db: Reader, viewer_id: int, target_ids: Iterable[int]) -
         f" UNION ALL SELECT 'requested_by', account_id, 0, 0 FROM follow_requests WHERE target_account_id = ?1 AND account_id IN ({marks})"
         f" UNION ALL SELECT 'blocking', target_account_id, 0, 0 FROM blocks WHERE account_id = ?1 AND target_account_id IN ({marks})"
         f" UNION ALL SELECT 'blocked_by', account_id, 0, 0 FROM blocks WHERE target_account_id = ?1 AND account_id IN ({marks})"
-        f" UNION ALL SELECT 'muting', target_account_id, notifications, 0 FROM mutes WHERE account_id = ?1 AND target_account_id IN ({marks})",
+        f" UNION ALL SELECT 'muting', target_account_id, notifications, 0 FROM mutes WHERE account_id = ?1 AND target_account_id IN ({marks})"
+        f" UNION ALL SELECT 'domain_blocking', a.id, 0, 0 FROM accounts a JOIN account_domain_blocks d"
+        f"   ON d.domain = a.domain AND d.account_id = ?1 WHERE a.id IN ({marks})",
         [viewer_id, *targets])
     for kind, target, a, b in rows:
         rel = out[target]

@@ -24,8 +24,9 @@ def _configuration(st: State) -> dict[str, Any]:
         "media_attachments": {"supported_mime_types": MEDIA_TYPES, "description_limit": 1500,
                               "video_size_limit": 0, "video_frame_rate_limit": 0, "video_matrix_limit": 0,
                               **limits},
-        "polls": {"max_options": 8, "max_characters_per_option": 100, "min_expiration": 300,
-                  "max_expiration": 2629746},
+        "polls": {"max_options": 8, "max_characters_per_option": 100,
+                  "min_expiration": st.config["polls.min_expiration"],
+                  "max_expiration": st.config["polls.max_expiration"]},
         "translation": {"enabled": False},
     }
 

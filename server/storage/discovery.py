@@ -1,0 +1,70 @@
+"""Follow suggestions and familiar followers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from server.ids import now_iso
+from server.storage.accounts import Reader
+
+# A profile field named like this (any case) says which department someone works in.
+DEPARTMENT_FIELD = "department"
+
+
+async def department_of(db: Reader, account_id: int) -> str | None:
+    """The value of the account's Department profile field, lower-cased and trimmed, if it has one."""
+    value = await db.fetchval(
+        "SELECT lower(trim(coalesce(json_extract(f.value, '$[2]'), json_extract(f.value, '$[1]'))))"
+        " FROM accounts a, json_each(a.fields) f WHERE a.id = ? AND lower(trim(json_extract(f.value, '$[0]'))) = ?"
+        " LIMIT 1", (account_id, DEPARTMENT_FIELD))
+    return value or None
+
+
+async def suggestions(db: Reader, viewer_id: int, department: str | None, limit: int) -> list[tuple[int, bool]]:
+    """(account id, same department?) for local accounts worth following: colleagues from the viewer's
+    department first, then the most followed. Leaves out the viewer, accounts already followed or
+    requested, blocked either way, muted, dismissed, suspended, disabled or not discoverable."""
+    rows = await db.fetchall(
+        "SELECT a.id, EXISTS (SELECT 1 FROM json_each(a.fields) f"
+        "   WHERE lower(trim(json_extract(f.value, '$[0]'))) = ?3"
+        "     AND lower(trim(coalesce(json_extract(f.value, '$[2]'), json_extract(f.value, '$[1]')))) = ?2) AS colleague"
+        " FROM accounts a JOIN users u ON u.account_id = a.id"
+        " WHERE a.domain = '' AND a.id != ?1 AND a.suspended = 0 AND a.deleted_at IS NULL AND a.discoverable = 1"
+        "   AND u.disabled = 0 AND u.approved = 1"
+        "   AND a.id NOT IN (SELECT target_account_id FROM follows WHERE account_id = ?1)"
+        "   AND a.id NOT IN (SELECT target_account_id FROM follow_requests WHERE account_id = ?1)"
+        "   AND a.id NOT IN (SELECT target_account_id FROM blocks WHERE account_id = ?1)"
+        "   AND a.id NOT IN (SELECT account_id FROM blocks WHERE target_account_id = ?1)"
+        "   AND a.id NOT IN (SELECT target_account_id FROM mutes WHERE account_id = ?1)"
+        "   AND a.id NOT IN (SELECT target_account_id FROM suggestion_dismissals WHERE account_id = ?1)"
+        " ORDER BY colleague DESC, a.followers_count DESC, a.id LIMIT ?4",
+        (viewer_id, department, DEPARTMENT_FIELD, limit))
+    return [(r[0], bool(r[1])) for r in rows]
+
+
+async def dismiss(tx: Any, account_id: int, target_id: int) -> None:
+    await tx.execute(
+        "INSERT OR IGNORE INTO suggestion_dismissals (account_id, target_account_id, created_at) VALUES (?, ?, ?)",
+        (account_id, target_id, now_iso()))
+
+
+async def familiar_followers(db: Reader, viewer_id: int, target_ids: list[int],
+                             hidden: set[int]) -> dict[int, list[int]]:
+    """target id → followers of the target whom the viewer follows (most recent follow first)."""
+    out: dict[int, list[int]] = {t: [] for t in target_ids}
+    if not target_ids:
+        return out
+    params: list[Any] = [viewer_id, *target_ids]
+    hide = ""
+    if hidden:
+        hide = f" AND f.account_id NOT IN ({','.join('?' * len(hidden))})"
+        params.extend(hidden)
+    rows = await db.fetchall(
+        "SELECT f.target_account_id, f.account_id FROM follows f"
+        " JOIN follows mine ON mine.target_account_id = f.account_id AND mine.account_id = ?"
+        " JOIN accounts a ON a.id = f.account_id AND a.suspended = 0 AND a.deleted_at IS NULL"
+        f" WHERE f.target_account_id IN ({','.join('?' * len(target_ids))}){hide} ORDER BY f.id DESC", params)
+    for r in rows:
+        if r[1] != viewer_id:
+            out[r[0]].append(r[1])
+    return out
