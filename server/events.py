@@ -7,19 +7,27 @@ replace it when an instance runs as several processes.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import msgspec
 
+# Internal event on `user:<id>` (never sent to clients): the account's blocks or mutes changed, so
+# streams drop their cached set of hidden accounts.
+RELATIONS_CHANGED = "_relations"
+
 
 class Event(msgspec.Struct, frozen=True):
-    topic: str  # e.g. "user:123", "public", "public:local", "hashtag:foo", "list:9", "direct:123"
-    name: str  # Mastodon event name: update, status.update, delete, notification, ...
-    payload: Any  # already-encoded JSON text, or data the subscriber renders for its viewer
+    topic: str  # e.g. "user:123", "public", "public:local", "hashtag:foo", "hashtag:local:foo", "list:9", "direct:123"
+    name: str  # Mastodon event name: update, status.update, delete, notification, ...; "_"-prefixed: internal
+    payload: Any = None  # already-encoded JSON text, or data the subscriber renders for its viewer
     status_id: int | None = None
     account_id: int | None = None
+    # When this process learnt of the event (monotonic clock); an adapter for another transport stamps
+    # it on receipt. Streams reuse a rendering of the status only if it started after this moment.
+    at: float = msgspec.field(default_factory=time.monotonic)
 
 
 class Subscription:

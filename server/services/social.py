@@ -6,6 +6,7 @@ from server.ids import new_id
 from server.records import Account
 from server.services import notify
 from server.services.errors import Forbidden, NotFound, Unprocessable
+from server.services.streaming import relations_changed
 from server.state import State
 from server.storage import relations, timelines
 
@@ -123,6 +124,7 @@ async def block(state: State, account: Account, target: Account, block_uri: str 
             await relations.delete_follow_request(tx, a.id, b.id)
         added = await relations.set_block(tx, account.id, target.id, True, block_uri)
         await tx.execute("DELETE FROM notifications WHERE account_id = ? AND from_account_id = ?", (account.id, target.id))
+    relations_changed(state, account.id, target.id)
     if added and not target.local and block_uri:
         await state.outbound.blocked(account, target, block_uri)
 
@@ -132,6 +134,7 @@ async def unblock(state: State, account: Account, target: Account) -> None:
                                   (account.id, target.id))
     async with state.db.transaction() as tx:
         removed = await relations.set_block(tx, account.id, target.id, False)
+    relations_changed(state, account.id, target.id)
     if removed and not target.local:
         await state.outbound.unblocked(account, target, row["uri"] if row else None)
 
@@ -147,8 +150,10 @@ async def mute(state: State, account: Account, target: Account, *, notifications
         expires = iso(datetime.now(UTC) + timedelta(seconds=duration))
     async with state.db.transaction() as tx:
         await relations.set_mute(tx, account.id, target.id, True, notifications, expires)
+    relations_changed(state, account.id)
 
 
 async def unmute(state: State, account: Account, target: Account) -> None:
     async with state.db.transaction() as tx:
         await relations.set_mute(tx, account.id, target.id, False)
+    relations_changed(state, account.id)

@@ -18,7 +18,7 @@ from server.http.base import (
 )
 from server.render import mastodon as render
 from server.services import accounts as account_service
-from server.services import social
+from server.services import filtering, social
 from server.services.errors import NotFound, Unprocessable
 from server.storage import accounts as account_store
 from server.storage import relations, statuses, timelines
@@ -140,8 +140,8 @@ async def account_statuses(request: web.Request) -> web.Response:
         pinned=bool(p.bool("pinned")), tag_id=tag_id)
     found = await statuses.get_many(st.db, ids)
     items = [found[i] for i in ids if i in found]
-    return json_response(await render.statuses_json(st, viewer.id if viewer else None, items),
-                         headers=link_header(request, ids))
+    rendered = filtering.drop_hidden(await render.statuses_json(st, viewer.id if viewer else None, items), "account")
+    return json_response(rendered, headers=link_header(request, ids))
 
 
 async def _account_list(request: web.Request, rows: list[tuple[int, int]]) -> web.Response:

@@ -15,6 +15,7 @@ from server.http.base import (
     state_of,
 )
 from server.render import mastodon as render
+from server.services import filtering
 from server.services.errors import NotFound
 from server.storage import notifications as store
 from server.storage import relations
@@ -35,7 +36,8 @@ async def list_notifications(request: web.Request) -> web.Response:
     from_id = p.id("account_id")
     hidden = await relations.notification_muted_ids(st.db, viewer.id)
     notes = await store.list_for(st.db, viewer.id, pg, types, exclude, from_id, hidden)
-    return json_response(await render.notifications_json(st, viewer.id, notes),
+    rendered = filtering.drop_hidden_notifications(await render.notifications_json(st, viewer.id, notes))
+    return json_response(rendered,
                          headers=link_header(request, [n.id for n in notes]))
 
 

@@ -15,15 +15,19 @@ from server.http.base import (
     state_of,
 )
 from server.render import mastodon as render
+from server.services import filtering
 from server.storage import relations, statuses, timelines
 
 
 async def _render_ids(request: web.Request, viewer_id: int | None, ids: list[int],
-                      cursor_ids: list[int] | None = None) -> web.Response:
+                      cursor_ids: list[int] | None = None, context: str | None = None) -> web.Response:
     st = state_of(request)
     found = await statuses.get_many(st.db, ids)
     items = [found[i] for i in ids if i in found]
-    return json_response(await render.statuses_json(st, viewer_id, items),
+    rendered = await render.statuses_json(st, viewer_id, items)
+    if context is not None:  # `hide` filters drop statuses; paging still follows the unfiltered ids
+        rendered = filtering.drop_hidden(rendered, context)
+    return json_response(rendered,
                          headers=link_header(request, cursor_ids if cursor_ids is not None else ids))
 
 
@@ -33,7 +37,7 @@ async def home(request: web.Request) -> web.Response:
     pg = page(await params(request))
     hidden = await relations.hidden_account_ids(st.db, viewer.id)
     ids = await timelines.home(st.db, viewer.id, pg, hidden)
-    return await _render_ids(request, viewer.id, ids)
+    return await _render_ids(request, viewer.id, ids, context="home")
 
 
 async def public(request: web.Request) -> web.Response:
@@ -45,7 +49,7 @@ async def public(request: web.Request) -> web.Response:
     ids = await timelines.public(st.db, pg, hidden, local=bool(p.bool("local")), remote=bool(p.bool("remote")))
     if p.bool("only_media"):
         ids = [i for i in ids if await st.db.fetchval("SELECT 1 FROM media_attachments WHERE status_id = ?", (i,))]
-    return await _render_ids(request, viewer.id if viewer else None, ids)
+    return await _render_ids(request, viewer.id if viewer else None, ids, context="public")
 
 
 async def tag(request: web.Request) -> web.Response:
@@ -58,7 +62,7 @@ async def tag(request: web.Request) -> web.Response:
         return json_response([])
     hidden = await relations.hidden_account_ids(st.db, viewer.id) if viewer else set()
     ids = await timelines.tag(st.db, tag_id, pg, hidden, local=bool(p.bool("local")))
-    return await _render_ids(request, viewer.id if viewer else None, ids)
+    return await _render_ids(request, viewer.id if viewer else None, ids, context="public")
 
 
 async def _collection(request: web.Request, table: str, scope: str) -> web.Response:

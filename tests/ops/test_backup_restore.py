@@ -1,0 +1,247 @@
+"""`crosstalk admin backup/restore/export-user` against real instances."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+import threading
+import zipfile
+
+import pytest
+import requests
+
+from tests.conftest import Instance
+
+
+def all_statuses(api, account_id: str) -> list[dict]:
+    page = api.account_statuses(account_id, limit=40)
+    return api.fetch_remaining(page) if page else []
+
+
+@pytest.fixture
+def same_domain():
+    """Instances serving an existing instance's domain from another data directory."""
+    made: list[Instance] = []
+
+    def make(original: Instance, data_dir) -> Instance:
+        inst = Instance(data_dir, {}, port=original.port)
+        made.append(inst)
+        return inst
+
+    yield make
+    for inst in made:
+        inst.stop()
+
+
+def test_backup_while_posting_restores_to_a_consistent_database(make_instance, same_domain, tmp_path):
+    a = make_instance("a")
+    a.create_user("alice")
+    token = a.token("alice")
+    # Files beside the database (media) travel with the backup.
+    media = a.data_dir / "media" / "attachments" / "1" / "original.png"
+    media.parent.mkdir(parents=True)
+    media.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40)
+    for i in range(150):  # enough pages that the copy takes many steps
+        requests.post(f"{a.base_url}/api/v1/statuses", data={"status": f"before {i} " + "x" * 400},
+                      headers={"Authorization": f"Bearer {token}"}, timeout=10).raise_for_status()
+
+    stop = threading.Event()
+    written: list[str] = []
+    errors: list[str] = []
+
+    def writer() -> None:
+        session = requests.Session()
+        n = 0
+        while not stop.is_set():
+            answer = session.post(f"{a.base_url}/api/v1/statuses", data={"status": f"during {n}"},
+                                  headers={"Authorization": f"Bearer {token}"}, timeout=10)
+            if answer.status_code != 200:
+                errors.append(answer.text)
+                return
+            written.append(answer.json()["id"])
+            n += 1
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        while len(written) < 5:
+            stop.wait(0.02)
+        before = len(written)
+        result = a.cli("admin", "backup", str(tmp_path / "backup"), "--pages-per-step", "8")
+        after = len(written)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert not errors, errors
+    assert after > before, "the writer should have kept posting while the backup ran"
+
+    # Progress went to stderr, step by step, and ended at 100 %.
+    progress = [line for line in result.stderr.splitlines() if line.startswith("database:")]
+    assert progress and progress[-1].startswith("database: 100%"), result.stderr
+    assert "files: 100%" in result.stderr
+    manifest = json.loads((tmp_path / "backup" / "manifest.json").read_text())
+    assert manifest["format"] == "crosstalk-backup" and manifest["domain"] == a.domain
+    assert manifest["schema_version"] >= 1 and manifest["files"]["count"] >= 1
+    assert "written to" in result.stdout
+
+    # Another machine: the same domain (and port), a new empty data directory.
+    other = make_instance("other", start=False)
+    wrong = other.cli("admin", "restore", str(tmp_path / "backup"), check=False)
+    assert wrong.returncode == 1 and f"set CROSSTALK_DOMAIN={a.domain}" in wrong.stderr
+    a.stop()
+    b = same_domain(a, tmp_path / "b")
+    restored = b.cli("admin", "restore", str(tmp_path / "backup"))
+    assert "restored the backup" in restored.stdout
+    db = b.data_dir / "crosstalk.sqlite3"
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+    assert (b.data_dir / "media" / "attachments" / "1" / "original.png").read_bytes() == media.read_bytes()
+
+    b.start()
+    api = b.api("alice")
+    me = api.account_verify_credentials()
+    posts = all_statuses(api, me["id"])
+    # One snapshot: the denormalised counter agrees with the rows, and the posts present are exactly
+    # the first N written, N between what existed when the backup began and when it ended.
+    assert me["statuses_count"] == len(posts)
+    during = sorted(int(p["id"]) for p in posts if p["content"].startswith("<p>during"))
+    assert before <= len(during) <= after
+    assert during == sorted(int(i) for i in written[:len(during)])
+    assert sum(1 for p in posts if p["content"].startswith("<p>before")) == 150
+    assert requests.get(f"{b.base_url}/readyz", timeout=5).json()["status"] == "ok"
+
+
+def test_restore_refuses_what_it_should(make_instance, same_domain, tmp_path):
+    a = make_instance("a")
+    a.create_user("alice")
+    a.cli("admin", "backup", str(tmp_path / "good"))
+
+    # Backing up into a directory that has something in it.
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "keep.txt").write_text("mine")
+    refused = a.cli("admin", "backup", str(busy), check=False)
+    assert refused.returncode == 1 and "is not empty" in refused.stderr
+
+    # Restoring over existing data: the running instance's own directory.
+    over = a.cli("admin", "restore", str(tmp_path / "good"), check=False)
+    assert over.returncode == 1 and "is not empty" in over.stderr and "restore only into an empty" in over.stderr
+
+    b = same_domain(a, tmp_path / "b")
+    not_backup = b.cli("admin", "restore", str(busy), check=False)
+    assert not_backup.returncode == 1 and "not a complete Crosstalk backup" in not_backup.stderr
+
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    for f in (tmp_path / "good").iterdir():
+        if f.is_file():
+            (damaged / f.name).write_bytes(f.read_bytes())
+    with open(damaged / "crosstalk.sqlite3", "r+b") as fh:
+        fh.seek(5000)
+        fh.write(b"garbage")
+    bad = b.cli("admin", "restore", str(damaged), check=False)
+    assert bad.returncode == 1 and "checksum" in bad.stderr
+    assert not (b.data_dir / "crosstalk.sqlite3").exists()
+
+    manifest = json.loads((tmp_path / "good" / "manifest.json").read_text())
+    manifest["schema_version"] = 9999
+    newer = tmp_path / "newer"
+    newer.mkdir()
+    (newer / "crosstalk.sqlite3").write_bytes((tmp_path / "good" / "crosstalk.sqlite3").read_bytes())
+    (newer / "manifest.json").write_text(json.dumps(manifest))
+    refused_newer = b.cli("admin", "restore", str(newer), check=False)
+    assert refused_newer.returncode == 1 and "newer than this Crosstalk" in refused_newer.stderr
+
+    # The good one restores into the empty directory, after all those refusals left it empty.
+    b.cli("admin", "restore", str(tmp_path / "good"))
+    a.stop()
+    b.start()
+    assert b.api("alice").account_verify_credentials()["username"] == "alice"
+
+
+def test_backup_inside_the_data_directory_does_not_copy_itself(make_instance):
+    a = make_instance("a")
+    a.create_user("alice")
+    target = a.data_dir / "backups" / "today"
+    result = a.cli("admin", "backup", str(target))
+    assert "written to" in result.stdout
+    assert not (target / "files" / "backups").exists()
+
+
+def read_zip(path) -> tuple[dict, dict]:
+    with zipfile.ZipFile(path) as z:
+        names = set(z.namelist())
+        docs = {n: json.loads(z.read(n)) for n in names if n.endswith(".json")}
+        texts = {n: z.read(n) for n in names if not n.endswith(".json")}
+    return docs, texts
+
+
+def test_export_user_writes_an_activitystreams_archive(make_instance, tmp_path):
+    inst = make_instance("a")
+    for name in ("alice", "bob"):
+        inst.create_user(name)
+    alice, bob = inst.api("alice"), inst.api("bob")
+    bob_id = bob.me()["id"]
+    bob_post = bob.status_post("bob's news")
+    alice.account_follow(bob_id)
+    first = alice.status_post("Hello #fediverse @bob", visibility="public")
+    alice.status_post("only for followers", visibility="private")
+    alice.status_favourite(bob_post["id"])
+    alice.status_bookmark(bob_post["id"])
+    alice.status_reblog(bob_post["id"])
+    gone = alice.status_post("deleted later")
+    alice.status_delete(gone["id"])
+
+    out = tmp_path / "alice.zip"
+    result = inst.cli("admin", "export-user", "alice", "--output", str(out))
+    assert f"wrote {out}" in result.stdout and "3 activities" in result.stdout
+    docs, texts = read_zip(out)
+    assert set(docs) == {"actor.json", "outbox.json", "likes.json", "bookmarks.json", "followers.json"}
+
+    actor = docs["actor.json"]
+    assert actor["type"] == "Person" and actor["preferredUsername"] == "alice"
+    assert actor["id"] == f"{inst.base_url}/users/alice" or actor["id"].endswith("/alice")
+
+    outbox = docs["outbox.json"]
+    assert outbox["type"] == "OrderedCollection" and outbox["totalItems"] == 3
+    kinds = [item["type"] for item in outbox["orderedItems"]]
+    assert kinds == ["Create", "Create", "Announce"]
+    note = outbox["orderedItems"][0]["object"]
+    assert note["type"] == "Note" and "Hello" in note["content"] and note["id"] == first["uri"]
+    assert note["attributedTo"] == actor["id"]
+    assert "https://www.w3.org/ns/activitystreams#Public" in note["to"]
+    assert {t["type"] for t in note["tag"]} == {"Hashtag", "Mention"}
+    private = outbox["orderedItems"][1]["object"]
+    assert private["to"] == [actor["followers"]]
+    assert outbox["orderedItems"][2]["object"] == bob_post["uri"]
+
+    assert docs["likes.json"]["orderedItems"] == [bob_post["uri"]]
+    assert docs["bookmarks.json"]["orderedItems"] == [bob_post["uri"]]
+    rows = list(csv.reader(io.StringIO(texts["following_accounts.csv"].decode())))
+    assert rows == [["Account address", "Show boosts", "Notify on new posts", "Languages"],
+                    [f"bob@{inst.domain}", "true", "false", ""]]
+
+    bob_zip = tmp_path / "bob.zip"
+    inst.cli("admin", "export-user", "bob", "-o", str(bob_zip))
+    bob_docs, _ = read_zip(bob_zip)
+    assert bob_docs["followers.json"]["orderedItems"] == [actor["id"]]
+    assert bob_docs["outbox.json"]["totalItems"] == 1
+
+    missing = inst.cli("admin", "export-user", "nobody", check=False)
+    assert missing.returncode == 1 and "no local user 'nobody'" in missing.stderr
+
+
+def test_config_reference_matches_the_readme(make_instance):
+    from pathlib import Path
+
+    from server.config import SETTINGS, settings_table_markdown
+    inst = make_instance("a", start=False)
+    table = inst.cli("admin", "config-reference").stdout.strip()
+    assert table == settings_table_markdown()
+    for s in SETTINGS:
+        assert f"`{s.env}`" in table
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert table in readme, "README's configuration table is stale: run `python deploy/config_table.py`"

@@ -1,0 +1,60 @@
+"""One instance per test module with a pool of users made up front, so each test gets fresh accounts
+without paying for a server start and a CLI run per user."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+from mastodon import Mastodon
+
+from tests.conftest import ROOT, Instance
+
+PASSWORD = "correct horse battery"
+
+
+class UserPool:
+    def __init__(self, instance: Instance, names: list[str]) -> None:
+        self.instance = instance
+        self._free = list(names)
+        client_id, client_secret = Mastodon.create_app("pool", api_base_url=instance.base_url,
+                                                       scopes=["read", "write", "follow", "push"])
+        self._app = (client_id, client_secret)
+
+    def take(self, count: int) -> list[Mastodon]:
+        """`count` unused users, logged in with the password grant (the real OAuth token endpoint)."""
+        taken, self._free = self._free[:count], self._free[count:]
+        assert len(taken) == count, "the user pool is exhausted; raise its size"
+        clients = []
+        for name in taken:
+            api = Mastodon(client_id=self._app[0], client_secret=self._app[1], api_base_url=self.instance.base_url)
+            api.log_in(f"{name}@example.test", PASSWORD, scopes=["read", "write", "follow", "push"])
+            clients.append(api)
+        return clients
+
+
+def create_users(instance: Instance, names: list[str]) -> None:
+    """`crosstalk admin create-user` for each name, several at once (each run is a Python start-up)."""
+    for start in range(0, len(names), 6):
+        procs = [subprocess.Popen([sys.executable, "-m", "server.cli", "admin", "create-user", name, "--email",
+                                   f"{name}@example.test", "--password", PASSWORD], cwd=ROOT, env=instance.env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for name in names[start:start + 6]]
+        for proc in procs:
+            _, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err.decode()
+
+
+def running_pool(tmp_path_factory: pytest.TempPathFactory, size: int,
+                 env: dict[str, str] | None = None) -> Iterator[UserPool]:
+    """Body of a module-scoped fixture: start an instance (password grant on), make `size` users."""
+    inst = Instance(tmp_path_factory.mktemp("pool") / "a", {"CROSSTALK_PASSWORD_GRANT": "true", **(env or {})})
+    inst.start()
+    try:
+        names = [f"u{i}" for i in range(size)]
+        create_users(inst, names)
+        yield UserPool(inst, names)
+    finally:
+        inst.stop()
