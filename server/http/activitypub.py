@@ -289,6 +289,9 @@ class InboxRejection(Exception):
 
 async def verify_request(st: State, request: web.Request, body: bytes | None, event: str = "receive") -> Account:
     """The remote actor whose key signed this request. Refetches the key once to follow rotations."""
+    if request.host.lower() != st.domain:
+        # A signature made for another host must not be replayed here (proxies must keep Host).
+        raise InboxRejection(401, f"request was addressed to {request.host}, not {st.domain}")
     try:
         signed = parse_signed_request(request.method, request.path_qs, request.headers, body,
                                       scheme=st.config["scheme"], authority=st.domain)

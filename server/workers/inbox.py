@@ -9,6 +9,7 @@ from collections import defaultdict
 
 import msgspec
 
+from federation.models import host_of
 from server.services import inbound
 from server.services.remote import RemoteError
 from server.state import State
@@ -67,6 +68,8 @@ class InboxWorker:
             log.debug("inbox %s: %s", activity_id, outcome)
         except inbound.Rejected as exc:
             error = f"rejected: {exc}"
+            self.state.boundary.record("in", "receive", host_of(row["actor_uri"]), "rejected",  # type: ignore[index]
+                                       actor=row["actor_uri"], activity_type=_type_of(body), reason=str(exc)[:300])  # type: ignore[index]
         except RemoteError as exc:
             error = f"remote: {exc}"
             give_up = attempts + 1 >= MAX_ATTEMPTS
@@ -78,3 +81,11 @@ class InboxWorker:
         async with self.state.db.transaction() as tx:
             await fed_store.finish_inbox(tx, row_id, error, give_up)
         self.processed += 1
+
+
+def _type_of(body: str) -> str | None:
+    try:
+        kind = msgspec.json.decode(body).get("type")
+    except (msgspec.DecodeError, AttributeError):
+        return None
+    return kind if isinstance(kind, str) else None

@@ -105,6 +105,12 @@ def test_hostile_inbox_requests(make_instance, fake_actor):
                                            "type": "Like", "object": note_uri}).status_code == 401
     assert post_cavage(fake_actor, inbox, {**base, "id": "http://elsewhere.example/1", "type": "Like",
                                            "object": note_uri}).status_code == 400
+    forged = {**base, "id": f"{fake_actor.uri}#forged-host", "type": "Like", "object": note_uri}
+    body = json.dumps(forged).encode()
+    headers = {"Content-Type": "application/activity+json", "Host": "other.example"}
+    headers.update(sign_cavage("POST", "http://other.example/inbox", headers, body, fake_actor.key_id,
+                               fake_actor.private_pem))
+    assert requests.post(inbox, data=body, headers=headers, timeout=10).status_code == 401  # forged Host
     huge = b'{"a": "' + b"x" * (1024 * 1024 + 10) + b'"}'
     assert requests.post(inbox, data=huge, headers={"Content-Type": "application/activity+json"},
                          timeout=10).status_code == 413
