@@ -145,3 +145,19 @@ def test_hostile_inbox_requests(make_instance, fake_actor):
     assert all("forged" not in s["content"] for s in alice.timeline_public())
     assert requests.get(f"{a.base_url}/api/v1/instance", timeout=5).status_code == 200
     assert "Traceback" not in a.log_path.read_text(), a.log()
+
+
+def test_flag_becomes_a_report_for_moderators(make_instance, fake_actor):
+    a = make_instance("a", env=dict(FED_ENV))
+    a.create_user("modder", admin=True)
+    a.create_user("alice")
+    modder, alice = a.api("modder"), a.api("alice")
+    post = alice.status_post("reported post")
+    flag = {"@context": "https://www.w3.org/ns/activitystreams", "id": f"{fake_actor.uri}#flag-1", "type": "Flag",
+            "actor": fake_actor.uri, "object": [f"{a.base_url}/users/alice", post["uri"]], "content": "spam?"}
+    assert post_cavage(fake_actor, f"{a.base_url}/inbox", flag).status_code == 202
+    assert post_cavage(fake_actor, f"{a.base_url}/inbox", flag).status_code == 202  # replayed: one report
+    note = wait_for(lambda: [n for n in modder.notifications() if n["type"] == "admin.report"])
+    time.sleep(0.5)
+    assert len([n for n in modder.notifications() if n["type"] == "admin.report"]) == 1
+    assert note[0]["account"]["acct"].startswith("mallory@")
