@@ -109,8 +109,8 @@ async def react(state: State, account: Account, announcement_id: int, name: str)
     item = await active_one(state, announcement_id)
     if not is_unicode_emoji(name):
         raise Unprocessable("Name is not a recognized emoji")
-    if name not in await store.reaction_names(state.db, item.id) and \
-            len(await store.reaction_names(state.db, item.id)) >= MAX_REACTION_KINDS:
+    names = await store.reaction_names(state.db, item.id)
+    if name not in names and len(names) >= MAX_REACTION_KINDS:
         raise Unprocessable("Maximum number of reactions reached")
     async with state.db.transaction() as tx:
         if not await store.add_reaction(tx, item.id, account.id, name):

@@ -121,11 +121,11 @@ async def publish_due(state: State) -> int:
                 raise NotFound("the author is gone")
             new = msgspec.structs.replace(params_of(item), idempotency_key=f"scheduled:{item.id}")
             await status_service.post_status(state, author, new)
-        except ServiceError as exc:
+        except (ServiceError, msgspec.ValidationError, msgspec.DecodeError) as exc:
             # Same as Mastodon: a status that can no longer be posted (its reply target or media went
             # away) is dropped rather than retried for ever.
             log.warning("scheduled status %d of account %d could not be posted: %s", item.id, item.account_id,
-                        exc.message)
+                        getattr(exc, "message", exc))
         async with state.db.transaction() as tx:
             await store.delete(tx, item.id)
         handled += 1

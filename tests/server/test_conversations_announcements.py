@@ -10,7 +10,7 @@ import pytest
 import requests
 from mastodon import MastodonAPIError, MastodonNotFoundError
 
-from tests.server.tierb_support import start_site
+from tests.server.tierb_support import start_site, wait_for
 
 USERS = ("alice", "bob", "carol", "dave", "admin1")
 
@@ -31,18 +31,19 @@ def test_conversations_read_state_and_removal(site, users):
     alice, bob, carol = users["alice"], users["bob"], users["carol"]
     first = alice.status_post("@bob lunch at noon?", visibility="direct")
 
-    [bobs] = bob.conversations()
+    # Conversations are filed while the status fans out, just after the post returns.
+    [bobs] = wait_for(bob.conversations)
     assert bobs["unread"] and bobs["last_status"]["id"] == first["id"]
     assert [a["username"] for a in bobs["accounts"]] == ["alice"]
-    [alices] = alice.conversations()
+    [alices] = wait_for(alice.conversations)
     assert not alices["unread"] and [a["username"] for a in alices["accounts"]] == ["bob"]
     assert carol.conversations() == []
 
     # A reply in the thread updates the same conversation, unread for the other side.
     answer = bob.status_post("@alice yes!", visibility="direct", in_reply_to_id=first["id"])
-    [alices] = alice.conversations()
+    [alices] = wait_for(lambda: [c for c in alice.conversations() if c["last_status"]["id"] == answer["id"]])
     assert alices["unread"] and alices["last_status"]["id"] == answer["id"]
-    [bobs_now] = bob.conversations()
+    [bobs_now] = wait_for(lambda: [c for c in bob.conversations() if c["last_status"]["id"] == answer["id"]])
     assert bobs_now["id"] == bobs["id"] and bobs_now["last_status"]["id"] == answer["id"]
     assert not bobs_now["unread"]  # answering reads the conversation
     read = alice.conversations_read(alices["id"])
@@ -58,7 +59,8 @@ def test_conversations_read_state_and_removal(site, users):
 
     # A group message is a conversation of its own, listing everyone else; pages follow the last status.
     group = carol.status_post("@alice @bob team sync moved", visibility="direct")
-    convs = alice.conversations()
+    convs = wait_for(lambda: [c for c in alice.conversations() if c["last_status"]["id"] == group["id"]]
+                     and alice.conversations())
     assert [c["last_status"]["id"] for c in convs] == [group["id"], answer["id"]]
     assert sorted(a["username"] for a in convs[0]["accounts"]) == ["bob", "carol"]
     page = alice.conversations(limit=1)
@@ -76,16 +78,17 @@ def test_conversations_read_state_and_removal(site, users):
 
     # A public post mentioning someone is no conversation; a blocked sender starts none.
     alice.status_post("@bob public hello")
-    assert [c["last_status"]["id"] for c in bob.conversations()] == [group["id"]]
     carol.account_block(alice.me()["id"])
-    alice.status_post("@carol are you there?", visibility="direct")
+    ping = alice.status_post("@carol are you there?", visibility="direct")
+    wait_for(lambda: [c for c in alice.conversations() if c["last_status"]["id"] == ping["id"]])
+    assert [c["last_status"]["id"] for c in bob.conversations()] == [group["id"]]
     assert [c["last_status"]["id"] for c in carol.conversations()] == [group["id"]]
 
 
 def test_note_to_self_lists_its_owner(users):
     dave = users["dave"]
     note = dave.status_post("reminder: renew badge", visibility="direct")
-    [conv] = dave.conversations()
+    [conv] = wait_for(dave.conversations)
     assert conv["last_status"]["id"] == note["id"] and [a["username"] for a in conv["accounts"]] == ["dave"]
 
 
