@@ -13,6 +13,7 @@ from server.records import Account, Status
 from server.render.mastodon import DEFAULT_AVATAR, DEFAULT_HEADER
 from server.state import State
 from server.storage import accounts as account_store
+from server.storage import polls as poll_store
 from server.storage import statuses as status_store
 
 
@@ -71,12 +72,22 @@ async def note_document(state: State, status: Status) -> dict[str, Any]:
         focus = (row["focus_x"], row["focus_y"]) if (row["focus_x"] or row["focus_y"]) else None
         attachments.append(docs.Attachment(url=url, media_type=row["mime_type"] or _media_type(url),
                                            name=row["description"], blurhash=row["blurhash"], focal_point=focus))
-    return docs.note_object(
+    note = docs.note_object(
         id=status.uri, url=status.url, attributed_to=author.uri, to=to, cc=cc, content=status.content,
         published=status.created_at, in_reply_to=parent_uri, language=status.language,
         summary=status.spoiler_text or None, sensitive=bool(status.sensitive), updated=status.edited_at,
         mentions=mentions, hashtags=[docs.Hashtag(name=t, href=f"{state.base_url}/tags/{t.lower()}") for t in tags],
         attachments=attachments, replies=f"{status.uri}/replies", context=context_url(state, status))
+    poll = (await poll_store.for_statuses(state.db, [status.id])).get(status.id)
+    if poll is not None:  # a poll travels as a Question (Mastodon's shape)
+        note["type"] = "Question"
+        note["anyOf" if poll.multiple else "oneOf"] = [
+            {"type": "Note", "name": option, "replies": {"type": "Collection", "totalItems": count}}
+            for option, count in zip(poll.options, poll.tallies, strict=False)]
+        if poll.expires_at:
+            note["endTime"] = poll.expires_at
+        note["votersCount"] = poll.voters_count
+    return note
 
 
 def activity_id(thing_uri: str, kind: str, stamp: int | str | None = None) -> str:

@@ -19,6 +19,7 @@ from server.services.remote import RemoteError
 from server.state import State
 from server.storage import accounts as account_store
 from server.storage import federation as fed_store
+from server.storage import polls as poll_store
 from server.storage import relations
 from server.storage import statuses as status_store
 
@@ -166,12 +167,38 @@ async def on_create(state: State, actor: Account, activity: ap.ParsedActivity) -
     _object_host_matches(actor, note_id)
     if ap.id_of(doc.get("attributedTo")) != actor.uri:
         raise Rejected("note is attributed to someone other than the actor")
+    if await _poll_vote(state, actor, doc):
+        return
     if not await _relevant(state, actor, doc):
         return
     try:
         await state.federation.note(doc, actor=actor)
     except RemoteError as exc:
         raise Rejected(str(exc)) from exc
+
+
+async def _poll_vote(state: State, actor: Account, doc: dict[str, Any]) -> bool:
+    """A vote on one of our polls arrives as a Note with a `name` (the option), no content, replying to
+    the poll. Returns True when `doc` was such a vote."""
+    name = doc.get("name")
+    if not isinstance(name, str) or doc.get("content") or not ap.id_of(doc.get("inReplyTo")):
+        return False
+    status = await _local_status(state, ap.id_of(doc.get("inReplyTo")))
+    poll = (await poll_store.for_statuses(state.db, [status.id])).get(status.id) if status and status.local else None
+    if poll is None or status is None:
+        return False
+    if poll.expires_at is not None and poll.expires_at <= now_iso():
+        raise Rejected("the poll has ended")
+    if name not in poll.options:
+        raise Rejected("the vote names no option of this poll")
+    choice = poll.options.index(name)
+    async with state.db.transaction() as tx:
+        if await poll_store.vote_exists(tx, poll.id, actor.id, choice):
+            return True
+        if not poll.multiple and await poll_store.has_voted(tx, poll.id, actor.id):
+            raise Rejected("this poll allows one choice")
+        await poll_store.add_votes(tx, poll.id, actor.id, [choice], uri=ap.id_of(doc.get("id")))
+    return True
 
 
 async def _relevant(state: State, actor: Account, doc: dict[str, Any]) -> bool:
@@ -211,6 +238,15 @@ async def on_update(state: State, actor: Account, activity: ap.ParsedActivity) -
     status = await status_store.by_uri(state.db, parsed.id)
     if status is None or status.deleted_at is not None or status.account_id != actor.id:
         return  # an edit of something we never had: nothing to update
+    if parsed.poll_options and not parsed.updated:
+        # Mastodon sends Update(Question) without `updated` when only the counts changed.
+        poll = (await poll_store.for_statuses(state.db, [status.id])).get(status.id)
+        if poll is not None and len(parsed.poll_options) == len(poll.options):
+            end = parsed.poll_closed or parsed.poll_end_time
+            async with state.db.transaction() as tx:
+                await poll_store.set_remote_tallies(tx, poll.id, [max(0, o.votes) for o in parsed.poll_options],
+                                                    parsed.poll_voters_count, iso(end) if end else None)
+        return
     content = ap_html.sanitize_html(parsed.content or "")
     mentioned, tags = await state.federation.tags_of(parsed)
     await status_service.apply_edit(

@@ -168,6 +168,16 @@ class ActivityPubOutbound(Outbound):
         block = docs.activity("Block", block_uri or f"{account.uri}#blocks/{target.id}", account.uri, target.uri)
         await self._send(account, render_ap.undo(account.uri, block, str(new_id())), [target.inbox_url])
 
+    async def poll_voted(self, voter: Account, status: Status, options: list[str]) -> None:
+        """Mastodon's vote format: one Create(Note) per choice, named after the option, to the author."""
+        author = await self._author(status.account_id)
+        for option in options:
+            vote_id = f"{voter.uri}#votes/{new_id()}"
+            note = {"id": vote_id, "type": "Note", "name": option, "attributedTo": voter.uri, "to": [author.uri],
+                    "inReplyTo": status.uri}
+            activity = docs.activity("Create", f"{vote_id}/activity", voter.uri, note, to=[author.uri])
+            await self._send(voter, activity, [author.inbox_url])
+
     async def profile_updated(self, account: Account) -> None:
         fed = self.state.federation
         actor = render_ap.actor_document(self.state, account, await fed.public_key_pem(account))

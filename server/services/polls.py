@@ -94,6 +94,9 @@ async def vote(state: State, voter: Account, poll_id: int, choices: list[int]) -
         await store.add_votes(tx, poll.id, voter.id, choices)
     updated = await store.get(state.db, poll.id)
     assert updated is not None
+    status = await statuses.get(state.db, poll.status_id)
+    if status is not None and not status.local:  # the vote goes to the poll's home server
+        await state.outbound.poll_voted(voter, status, [poll.options[c] for c in choices])
     return updated
 
 

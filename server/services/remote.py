@@ -25,12 +25,14 @@ from server.services.boundary import Refused
 from server.state import State
 from server.storage import accounts as account_store
 from server.storage import federation as fed_store
+from server.storage import polls as poll_store
 from server.storage import statuses as status_store
 from server.version import VERSION
 
 log = logging.getLogger("crosstalk.federation")
 ACTOR_REFRESH_SECONDS = 24 * 3600
 MAX_ANCESTORS = 20
+MAX_POLL_OPTIONS = 20
 BACKFILL_COOLDOWN = 15 * 60.0
 BACKFILL_PAGES = 5
 BACKFILL_ITEMS = 200
@@ -296,9 +298,18 @@ class Federation:
             deleted_at=None, replies_count=0, reblogs_count=0, favourites_count=0)
         attachments = [] if strip_media else parsed.attachments[:8]
 
+        poll_options = parsed.poll_options[:MAX_POLL_OPTIONS] if parsed.poll_options else None
+
         async def media(tx: Any) -> None:
             for position, a in enumerate(attachments):
                 await fed_store.insert_remote_media(tx, author.id, status_id, position, a)
+            if poll_options and len(poll_options) >= 2:  # a Question: keep its options and its own counts
+                end = parsed.poll_closed or parsed.poll_end_time
+                await poll_store.insert(tx, status_id=status_id, account_id=author.id,
+                                        options=[o.name[:200] for o in poll_options], multiple=parsed.poll_multiple,
+                                        hide_totals=False, expires_at=iso(end) if end else None,
+                                        tallies=[max(0, o.votes) for o in poll_options],
+                                        voters_count=parsed.poll_voters_count or 0)
 
         try:
             await status_service.store_status(self.state, status, mentioned, tags, media)

@@ -107,3 +107,17 @@ async def local_voter_ids(db: Reader, poll_id: int) -> list[int]:
         "SELECT DISTINCT v.account_id FROM poll_votes v JOIN accounts a ON a.id = v.account_id AND a.domain = ''"
         " WHERE v.poll_id = ?", (poll_id,))
     return [r[0] for r in rows]
+
+
+async def set_remote_tallies(tx: Any, poll_id: int, tallies: list[int], voters_count: int | None,
+                             expires_at: str | None) -> None:
+    """A remote poll's counts as its own server reports them (Update of the Question)."""
+    await tx.execute(
+        "UPDATE polls SET tallies = ?, votes_count = ?, voters_count = coalesce(?, voters_count),"
+        " expires_at = coalesce(?, expires_at), updated_at = ? WHERE id = ?",
+        (msgspec.json.encode(tallies).decode(), sum(tallies), voters_count, expires_at, now_iso(), poll_id))
+
+
+async def vote_exists(db: Reader, poll_id: int, account_id: int, choice: int) -> bool:
+    return await db.fetchval("SELECT 1 FROM poll_votes WHERE poll_id = ? AND account_id = ? AND choice = ?",
+                             (poll_id, account_id, choice)) is not None

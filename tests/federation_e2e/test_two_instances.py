@@ -110,3 +110,20 @@ def test_delivery_survives_receiver_downtime(pair):
     a.start()
     alice = a.api("alice")
     wait_for(lambda: [s for s in alice.timeline_home() if s["uri"] == post["uri"]], timeout=30)
+
+
+def test_polls_federate_with_votes(pair):
+    a, b = pair
+    alice, bob = a.api("alice"), b.api("bob")
+    bob_on_a = remote(alice, f"bob@{b.domain}")
+    alice.account_follow(bob_on_a["id"])
+    wait_for(lambda: alice.account_relationships(bob_on_a["id"])[0]["following"])
+    post = bob.status_post("Lunch?", poll=bob.make_poll(["pizza", "sushi"], expires_in=3600))
+    on_a = wait_for(lambda: [s for s in alice.timeline_home() if s["uri"] == post["uri"]])[0]
+    assert [o["title"] for o in on_a["poll"]["options"]] == ["pizza", "sushi"]
+    alice.poll_vote(on_a["poll"]["id"], [1])
+    # The vote travels to B as a Create(Note) named after the option and is counted there.
+    counted = wait_for(lambda: bob.poll(post["poll"]["id"])["votes_count"] == 1 and bob.poll(post["poll"]["id"]))
+    assert [o["votes_count"] for o in counted["options"]] == [0, 1]
+    from tests.federation_e2e.test_boundary import signed_get
+    assert signed_get(a, post["uri"]).json()["type"] == "Question"
