@@ -19,8 +19,13 @@ ACCOUNT_COLS = columns(Account)
 USER_COLS = columns(User)
 
 
+def _to_account(row: Any) -> Account:
+    # dict(sqlite3.Row) looks each column up by name, quadratic in the ~35 columns; zip is linear.
+    return Account(**dict(zip(row.keys(), row, strict=True)))
+
+
 def _account(row: Any) -> Account | None:
-    return None if row is None else Account(**dict(row))
+    return None if row is None else _to_account(row)
 
 
 async def get(db: Reader, account_id: int) -> Account | None:
@@ -33,7 +38,7 @@ async def get_many(db: Reader, ids: Iterable[int]) -> dict[int, Account]:
         return {}
     marks = ",".join("?" * len(ids))
     rows = await db.fetchall(f"SELECT {ACCOUNT_COLS} FROM accounts WHERE id IN ({marks})", ids)
-    return {row["id"]: Account(**dict(row)) for row in rows}
+    return {row["id"]: _to_account(row) for row in rows}
 
 
 async def by_username(db: Reader, username: str, domain: str = "") -> Account | None:
@@ -115,7 +120,7 @@ async def search(db: Reader, query: str, limit: int, offset: int,
         " OR display_name LIKE ? ESCAPE '\\')" + restrict +
         " ORDER BY (lower(username) = lower(?1)) DESC, (domain = '') DESC, followers_count DESC, id"
         " LIMIT ? OFFSET ?", params)
-    return [Account(**dict(r)) for r in rows]
+    return [_to_account(r) for r in rows]
 
 
 async def user(db: Reader, account_id: int) -> User | None:

@@ -60,8 +60,8 @@ class Tx:
             return await cur.fetchone()
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
-        async with self._conn.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        # One trip to the connection's thread instead of three (execute, fetchall, close).
+        return list(await self._conn.execute_fetchall(sql, params))
 
     async def fetchval(self, sql: str, params: Params = ()) -> Any:
         row = await self.fetchone(sql, params)
@@ -137,8 +137,9 @@ class Database:
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         started = perf_counter()
-        async with self._reader().execute(sql, params) as cur:
-            rows = list(await cur.fetchall())
+        # One trip to the connection's thread instead of three (execute, fetchall, close); the
+        # hand-offs were about a fifth of the event loop's CPU on the home timeline.
+        rows = list(await self._reader().execute_fetchall(sql, params))
         DB_READ.observe(perf_counter() - started)
         return rows
 

@@ -1,0 +1,159 @@
+"""Server processes for the benchmarks: start pinned to a CPU, wait until ready, read RSS, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port(preferred: int | None = None) -> int:
+    """`preferred` if it can be bound on 127.0.0.1, else any free port."""
+    for port in ([preferred] if preferred else []) + [0]:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError("no free port")
+
+
+def cpus() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def pinned(cmd: list[str], cpu: int | None) -> list[str]:
+    """Prefix `cmd` with taskset so it runs on one CPU (no pinning on a one-CPU machine)."""
+    if cpu is None or cpus() < 2:
+        return cmd
+    if shutil.which("taskset"):
+        return ["taskset", "-c", str(cpu), *cmd]
+    return cmd
+
+
+def rss_kb(pid: int) -> int:
+    """VmRSS of a process in kB (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and all its threads (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Server:
+    name: str
+    proc: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def rss_mb(self) -> float:
+        return rss_kb(self.pid) / 1024
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.pid)
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+
+def spawn(name: str, cmd: list[str], *, port: int, env: dict[str, str], cpu: int | None, log_path: Path) -> Server:
+    """Start a server process in its own session (so stop() can signal its whole group)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(pinned(cmd, cpu), cwd=ROOT, env={**os.environ, **env}, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    return Server(name, proc, port, log_path)
+
+
+async def start(name: str, cmd: list[str], *, port: int, env: dict[str, str], cpu: int | None, log_path: Path,
+                ready_path: str = "/", wait_s: float = 120.0) -> Server:
+    """Spawn a server and wait until it answers on `ready_path`."""
+    server = spawn(name, cmd, port=port, env=env, cpu=cpu, log_path=log_path)
+    proc = server.proc
+    deadline = time.monotonic() + wait_s
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited early ({proc.returncode}):\n{server.log_tail()}")
+            try:
+                async with session.get(server.url + ready_path, timeout=aiohttp.ClientTimeout(total=2)) as resp:
+                    if resp.status < 500:
+                        return server
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            await asyncio.sleep(0.1)
+    stop(server)
+    raise RuntimeError(f"{name} did not answer within {wait_s:.0f} s:\n{server.log_tail()}")
+
+
+def stop(server: Server, grace: float = 20.0) -> None:
+    """SIGTERM the server's process group (it was started in its own session), SIGKILL if it lingers."""
+    proc = server.proc
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+    except ProcessLookupError:
+        pass
+
+
+def crosstalk_cmd() -> list[str]:
+    return [sys.executable, "-m", "server.cli", "serve"]
+
+
+def crosstalk_env(data_dir: Path, domain: str, port: int) -> dict[str, str]:
+    return {
+        "CROSSTALK_DOMAIN": domain,
+        "CROSSTALK_SCHEME": "http",
+        "CROSSTALK_DEVELOPMENT": "true",
+        "CROSSTALK_HOST": "127.0.0.1",
+        "CROSSTALK_PORT": str(port),
+        "CROSSTALK_DATA_DIR": str(data_dir),
+        "CROSSTALK_RATE_LIMIT_REQUESTS": "100000000",
+        "CROSSTALK_LOG_LEVEL": "warning",
+    }
+
+
+def baseline_cmd(port: int) -> list[str]:
+    return [sys.executable, str(ROOT / "bench" / "baseline_server.py"), "--port", str(port)]
