@@ -28,10 +28,12 @@ from server.http.mastodon import (
     instance,
     lists,
     markers,
+    media,
     notifications,
     polls,
     reports,
     scheduled,
+    search,
     statuses,
     streaming,
     tags,
@@ -41,7 +43,7 @@ from server.logs import request_id_var
 from server.services.errors import ServiceError, TooMany
 from server.state import State
 from server.storage.db import Database
-from server.workers import scheduler
+from server.workers import media_cleanup, scheduler
 
 log = logging.getLogger("crosstalk.http")
 
@@ -196,7 +198,8 @@ def create_app(config: Config, database: Database | None = None) -> web.Applicat
     limiter = RateLimiter(config["rate_limit.requests"], config["rate_limit.window"])
     app = web.Application(
         middlewares=[request_id_middleware, cors_middleware, errors_middleware, rate_limit_middleware(limiter)],
-        client_max_size=20 * 1024 * 1024)
+        # Avatars and headers arrive through request.post(), which this bounds; media uploads stream.
+        client_max_size=max(20 * 1024 * 1024, config["media.max_image_size"] + 1024 * 1024))
     app[STATE] = state
     app.on_response_prepare.append(_add_request_id)
     metrics.bind(state)
@@ -204,13 +207,14 @@ def create_app(config: Config, database: Database | None = None) -> web.Applicat
     # discovery before accounts: its /accounts/familiar_followers must win over /accounts/{id}.
     for module in (ops, oauth, instance, discovery, accounts, statuses, polls, scheduled, conversations,
                    announcements, domain_blocks, reports, timelines, notifications, lists, filters, markers, tags,
-                   streaming, admin_domains, wellknown, activitypub,
+                   streaming, admin_domains, wellknown, activitypub, media, search,
                    web_pages):
         module.setup(app)
 
     async def on_startup(app: web.Application) -> None:
         await db.open()
         scheduler.start(state)  # scheduled statuses and poll endings
+        media_cleanup.start(state)  # uploads no post uses
 
     app.on_startup.append(on_startup)
     federate.install(app, state)  # after the database opens: federation start-up reads it

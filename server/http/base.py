@@ -4,7 +4,7 @@ caller from the bearer token, pagination headers and JSON answers."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlencode
 
 import msgspec
@@ -124,6 +124,15 @@ class Params:
             if key.startswith(prefix) and key.endswith("]"):
                 out[key[len(prefix):-1]] = val
         return out
+
+    def file(self, name: str) -> BinaryIO | None:
+        """An uploaded file's contents (multipart form); None when not sent or sent empty."""
+        value = self._values.get(name)
+        if value is None or value == "":
+            return None
+        if not isinstance(value, web.FileField):
+            raise Unprocessable(f"{name} must be an uploaded file")
+        return value.file
 
     def items(self) -> Iterable[tuple[str, Any]]:
         yield from self._values.items()

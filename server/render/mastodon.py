@@ -15,6 +15,7 @@ from server.render import polls as poll_render
 from server.services import filtering
 from server.state import State
 from server.storage import accounts as account_store
+from server.storage import media as media_store
 from server.storage import oauth as oauth_store
 from server.storage import relations
 from server.storage import statuses as status_store
@@ -136,12 +137,8 @@ def media_json(state: State, row: Any) -> dict[str, Any]:
 
 async def _media_for(state: State, status_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     out: dict[int, list[dict[str, Any]]] = {}
-    if status_ids:
-        rows = await state.db.fetchall(
-            f"SELECT * FROM media_attachments WHERE status_id IN ({','.join('?' * len(status_ids))}) ORDER BY position",
-            status_ids)
-        for r in rows:
-            out.setdefault(r["status_id"], []).append(media_json(state, r))
+    for r in await media_store.for_statuses(state.db, status_ids):
+        out.setdefault(r["status_id"], []).append(media_json(state, r))
     return out
 
 

@@ -15,10 +15,12 @@ from server.records import Account, Status
 from server.services import accounts as account_service
 from server.services import conversations, feeds, notify, polls, text
 from server.services.errors import Forbidden, NotFound, Unprocessable
+from server.services.media import attach as attach_media
 from server.services.visibility import can_see
 from server.state import State
 from server.storage import accounts, relations, statuses, timelines
 from server.storage import conversations as conversation_store
+from server.storage import media as media_store
 
 VISIBILITIES = ("public", "unlisted", "private", "direct")
 URL_WEIGHT = 23  # Mastodon counts every URL as 23 characters
@@ -111,7 +113,7 @@ async def post_status(state: State, author: Account, new: NewStatus) -> Status:
 
     async def extra(tx: object) -> None:
         if new.media_ids:
-            await _attach_media(tx, author.id, status_id, new.media_ids)
+            await attach_media(tx, author.id, status_id, new.media_ids)
         if new.poll is not None:
             await polls.create_in_tx(tx, new.poll, status_id, author.id)
         if new.idempotency_key:
@@ -142,17 +144,6 @@ async def store_status(state: State, status: Status, mentioned: list[int], tags:
             notes.append(await notify.create(state, tx, account_id, status.account_id, "mention", status.id))
     notify.announce(state, notes)
     state.spawn(fan_out(state, status, mentioned), name=f"fan-out {status.id}")
-
-
-async def _attach_media(tx: object, account_id: int, status_id: int, media_ids: list[int]) -> None:
-    if len(media_ids) > 4:
-        raise Unprocessable("Too many media attachments (maximum is 4)")
-    for position, media_id in enumerate(media_ids):
-        changed = await tx.execute(  # type: ignore[attr-defined]
-            "UPDATE media_attachments SET status_id = ?, position = ? WHERE id = ? AND account_id = ?"
-            " AND status_id IS NULL", (status_id, position, media_id, account_id))
-        if not changed:
-            raise Unprocessable(f"Media attachment {media_id} was not found or is already attached")
 
 
 async def fan_out(state: State, status: Status, mentioned: list[int]) -> None:
@@ -265,7 +256,7 @@ async def edit_status(state: State, author: Account, status_id: int, edit: Statu
     async def media(tx: Any) -> None:
         if edit.media_ids is not None:
             await statuses.detach_media(tx, status.id)
-            await _attach_media(tx, author.id, status.id, edit.media_ids)
+            await attach_media(tx, author.id, status.id, edit.media_ids)
 
     return await apply_edit(state, status, content=rendered.html, source_text=body, spoiler_text=spoiler,
                             sensitive=bool(sensitive or spoiler), language=edit.language or status.language,
@@ -309,7 +300,7 @@ async def apply_edit(state: State, status: Status, *, content: str, source_text:
 
 
 async def _has_media(state: State, status_id: int) -> bool:
-    return await state.db.fetchval("SELECT 1 FROM media_attachments WHERE status_id = ?", (status_id,)) is not None
+    return await media_store.has_media(state.db, status_id)
 
 
 async def reblog(state: State, account: Account, status_id: int, visibility: str | None = None) -> Status:

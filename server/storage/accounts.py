@@ -101,25 +101,31 @@ async def touch_last_status(tx: Any, account_id: int, date: str) -> None:
     await tx.execute("UPDATE accounts SET last_status_at = ? WHERE id = ?", (date, account_id))
 
 
-async def search(db: Reader, query: str, limit: int, offset: int,
-                 only_ids: Iterable[int] | None = None) -> list[Account]:
-    """Prefix match on username and display name, local accounts and exact matches first."""
-    like = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    params: list[Any] = [query, like, like, "%" + like]
+async def search(db: Reader, query: str, limit: int, offset: int, *, following_of: int | None = None,
+                 exclude: Iterable[int] = ()) -> list[Account]:
+    """Accounts whose username or display name starts with the query, whose display name contains it,
+    or with a profile field whose value contains it (a Department, say). The exact username comes
+    first, then username matches, local accounts and the most followed."""
+    like = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    # ?1 query, ?2 'query%', ?3 '%query%'; plain ? after them number on from 4.
+    params: list[Any] = [query, like + "%", "%" + like + "%"]
     restrict = ""
-    if only_ids is not None:
-        ids = list(only_ids)
-        if not ids:
-            return []
-        restrict = f" AND id IN ({','.join('?' * len(ids))})"
-        params.extend(ids)
+    if following_of is not None:
+        restrict += " AND id IN (SELECT target_account_id FROM follows WHERE account_id = ?)"
+        params.append(following_of)
+    excluded = list(exclude)
+    if excluded:
+        restrict += f" AND id NOT IN ({','.join('?' * len(excluded))})"
+        params.extend(excluded)
     params.extend([limit, offset])
     rows = await db.fetchall(
         f"SELECT {ACCOUNT_COLS} FROM accounts WHERE suspended = 0 AND deleted_at IS NULL AND ("
-        " lower(username) = lower(?) OR username LIKE ? ESCAPE '\\' OR display_name LIKE ? ESCAPE '\\'"
-        " OR display_name LIKE ? ESCAPE '\\')" + restrict +
-        " ORDER BY (lower(username) = lower(?1)) DESC, (domain = '') DESC, followers_count DESC, id"
-        " LIMIT ? OFFSET ?", params)
+        " lower(username) = lower(?1) OR username LIKE ?2 ESCAPE '\\' OR display_name LIKE ?3 ESCAPE '\\'"
+        " OR EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(fields) THEN fields ELSE '[]' END) f"
+        "   WHERE coalesce(json_extract(f.value, '$[2]'), json_extract(f.value, '$[1]')) LIKE ?3 ESCAPE '\\'))"
+        + restrict +
+        " ORDER BY lower(username) = lower(?1) DESC, username LIKE ?2 ESCAPE '\\' DESC, domain = '' DESC,"
+        " followers_count DESC, id LIMIT ? OFFSET ?", params)
     return [_to_account(r) for r in rows]
 
 

@@ -20,6 +20,8 @@ from server.render import mastodon as render
 from server.services import accounts as account_service
 from server.services import filtering, social
 from server.services.errors import NotFound, Unprocessable
+from server.services.media import profile_images, replacing_profile_images
+from server.services.search import accounts as search_accounts
 from server.storage import accounts as account_store
 from server.storage import relations, statuses, timelines
 from server.storage.paging import Page
@@ -38,8 +40,7 @@ async def update_credentials(request: web.Request) -> web.Response:
     p = await params(request)
     source = p.dict("source")
     fields = _profile_fields(p)
-    media_avatar = await _media_upload_hook(request, p, "avatar")
-    media_header = await _media_upload_hook(request, p, "header")
+    media_avatar, media_header = await profile_images(st, p.file("avatar"), p.file("header"))
 
     def src_bool(name: str) -> bool | None:
         value = source.get(name)
@@ -54,7 +55,8 @@ async def update_credentials(request: web.Request) -> web.Response:
         sensitive=src_bool("sensitive"),
         language=source.get("language") if source.get("language") is not None else None,
         avatar_url=media_avatar, header_url=media_header)
-    updated = await account_service.update_profile(st, account, changes)
+    async with replacing_profile_images(st, account, media_avatar, media_header):
+        updated = await account_service.update_profile(st, account, changes)
     await st.outbound.profile_updated(updated)
     user = await account_store.user(st.db, account.id)
     return json_response(render.credential_account_json(st, updated, user))
@@ -87,14 +89,6 @@ def _profile_fields(p: Params) -> list[tuple[str, str]] | None:
             raise Unprocessable("fields_attributes must be a list of name/value pairs")
         fields.append((str(item.get("name", "")), str(item.get("value", ""))))
     return fields
-
-
-async def _media_upload_hook(request: web.Request, p: object, name: str) -> str | None:
-    """Avatar/header uploads are handled by the media layer when it is installed."""
-    handler = getattr(state_of(request), "profile_image_handler", None)
-    if handler is None:
-        return None
-    return await handler(request, p, name)
 
 
 async def get_account(request: web.Request) -> web.Response:
@@ -251,24 +245,9 @@ async def search(request: web.Request) -> web.Response:
     q = (p.str("q") or "").strip().lstrip("@")
     limit = max(1, min(p.int("limit", 40) or 40, 80))
     offset = max(0, p.int("offset", 0) or 0)
-    if not q:
-        return json_response([])
-    username, _, domain = q.partition("@")
-    results = []
-    if domain:
-        if domain.lower() == st.domain:
-            domain = ""
-        exact = await account_store.by_username(st.db, username, domain)
-        resolver = getattr(st, "resolve_account", None)
-        if exact is None and domain and p.bool("resolve") and resolver is not None:
-            exact = await resolver(f"{username}@{domain}")
-        results = [exact] if exact else []
-    else:
-        only = None
-        if p.bool("following"):
-            only = [a for _, a in await relations.followers_page(st.db, viewer.id, "following", None, None, 10000)]
-        results = await account_store.search(st.db, q, limit, offset, only)
-    return json_response([render.account_json(st, a) for a in results if a is not None])
+    results = await search_accounts(st, viewer, q, limit=limit, offset=offset, resolve=bool(p.bool("resolve")),
+                                    following=bool(p.bool("following")))
+    return json_response([render.account_json(st, a) for a in results])
 
 
 async def follow_requests(request: web.Request) -> web.Response:

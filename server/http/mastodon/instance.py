@@ -16,7 +16,8 @@ MEDIA_TYPES = ["image/jpeg", "image/png", "image/gif", "image/webp"]
 
 
 def _configuration(st: State) -> dict[str, Any]:
-    limits = getattr(st, "media_limits", {"image_size_limit": 16 * 1024 * 1024, "image_matrix_limit": 33177600})
+    limits = {"image_size_limit": st.config["media.max_image_size"],
+              "image_matrix_limit": st.config["media.max_image_pixels"]}
     return {
         "accounts": {"max_featured_tags": 10, "max_pinned_statuses": 5},
         "statuses": {"max_characters": st.config["statuses.max_characters"], "max_media_attachments": 4,

@@ -1,0 +1,103 @@
+"""Search: the full-text index of statuses (SQLite FTS5), and the account and hashtag look-ups.
+
+The index table `status_search` holds one row per original status that is not deleted (rowid = status
+id) with its plain text and content warning. statuses.insert/update_content/mark_deleted keep it in
+step, so every writer (the API, the inbox, imports) updates it without knowing about it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from federation.html import html_to_text
+from server.storage.accounts import Reader
+
+MAX_TERMS = 12
+MAX_QUERY = 500
+# A quoted phrase (optionally negated), or a run of non-space characters.
+_TOKEN = re.compile(r'(-?)"([^"]*)"|(\S+)')
+
+
+async def index_status(tx: Any, status_id: int, content_html: str, spoiler_text: str) -> None:
+    await tx.execute("DELETE FROM status_search WHERE rowid = ?", (status_id,))
+    await tx.execute("INSERT INTO status_search (rowid, text, spoiler) VALUES (?, ?, ?)",
+                     (status_id, html_to_text(content_html), spoiler_text))
+
+
+async def unindex_status(tx: Any, status_id: int) -> None:
+    await tx.execute("DELETE FROM status_search WHERE rowid = ?", (status_id,))
+
+
+def terms(query: str) -> tuple[list[str], list[str]]:
+    """The words and phrases a user typed: (wanted, excluded). `"a b"` is a phrase, `-word` excludes.
+    Anything without a letter or digit (FTS syntax such as *, (, ^, :) is dropped."""
+    wanted: list[str] = []
+    excluded: list[str] = []
+    for m in _TOKEN.finditer(query[:MAX_QUERY]):
+        negated, phrase, word = m.group(1), m.group(2), m.group(3)
+        text = phrase if phrase is not None else word
+        if word is not None and word.startswith("-") and len(word) > 1:
+            negated, text = "-", word[1:]
+        if not any(ch.isalnum() for ch in text):
+            continue
+        (excluded if negated else wanted).append(text)
+    return wanted[:MAX_TERMS], excluded[:MAX_TERMS]
+
+
+def match_expression(wanted: list[str], excluded: list[str]) -> str | None:
+    """An FTS5 query in which every user term is a quoted string, so no input is FTS syntax."""
+    if not wanted:
+        return None
+
+    def quote(text: str) -> str:
+        return '"' + text.replace('"', '""') + '"'
+
+    expr = " AND ".join(quote(t) for t in wanted)
+    for t in excluded:
+        expr += f" NOT {quote(t)}"
+    return expr
+
+
+async def status_candidates(db: Reader, match: str, viewer_id: int, *, window: int,
+                            account_id: int | None = None, hidden: Iterable[int] = ()) -> list[Any]:
+    """The newest `window` matching statuses the viewer may read: rows of (id, text, spoiler).
+
+    The index is read newest-first, so the LIMIT stops the scan early however common the words are.
+    The visibility test is the one can_see applies (own, public/unlisted, followed private, mentioned),
+    narrowed by the authors' choice: public posts of accounts that opted out of discovery are found only
+    by their followers.
+    """
+    params: list[Any] = [match, viewer_id]  # ?1 and ?2; each plain ? after them numbers on from 3
+    extra = ""
+    if account_id is not None:
+        extra += " AND s.account_id = ?"
+        params.append(account_id)
+    hidden = list(hidden)
+    if hidden:
+        extra += f" AND s.account_id NOT IN ({','.join('?' * len(hidden))})"
+        params.extend(hidden)
+    params.append(window)
+    return await db.fetchall(
+        "SELECT s.id, status_search.text, status_search.spoiler"
+        " FROM status_search JOIN statuses s ON s.id = status_search.rowid JOIN accounts a ON a.id = s.account_id"
+        " WHERE status_search MATCH ?1 AND s.deleted_at IS NULL AND s.reblog_of_id IS NULL AND a.suspended = 0"
+        "   AND (s.account_id = ?2"
+        "     OR (s.visibility IN ('public', 'unlisted') AND a.discoverable = 1)"
+        "     OR (s.visibility IN ('public', 'unlisted', 'private') AND EXISTS (SELECT 1 FROM follows f"
+        "         WHERE f.account_id = ?2 AND f.target_account_id = s.account_id))"
+        "     OR EXISTS (SELECT 1 FROM mentions m WHERE m.status_id = s.id AND m.account_id = ?2))"
+        f"{extra}"
+        " ORDER BY status_search.rowid DESC LIMIT ?", params)
+
+
+async def hashtags(db: Reader, prefix: str, limit: int, offset: int) -> list[tuple[int, str]]:
+    """Tags whose name starts with `prefix` (case-insensitive): the exact one first, then shortest."""
+    low = prefix.lower()
+    rows = await db.fetchall(
+        "SELECT id, name FROM tags WHERE lower(name) >= ? AND lower(name) < ?"
+        " ORDER BY lower(name) = ? DESC, length(name), lower(name) LIMIT ? OFFSET ?",
+        (low, low + "\U0010ffff", low, limit, offset))
+    return [(r[0], r[1]) for r in rows]
+

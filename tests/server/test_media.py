@@ -1,0 +1,263 @@
+"""Media uploads, avatars and headers, the files' serving and clean-up, against a real instance."""
+
+from __future__ import annotations
+
+import io
+import struct
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from mastodon import MastodonAPIError, MastodonNotFoundError
+from PIL import Image
+
+from tests.conftest import Instance
+
+PASSWORD = "correct horse battery"
+
+
+def jpeg(width: int = 1200, height: int = 800, colour: tuple[int, int, int] = (200, 30, 30),
+         orientation: int = 1) -> bytes:
+    """A JPEG carrying EXIF with a camera name and GPS position, and a comment."""
+    img = Image.new("RGB", (width, height), colour)
+    exif = Image.Exif()
+    exif[0x010F] = "SECRETCAMERA"
+    exif[0x0112] = orientation
+    exif.get_ifd(0x8825)[2] = (52.0, 31.0, 12.0)  # GPSLatitude
+    out = io.BytesIO()
+    img.save(out, "JPEG", exif=exif.tobytes(), comment=b"SECRETCOMMENT", quality=90)
+    return out.getvalue()
+
+
+def png(width: int = 300, height: int = 200, mode: str = "RGB") -> bytes:
+    out = io.BytesIO()
+    Image.new(mode, (width, height), (10, 120, 200) if mode == "RGB" else (10, 120, 200, 128)).save(out, "PNG")
+    return out.getvalue()
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A tiny PNG that claims huge dimensions: a decompression bomb."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 1000))
+            + chunk(b"IEND", b""))
+
+
+def animated_gif(frames: int = 4) -> bytes:
+    images = [Image.new("RGB", (40, 30), (i * 50, 0, 255 - i * 50)) for i in range(frames)]
+    out = io.BytesIO()
+    images[0].save(out, "GIF", save_all=True, append_images=images[1:], duration=90, loop=0, comment=b"SECRETGIF")
+    return out.getvalue()
+
+
+def media_files(data_dir: Path) -> set[str]:
+    root = data_dir / "media"
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()} if root.exists() else set()
+
+
+def fetch(url: str) -> requests.Response:
+    answer = requests.get(url, timeout=10)
+    assert answer.status_code == 200, (url, answer.status_code)
+    return answer
+
+
+@pytest.fixture(scope="module")
+def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
+    """One server for the tests below that need no special settings (starting one costs seconds)."""
+    inst = Instance(tmp_path_factory.mktemp("media") / "a", {})
+    inst.start()
+    yield inst
+    inst.stop()
+
+
+@pytest.fixture(scope="module")
+def users(instance: Instance) -> dict[str, Any]:
+    for name in ("alice", "bob"):
+        instance.create_user(name, PASSWORD)
+    return {name: instance.api(name) for name in ("alice", "bob")}
+
+
+def test_upload_describe_and_post(instance, users):
+    alice, bob = users["alice"], users["bob"]
+    # Orientation 6 means "rotate 90°": the stored picture must be upright since its EXIF goes.
+    media = alice.media_post(io.BytesIO(jpeg(orientation=6)), mime_type="image/jpeg", description="A red square",
+                             focus=(0.5, -0.25), file_name="holiday.jpg")
+    assert media["type"] == "image" and media["description"] == "A red square"
+    assert media["meta"]["original"]["width"] == 800 and media["meta"]["original"]["height"] == 1200
+    assert media["meta"]["small"]["height"] == 640 and media["meta"]["focus"] == {"x": 0.5, "y": -0.25}
+    assert len(media["blurhash"]) == 36
+    assert media["url"].startswith(instance.base_url + "/media/attachments/") and media["url"].endswith(".jpg")
+
+    served = fetch(media["url"])
+    assert served.headers["Content-Type"] == "image/jpeg"
+    assert served.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert b"SECRET" not in served.content and b"Exif" not in served.content
+    assert Image.open(io.BytesIO(served.content)).size == (800, 1200)
+    preview = fetch(media["preview_url"])
+    assert Image.open(io.BytesIO(preview.content)).size == (427, 640)
+
+    updated = alice.media_update(media["id"], description="A red rectangle", focus=(0.0, 0.1))
+    assert updated["description"] == "A red rectangle" and updated["meta"]["focus"] == {"x": 0.0, "y": 0.1}
+    status = alice.status_post("Look at this", media_ids=[media["id"]])
+    attached = status["media_attachments"]
+    assert [m["id"] for m in attached] == [media["id"]] and attached[0]["description"] == "A red rectangle"
+    assert bob.status(status["id"])["media_attachments"][0]["url"] == media["url"]
+    assert alice.status(status["id"])["media_attachments"][0]["blurhash"] == media["blurhash"]
+
+    # Attached media is part of the post now: no more changes, no second use, nobody else's.
+    with pytest.raises(MastodonNotFoundError):
+        alice.media_update(media["id"], description="changed afterwards")
+    with pytest.raises(MastodonAPIError, match="already attached"):
+        alice.status_post("again", media_ids=[media["id"]])
+    with pytest.raises(MastodonAPIError, match="not found"):
+        bob.status_post("stolen", media_ids=[media["id"]])
+
+    # Delete and redraft keeps the picture.
+    alice.status_delete(status["id"])
+    redraft = alice.status_post("Look at this (fixed)", media_ids=[media["id"]])
+    assert redraft["media_attachments"][0]["id"] == media["id"]
+    fetch(media["url"])
+
+    # Animated GIFs stay animated; metadata goes.
+    gif = alice.media_post(io.BytesIO(animated_gif()), mime_type="image/gif")
+    body = fetch(gif["url"]).content
+    assert b"SECRET" not in body and Image.open(io.BytesIO(body)).n_frames == 4
+    assert gif["meta"]["original"]["frames"] == 4
+
+    # The v1 endpoint, a PNG with transparency, and GET /api/v1/media/:id.
+    token = alice.access_token
+    answer = requests.post(f"{instance.base_url}/api/v1/media", headers={"Authorization": f"Bearer {token}"},
+                           files={"file": ("x.png", png(mode="RGBA"), "image/png")}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    got = requests.get(f"{instance.base_url}/api/v1/media/{answer.json()['id']}",
+                       headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert got.status_code == 200 and got.json()["url"].endswith(".png")
+    assert fetch(got.json()["preview_url"]).headers["Content-Type"] == "image/png"
+    other = requests.get(f"{instance.base_url}/api/v1/media/{answer.json()['id']}",
+                         headers={"Authorization": f"Bearer {bob.access_token}"}, timeout=10)
+    assert other.status_code == 404
+
+
+def test_bad_uploads_are_refused_and_leave_nothing(instance, users):
+    alice = users["alice"]
+    url = f"{instance.base_url}/api/v2/media"
+    auth = {"Authorization": f"Bearer {alice.access_token}"}
+    before = media_files(instance.data_dir)
+
+    def upload(data: bytes, name: str = "file.png", mime: str = "image/png", **fields: str) -> requests.Response:
+        return requests.post(url, headers=auth, files={"file": (name, data, mime)}, data=fields, timeout=30)
+
+    good = jpeg()
+    refused = {
+        "text named .png": upload(b"just some text, honestly", "notes.png"),
+        "html named .jpg": upload(b"<html><script>alert(1)</script></html>", "x.jpg", "image/jpeg"),
+        "empty": upload(b""),
+        "truncated jpeg": upload(good[: len(good) // 2], "cut.jpg", "image/jpeg"),
+        "decompression bomb": upload(png_header_only(30000, 30000), "bomb.png"),
+        "just over the pixel limit": upload(png_header_only(6000, 6000), "big.png"),
+        "gif header only": upload(b"GIF89a" + b"\x00" * 30, "x.gif", "image/gif"),
+        "long description": upload(png(), description="x" * 1501),
+        "bad focus": upload(png(), focus="2,0"),
+        "no file": requests.post(url, headers=auth, data={"description": "nothing"}, timeout=10),
+        "json body": requests.post(url, headers=auth, json={"file": "aGVsbG8="}, timeout=10),
+    }
+    for what, answer in refused.items():
+        assert answer.status_code == 422, (what, answer.status_code, answer.text)
+        assert answer.json()["error"], what
+    assert media_files(instance.data_dir) == before
+
+    # The type comes from the bytes: PNG data named .jpg is a PNG.
+    answer = upload(png(), "photo.jpg", "image/jpeg")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["url"].endswith(".png")
+    assert fetch(answer.json()["url"]).headers["Content-Type"] == "image/png"
+
+    for path in ("/media/../crosstalk.sqlite3", "/media/%2e%2e/crosstalk.sqlite3",
+                 "/media/attachments/00/" + "0" * 32 + ".jpg", "/media/attachments"):
+        assert requests.get(instance.base_url + path, timeout=10).status_code == 404, path
+    assert requests.post(url, files={"file": ("x.png", png(), "image/png")}, timeout=10).status_code == 401
+
+
+def test_limits_come_from_configuration(make_instance):
+    inst = make_instance("limits", env={"CROSSTALK_MEDIA_MAX_IMAGE_SIZE": "150000",
+                                        "CROSSTALK_MEDIA_MAX_IMAGE_PIXELS": "1000000"})
+    config = requests.get(f"{inst.base_url}/api/v2/instance", timeout=10).json()["configuration"]
+    assert config["media_attachments"]["image_size_limit"] == 150000
+    assert config["media_attachments"]["image_matrix_limit"] == 1000000
+    inst.create_user("alice", PASSWORD)
+    auth = {"Authorization": f"Bearer {inst.token('alice')}"}
+    url = f"{inst.base_url}/api/v2/media"
+    noisy = io.BytesIO()
+    Image.effect_noise((400, 400), 80).convert("RGB").save(noisy, "PNG")
+    assert len(noisy.getvalue()) > 150000
+    too_big = requests.post(url, headers=auth, files={"file": ("n.png", noisy.getvalue(), "image/png")}, timeout=30)
+    assert too_big.status_code == 422 and "too large" in too_big.json()["error"]
+    too_wide = requests.post(url, headers=auth, files={"file": ("w.png", png(1100, 1000), "image/png")}, timeout=30)
+    assert too_wide.status_code == 422 and "pixels" in too_wide.json()["error"]
+    fine = requests.post(url, headers=auth, files={"file": ("ok.png", png(1000, 1000), "image/png")}, timeout=30)
+    assert fine.status_code == 200, fine.text
+    assert media_files(inst.data_dir) == {fine.json()["url"].split("/media/")[1],
+                                          fine.json()["preview_url"].split("/media/")[1]}
+
+
+def test_avatar_and_header(instance, users):
+    alice, bob = users["alice"], users["bob"]
+    me = alice.account_update_credentials(avatar=io.BytesIO(jpeg(900, 600)), avatar_mime_type="image/jpeg",
+                                          header=io.BytesIO(png(3000, 1500)), header_mime_type="image/png")
+    assert "/media/avatars/" in me["avatar"] and "/media/headers/" in me["header"]
+    avatar = fetch(me["avatar"])
+    assert b"SECRET" not in avatar.content
+    assert Image.open(io.BytesIO(avatar.content)).size == (400, 400)
+    assert Image.open(io.BytesIO(fetch(me["header"]).content)).size == (1500, 500)
+    assert bob.account(me["id"])["avatar"] == me["avatar"]
+
+    # A new avatar replaces the old file; a bad one changes nothing and leaves nothing behind.
+    again = alice.account_update_credentials(avatar=io.BytesIO(png(500, 500)), avatar_mime_type="image/png")
+    assert again["avatar"] != me["avatar"] and again["header"] == me["header"]
+    assert requests.get(me["avatar"], timeout=10).status_code == 404
+    files = media_files(instance.data_dir)
+    with pytest.raises(MastodonAPIError, match="Avatar"):
+        alice.account_update_credentials(avatar=io.BytesIO(b"not an image"), avatar_mime_type="image/png",
+                                         display_name="Changed")
+    with pytest.raises(MastodonAPIError, match="Display name"):
+        alice.account_update_credentials(avatar=io.BytesIO(png()), avatar_mime_type="image/png",
+                                         display_name="x" * 31)
+    assert media_files(instance.data_dir) == files
+    assert alice.me()["avatar"] == again["avatar"] and alice.me()["display_name"] == ""
+
+    cleared = requests.delete(f"{instance.base_url}/api/v1/profile/avatar",
+                              headers={"Authorization": f"Bearer {alice.access_token}"}, timeout=10)
+    assert cleared.status_code == 200 and cleared.json()["avatar"].endswith("/static/avatar.png")
+    assert requests.get(again["avatar"], timeout=10).status_code == 404
+    assert cleared.json()["header"] == me["header"]
+
+
+def test_unused_uploads_are_cleaned_up(make_instance):
+    inst = make_instance("cleanup", env={"CROSSTALK_MEDIA_UNATTACHED_TTL": "2"})
+    inst.create_user("alice", PASSWORD)
+    alice = inst.api("alice")
+    kept = alice.media_post(io.BytesIO(png()), mime_type="image/png")
+    post = alice.status_post("keep this", media_ids=[kept["id"]])
+    deleted_post = alice.status_post("delete this",
+                                     media_ids=[alice.media_post(io.BytesIO(png()), mime_type="image/png")["id"]])
+    orphan = alice.media_post(io.BytesIO(jpeg()), mime_type="image/jpeg")
+    alice.status_delete(deleted_post["id"])
+    gone_url = deleted_post["media_attachments"][0]["url"]
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if all(requests.get(u, timeout=5).status_code == 404 for u in (orphan["url"], gone_url)):
+            break
+        time.sleep(0.5)
+    for url in (orphan["url"], orphan["preview_url"], gone_url):
+        assert requests.get(url, timeout=5).status_code == 404, url
+    with pytest.raises(MastodonNotFoundError):
+        alice.media_update(orphan["id"], description="too late")
+    assert alice.status(post["id"])["media_attachments"][0]["id"] == kept["id"]
+    fetch(kept["url"])
+    fetch(kept["preview_url"])
+    assert len(media_files(inst.data_dir)) == 2
