@@ -42,6 +42,7 @@ from typing import Any
 from server.ids import iso
 from server.services import secrets, text
 from server.storage.db import Database
+from server.storage.migrations import MIGRATIONS
 
 GENERATOR_VERSION = 1
 DB_NAME = "crosstalk.sqlite3"
@@ -131,20 +132,39 @@ def load(path: Path) -> Dataset | None:
     return Dataset(spec=Spec(**meta["spec"]), path=path, meta=meta, tokens=tokens)
 
 
+def _migration_digests() -> dict[str, str]:
+    return {str(v): hashlib.sha256(sql.encode()).hexdigest()[:16] for v, _, sql in MIGRATIONS}
+
+
+def _stale(meta: dict[str, Any]) -> list[str]:
+    """Migrations whose SQL changed since they were applied to the dataset (unknown counts as changed)."""
+    applied = meta.get("migrations")
+    if not isinstance(applied, dict):
+        return ["(not recorded)"]
+    current = _migration_digests()
+    return [v for v, digest in applied.items() if current.get(v) != digest]
+
+
 async def ensure(spec: Spec, root: Path, log: Callable[[str], None] = print, regenerate: bool = False) -> Dataset:
-    """The cached dataset for `spec`, generated first if missing; pending migrations are applied."""
+    """The cached dataset for `spec`, generated first if missing or if a migration it was built with has
+    changed since; migrations added since are applied to the cache, once."""
     target = root / spec.key
     found = None if regenerate else load(target)
+    if found is not None and (stale := _stale(found.meta)):
+        log(f"dataset {spec.key}: schema migrations {', '.join(stale)} changed since it was built: rebuilding")
+        found = None
     if found is None:
         await generate(spec, target, log)
         found = load(target)
         assert found is not None
     else:
         log(f"dataset {spec.key}: cached ({found.meta['counts']['statuses']:,} statuses)")
-    # Migrations added since the dataset was made are applied to the cache, once.
     db = Database(found.db_path, readers=1)
     await db.open()
     await db.close()
+    if found.meta.get("migrations") != _migration_digests():
+        found.meta["migrations"] = _migration_digests()
+        (found.path / "meta.json").write_text(json.dumps(found.meta, indent=1))
     return found
 
 
@@ -161,6 +181,7 @@ async def generate(spec: Spec, target: Path, log: Callable[[str], None] = print)
     await db.close()
     meta, tokens = await asyncio.to_thread(_fill, spec, work / DB_NAME, log)
     meta["generation_seconds"] = round(time.monotonic() - started, 1)
+    meta["migrations"] = _migration_digests()
     meta["size_bytes"] = (work / DB_NAME).stat().st_size
     (work / "tokens.json").write_text(json.dumps(tokens))
     (work / "tokens.txt").write_text("".join(t["token"] + "\n" for t in tokens))

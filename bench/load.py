@@ -113,11 +113,12 @@ async def http_load(tool: str, url: str, *, tokens_file: Path | None, connection
 
 
 async def sequential(url: str, *, tokens_file: Path, bodies_file: Path, count: int, max_seconds: float,
-                     cpu: int | None, method: str = "POST") -> LoadResult:
-    """One request at a time (latency of single requests, measured by the client process)."""
+                     cpu: int | None, method: str = "POST", pause_ms: float = 0.0) -> LoadResult:
+    """One request at a time (latency of single requests, measured by the client process),
+    optionally pausing `pause_ms` after each answer."""
     cmd = [sys.executable, "-m", "bench.loadgen", "--url", url, "--method", method, "--connections", "1",
            "--duration", str(max_seconds), "--max-requests", str(count), "--tokens", str(tokens_file),
-           "--bodies", str(bodies_file), "--record-ids", "--sequential-tokens"]
+           "--bodies", str(bodies_file), "--record-ids", "--sequential-tokens", "--pause-ms", str(pause_ms)]
     data = json.loads((await _run(pinned(cmd, cpu), max_seconds + 60)).strip().splitlines()[-1])
     return _from_loadgen("python", 1, data)
 

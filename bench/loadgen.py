@@ -84,6 +84,8 @@ async def run(args: argparse.Namespace, tokens: list[str], bodies: list[bytes]) 
                         ids.append(json.loads(body)["id"])
             except (aiohttp.ClientError, TimeoutError, ValueError, KeyError):
                 errors += 1
+            if args.pause_ms:
+                await asyncio.sleep(args.pause_ms / 1000)
 
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         await asyncio.gather(*(worker(session) for _ in range(args.connections)))
@@ -104,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds (upper bound)")
     parser.add_argument("--max-requests", type=int, default=1_000_000, help="upper bound on requests")
     parser.add_argument("--timeout", type=float, default=30.0, help="per-request timeout in seconds")
+    parser.add_argument("--pause-ms", type=float, default=0.0, help="pause after each answer (per connection)")
     parser.add_argument("--record-ids", action="store_true", help="collect the JSON 'id' of each answer")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)

@@ -33,6 +33,8 @@ async def _check_page(ctx: Context, url: str, ds: Dataset) -> None:
 async def _measure(ctx: Context, ds: Dataset) -> dict[str, Any]:
     tokens = ds.path / "tokens.txt"
     async with ctx.crosstalk(ds) as server:
+        await asyncio.sleep(0.5)
+        started = server.rss_mb()  # after start-up and one /api/v1/instance request
         await _check_page(ctx, server.url, ds)  # also the "few warm-up requests" before idle RSS
         await asyncio.sleep(1.0)
         idle = server.rss_mb()
@@ -45,7 +47,7 @@ async def _measure(ctx: Context, ds: Dataset) -> dict[str, Any]:
     ctx.log(f"home timeline at {ds.spec.statuses:,} statuses: {loaded.rps:,.0f} req/s, p50 {loaded.p50_ms:.2f} ms,"
             f" p99 {loaded.p99_ms:.2f} ms; one connection p50 {single.p50_ms:.2f} ms; RSS idle {idle:.1f} MB,"
             f" peak {peak:.1f} MB")
-    return {"load": loaded, "single": single, "rss_idle_mb": idle, "rss_peak_mb": peak, "rss_end_mb": end_rss}
+    return {"load": loaded, "single": single, "rss_started_mb": started, "rss_idle_mb": idle, "rss_peak_mb": peak, "rss_end_mb": end_rss}
 
 
 async def run(ctx: Context) -> dict[str, Any]:
@@ -75,7 +77,9 @@ async def run(ctx: Context) -> dict[str, Any]:
                 "same ratio from server CPU per request")
     res.add("home_single_p50_ms", round(big["single"].p50_ms, 2), "ms", "home timeline p50 (1 conn)")
     res.add("home_single_p99_ms", round(big["single"].p99_ms, 2), "ms", "home timeline p99 (1 conn)")
-    res.add("rss_idle_mb", round(big["rss_idle_mb"], 1), "MB", "server RSS idle")
+    res.add("rss_started_mb", round(big["rss_started_mb"], 1), "MB", "server RSS just after start")
+    res.add("rss_idle_mb", round(big["rss_idle_mb"], 1), "MB", "server RSS idle (after 20 requests)")
+    res.add("baseline_rss_mb", base["rss_idle_mb"], "MB", "baseline server RSS idle")
     res.add("rss_load_peak_mb", round(big["rss_peak_mb"], 1), "MB", "server RSS under load (peak)")
     res.add("rss_load_end_mb", round(big["rss_end_mb"], 1), "MB", "server RSS at end of load")
     res.add("compare_rps", round(c.rps), "req/s", f"home timeline req/s ({m} statuses)")
