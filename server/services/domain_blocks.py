@@ -8,6 +8,7 @@ import re
 from server.records import Account
 from server.services import social
 from server.services.errors import Unprocessable
+from server.services.streaming import relations_changed
 from server.state import State
 from server.storage import accounts, relations
 from server.storage import domain_blocks as store
@@ -38,6 +39,7 @@ async def block(state: State, account: Account, raw: str | None) -> None:
         raise Unprocessable("You cannot block your own domain")
     async with state.db.transaction() as tx:
         await store.add(tx, account.id, domain)
+    relations_changed(state, account.id)
     for follower_id in await store.follower_ids_from(state.db, account.id, domain):
         follower = await accounts.get(state.db, follower_id)
         if follower is None:
@@ -52,3 +54,4 @@ async def unblock(state: State, account: Account, raw: str | None) -> None:
     domain = normalize(raw)
     async with state.db.transaction() as tx:
         await store.remove(tx, account.id, domain)
+    relations_changed(state, account.id)

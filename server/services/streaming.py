@@ -23,7 +23,7 @@ from typing import Any
 import msgspec
 
 from server.events import RELATIONS_CHANGED, Event, Subscription
-from server.ids import now_iso
+from server.ids import now_iso, parse_iso
 from server.render import mastodon as render
 from server.services import filtering
 from server.services import scopes as scope_rules
@@ -133,7 +133,7 @@ def relations_changed(state: State, *account_ids: int) -> None:
 class RenderedStatus:
     """One status event rendered for nobody in particular, ready to be finished per viewer."""
 
-    __slots__ = ("data", "outer", "inner", "account_ids", "has_media", "text", "_who", "_shared")
+    __slots__ = ("data", "outer", "inner", "account_ids", "domains", "has_media", "text", "_who", "_shared")
 
     def __init__(self, data: dict[str, Any], interactions: dict[str, set[tuple[int, int]]]) -> None:
         self.data = data
@@ -141,6 +141,7 @@ class RenderedStatus:
         self.outer = (int(data["id"]), int(data["account"]["id"]))
         self.inner = (int(inner["id"]), int(inner["account"]["id"])) if inner else None
         self.account_ids = frozenset(a for _, a in filter(None, (self.outer, self.inner)))
+        self.domains = frozenset(s["account"]["acct"].partition("@")[2] for s in (data, inner) if s) - {""}
         proper = inner or data
         self.has_media = bool(proper.get("media_attachments"))
         self.text = filtering.searchable_text(data)
@@ -206,8 +207,11 @@ class StreamHub:
                 self._renders.popitem(last=False)
         else:
             self._renders.move_to_end(key)
+        future = entry[1]
+        if future.done():
+            return future.result()
         # shield: one listener going away must not cancel the rendering the others wait for
-        return await asyncio.shield(entry[1])
+        return await asyncio.shield(future)
 
     async def _render(self, status_id: int) -> RenderedStatus | None:
         try:
@@ -242,7 +246,8 @@ class Connection:
         self.channels: dict[tuple[str, ...], Channel] = {}
         self._by_topic: dict[str, list[Channel]] = {}
         self._hidden: set[int] | None = None
-        self._hidden_until: str | None = None
+        self._hidden_until: float | None = None  # time.time() when a timed mute in the set ends
+        self._hidden_domains: set[str] = set()
         self._filters: list[filtering.ActiveFilter] | None = None
         self.closing = asyncio.Event()
         self._closers: list[Any] = []
@@ -296,10 +301,11 @@ class Connection:
         return await self.sub.queue.get()
 
     async def _hidden_set(self) -> set[int]:
-        now = now_iso()
-        if self._hidden is None or (self._hidden_until is not None and self._hidden_until <= now):
+        if self._hidden is None or (self._hidden_until is not None and self._hidden_until <= time.time()):
             self._hidden = await relations.hidden_account_ids(self.state.db, self.viewer_id)
-            self._hidden_until = await store.next_mute_expiry(self.state.db, self.viewer_id, now)
+            self._hidden_domains = await store.blocked_domains(self.state.db, self.viewer_id)
+            until = await store.next_mute_expiry(self.state.db, self.viewer_id, now_iso())
+            self._hidden_until = parse_iso(until).timestamp() if until else None
         return self._hidden
 
     async def _active_filters(self) -> list[filtering.ActiveFilter]:
@@ -341,7 +347,7 @@ class Connection:
         rendered = await self.hub.status(event)
         if rendered is None:
             return SKIP
-        if rendered.account_ids & await self._hidden_set():
+        if rendered.account_ids & await self._hidden_set() or rendered.domains & self._hidden_domains:
             return SKIP
         if channel.only_media and not rendered.has_media:
             return SKIP

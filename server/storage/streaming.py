@@ -13,6 +13,12 @@ async def next_mute_expiry(db: Reader, viewer_id: int, now: str) -> str | None:
                              (viewer_id, now))
 
 
+async def blocked_domains(db: Reader, viewer_id: int) -> set[str]:
+    """Domains the viewer hides: checked per status, so accounts first seen later are hidden too."""
+    return {r[0] for r in await db.fetchall("SELECT domain FROM account_domain_blocks WHERE account_id = ?",
+                                            (viewer_id,))}
+
+
 async def interactions(db: Reader, status_ids: list[int]) -> dict[str, set[tuple[int, int]]]:
     """Who favourited, reblogged, bookmarked or pinned these statuses, as (account, status) pairs:
     one query per event instead of one per viewer."""

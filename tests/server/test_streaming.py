@@ -202,6 +202,14 @@ async def test_websocket_public_hashtag_list_filters_and_blocks(pool):
                     and payload(e)["id"] == marker["id"], seen)
         assert blocked["id"] not in [payload(e)["id"] for e in seen if e["event"] == "update"]
 
+        # direct messages arrive as conversations on the direct stream
+        await ws.send_json({"type": "subscribe", "stream": "direct"})
+        await synced(ws)
+        carol_name = (await call(carol.me))["username"]
+        dm = await call(bob.status_post, f"@{carol_name} psst", visibility="direct")
+        conversation = await until(ws, lambda e: e.get("event") == "conversation")
+        assert conversation["stream"] == ["direct"] and payload(conversation)["last_status"]["id"] == dm["id"]
+
 
 async def test_websocket_bad_input_gets_error_events(pool):
     erin, frank = pool.take(2)

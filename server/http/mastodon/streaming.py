@@ -70,15 +70,31 @@ async def _safe_messages(conn: Connection, event: Any) -> list[service.Message]:
 
 # -- WebSocket ------------------------------------------------------------------------------------------
 
+_frames: dict[tuple[tuple[str, ...], str, str | None], str] = {}
+
+
+def _frame(stream: tuple[str, ...], name: str, payload: str | None) -> str:
+    """The socket message for an event. Connections given the same payload (the same string object,
+    so the key hashes and compares cheaply) share one encoding of it."""
+    key = (stream, name, payload)
+    text = _frames.get(key)
+    if text is None:
+        frame: dict[str, Any] = {"stream": list(stream), "event": name}
+        if payload is not None:
+            frame["payload"] = payload
+        text = _encoder.encode(frame).decode()
+        if len(_frames) >= 256:
+            _frames.clear()
+        _frames[key] = text
+    return text
+
+
 async def _pump(conn: Connection, ws: web.WebSocketResponse) -> None:
     while not ws.closed and not conn.closing.is_set():
         event = await conn.next_event()
         for stream, name, payload in await _safe_messages(conn, event):
-            frame: dict[str, Any] = {"stream": list(stream), "event": name}
-            if payload is not None:
-                frame["payload"] = payload
             try:
-                await ws.send_str(_encoder.encode(frame).decode())
+                await ws.send_str(_frame(stream, name, payload))
             except (ConnectionError, RuntimeError):
                 return
 
@@ -112,8 +128,10 @@ async def _client_message(ws: web.WebSocketResponse, conn: Connection, account: 
 
 async def _websocket(request: web.Request, path_stream: str | None) -> web.WebSocketResponse:
     account, scopes, protocol = await _caller(request)
+    # No per-message deflate: compressing each status once per connection costs more CPU than the
+    # bandwidth it saves (Mastodon's streaming server leaves it off too).
     ws = web.WebSocketResponse(protocols=(protocol,) if protocol else (), heartbeat=WS_PING_SECONDS,
-                               max_msg_size=MAX_CLIENT_MESSAGE)
+                               max_msg_size=MAX_CLIENT_MESSAGE, compress=False)
     await ws.prepare(request)
     conn = request.app[HUB].connect(account.id, scopes)
     conn.on_shutdown(lambda: ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down"))
