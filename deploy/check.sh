@@ -17,6 +17,8 @@
 #                        here (default ~/.cache/crosstalk-check-bookworm); needs root and debootstrap
 #   PIP_CERT_BUNDLE      CA bundle handed to pip inside the build (default: the system bundle)
 #   SKIP_DOCKER=1        only lint and validate
+#   CHECK_FEDERATION=1   also run the two-organisation demo (compose.federation.yaml); needs a compose
+#                        tool and a caddy:2 image, and uses a private Docker network
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -209,6 +211,36 @@ import json, sys
 posts = [s['content'] for s in json.load(sys.stdin)]
 assert posts == ['<p>$TEXT</p>'], posts
 print('the post survived the restart')"
+
+# ------------------------------------------------------------------ optional: the federation demo
+# CHECK_FEDERATION=1 also runs compose.federation.yaml (two instances, two Caddy proxies, internal
+# CA) on a private Docker network and waits for its demo to finish. It needs `docker compose` (or
+# docker-compose) and a caddy:2 image (CADDY_IMAGE to use another tag).
+if [ "${CHECK_FEDERATION:-0}" = 1 ]; then
+    step "federation demo (compose.federation.yaml)"
+    docker tag "$IMAGE" crosstalk:check-federation
+    export CROSSTALK_IMAGE=crosstalk:check-federation
+    fed_file="$DEPLOY/compose.federation.yaml"
+    if docker compose version >/dev/null 2>&1; then
+        compose=(docker compose -p crosstalk-check-fed -f "$fed_file")
+    else
+        # docker-compose v1 predates the top-level `name`.
+        grep -v '^name:' "$fed_file" > "$DEPLOY/.compose.federation.v1.yaml"
+        compose=(docker-compose -p crosstalk-check-fed -f "$DEPLOY/.compose.federation.v1.yaml")
+    fi
+    fed_down() { "${compose[@]}" down -v >/dev/null 2>&1 || true; rm -f "$DEPLOY/.compose.federation.v1.yaml"; }
+    "${compose[@]}" up -d --no-build
+    demo=$("${compose[@]}" ps -q demo)
+    code=$(timeout 300 docker wait "$demo" || echo timeout)
+    docker logs "$demo" 2>&1
+    if [ "$code" != 0 ]; then
+        "${compose[@]}" logs --tail 50 >&2 || true
+        fed_down
+        fail "the federation demo ended with $code"
+    fi
+    fed_down
+    echo "federation demo ok"
+fi
 
 step "all checks passed"
 printf 'image %s: %d MB uncompressed, %d MB compressed\n' "$IMAGE" $((size / 1000000)) $((compressed / 1000000))
