@@ -199,25 +199,22 @@ def rank(rows: list[Any], wanted: list[str]) -> list[int]:
     terms = list(dict.fromkeys(w for phrase in wanted for w in _words(phrase)))
     docs = []
     for row in rows:
-        counts: dict[str, float] = {}
         text_words = _words(row[1] or "")
-        spoiler_words = _words(row[2] or "")
-        for w in text_words:
-            counts[w] = counts.get(w, 0.0) + 1.0
-        for w in spoiler_words:
-            counts[w] = counts.get(w, 0.0) + SPOILER_WEIGHT
+        spoiler_words = _words(row[2] or "") if row[2] else []
+        # list.count runs in C; a query has a handful of terms, a post a few dozen words
+        counts = {t: text_words.count(t) + SPOILER_WEIGHT * spoiler_words.count(t) for t in terms}
         docs.append((row[0], counts, len(text_words) + SPOILER_WEIGHT * len(spoiler_words)))
     n = len(docs)
     average = sum(length for _, _, length in docs) / n or 1.0
     idf = {}
     for t in terms:
-        df = sum(1 for _, counts, _ in docs if t in counts)
+        df = sum(1 for _, counts, _ in docs if counts[t])
         idf[t] = math.log(1 + (n - df + 0.5) / (df + 0.5))
     scored = []
     for status_id, counts, length in docs:
         score = 0.0
         for t in terms:
-            tf = counts.get(t, 0.0)
+            tf = counts[t]
             if tf:
                 score += idf[t] * tf * (BM25_K1 + 1) / (tf + BM25_K1 * (1 - BM25_B + BM25_B * length / average))
         scored.append((-score, -status_id))

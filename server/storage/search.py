@@ -1,8 +1,8 @@
 """Search: the full-text index of statuses (SQLite FTS5), and the account and hashtag look-ups.
 
-The index table `status_search` holds one row per original status that is not deleted (rowid = status
-id) with its plain text and content warning. statuses.insert/update_content/mark_deleted keep it in
-step, so every writer (the API, the inbox, imports) updates it without knowing about it.
+The index `status_search` covers the plain text and content warning of every row of `statuses`
+(rowid = status id); triggers keep it in step (see schema/0002_media_search.sql), so every writer
+updates it without knowing about it.
 """
 
 from __future__ import annotations
@@ -11,23 +11,12 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from federation.html import html_to_text
 from server.storage.accounts import Reader
 
 MAX_TERMS = 12
 MAX_QUERY = 500
 # A quoted phrase (optionally negated), or a run of non-space characters.
 _TOKEN = re.compile(r'(-?)"([^"]*)"|(\S+)')
-
-
-async def index_status(tx: Any, status_id: int, content_html: str, spoiler_text: str) -> None:
-    await tx.execute("DELETE FROM status_search WHERE rowid = ?", (status_id,))
-    await tx.execute("INSERT INTO status_search (rowid, text, spoiler) VALUES (?, ?, ?)",
-                     (status_id, html_to_text(content_html), spoiler_text))
-
-
-async def unindex_status(tx: Any, status_id: int) -> None:
-    await tx.execute("DELETE FROM status_search WHERE rowid = ?", (status_id,))
 
 
 def terms(query: str) -> tuple[list[str], list[str]]:
@@ -62,7 +51,7 @@ def match_expression(wanted: list[str], excluded: list[str]) -> str | None:
 
 async def status_candidates(db: Reader, match: str, viewer_id: int, *, window: int,
                             account_id: int | None = None, hidden: Iterable[int] = ()) -> list[Any]:
-    """The newest `window` matching statuses the viewer may read: rows of (id, text, spoiler).
+    """The newest `window` matching statuses the viewer may read: rows of (id, source_text, spoiler_text).
 
     The index is read newest-first, so the LIMIT stops the scan early however common the words are.
     The visibility test is the one can_see applies (own, public/unlisted, followed private, mentioned),
@@ -80,7 +69,7 @@ async def status_candidates(db: Reader, match: str, viewer_id: int, *, window: i
         params.extend(hidden)
     params.append(window)
     return await db.fetchall(
-        "SELECT s.id, status_search.text, status_search.spoiler"
+        "SELECT s.id, s.source_text, s.spoiler_text"
         " FROM status_search JOIN statuses s ON s.id = status_search.rowid JOIN accounts a ON a.id = s.account_id"
         " WHERE status_search MATCH ?1 AND s.deleted_at IS NULL AND s.reblog_of_id IS NULL AND a.suspended = 0"
         "   AND (s.account_id = ?2"

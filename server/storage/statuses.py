@@ -9,7 +9,6 @@ import msgspec
 
 from server.ids import new_id, now_iso
 from server.records import Status, StatusEdit, columns
-from server.storage import search as search_index
 from server.storage.accounts import Reader
 
 STATUS_COLS = columns(Status)
@@ -28,8 +27,6 @@ def _marks(n: int) -> str:
 async def insert(tx: Any, status: Status) -> None:
     values = [getattr(status, name) for name in Status.__struct_fields__]
     await tx.execute(f"INSERT INTO statuses ({STATUS_COLS}) VALUES ({_marks(len(values))})", values)
-    if status.reblog_of_id is None and status.deleted_at is None:
-        await search_index.index_status(tx, status.id, status.content, status.spoiler_text)
 
 
 async def get(db: Reader, status_id: int) -> Status | None:
@@ -63,12 +60,10 @@ async def update_content(tx: Any, status_id: int, *, content: str, source_text: 
         "UPDATE statuses SET content = ?, source_text = ?, spoiler_text = ?, sensitive = ?, language = ?,"
         " edited_at = ? WHERE id = ?",
         (content, source_text, spoiler_text, int(sensitive), language, edited_at, status_id))
-    await search_index.index_status(tx, status_id, content, spoiler_text)
 
 
 async def mark_deleted(tx: Any, status_id: int) -> None:
     await tx.execute("UPDATE statuses SET deleted_at = ? WHERE id = ?", (now_iso(), status_id))
-    await search_index.unindex_status(tx, status_id)
     await tx.execute("DELETE FROM home_feed WHERE status_id = ?", (status_id,))
     await tx.execute("DELETE FROM pins WHERE status_id = ?", (status_id,))
 

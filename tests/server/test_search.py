@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -70,6 +71,13 @@ def test_full_text_search_respects_visibility(instance, users):
     own = carol.status_post("my own budget note")
     assert status_ids(carol, "budget", account_id=carol.me()["id"]) == [own["id"]]
     assert set(status_ids(carol, "budget")) == {own["id"]}  # unblocking did not restore the follow
+
+    # The index still matches the statuses table after the edits and deletions (FTS5's own check).
+    conn = sqlite3.connect(instance.data_dir / "crosstalk.sqlite3", timeout=10)
+    try:
+        conn.execute("INSERT INTO status_search (status_search, rank) VALUES ('integrity-check', 1)")
+    finally:
+        conn.close()
 
     # Anonymous callers get no statuses and may not resolve or page.
     anon = requests.get(f"{instance.base_url}/api/v2/search", params={"q": "budget"}, timeout=10)
