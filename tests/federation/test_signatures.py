@@ -586,18 +586,6 @@ def test_rfc9421_sha512_content_digest_accepted(keypair):
     verify_signed_request(parse_signed_request("POST", "/users/bob/inbox", ci(msg.headers), BODY), pub)
 
 
-def test_verification_is_fast(keypair):
-    """Hot path: parse + verify well under a millisecond (≈ 20-60 µs on one core)."""
-    priv, pub = keypair
-    h = ci({**CT, **sign_cavage("POST", INBOX, dict(CT), BODY, KEY_ID, priv)})
-    verify_signed_request(parse_signed_request("POST", "/users/bob/inbox", h, BODY), pub)
-    n = 200
-    start = time.perf_counter()
-    for _ in range(n):
-        verify_signed_request(parse_signed_request("POST", "/users/bob/inbox", h, BODY), pub)
-    assert (time.perf_counter() - start) / n < 0.001
-
-
 def test_generate_keypair_is_distinct():
     a, b = generate_rsa_keypair(), generate_rsa_keypair()
     assert a[0] != b[0] and a[1] != b[1]
