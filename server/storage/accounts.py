@@ -101,8 +101,8 @@ async def touch_last_status(tx: Any, account_id: int, date: str) -> None:
     await tx.execute("UPDATE accounts SET last_status_at = ? WHERE id = ?", (date, account_id))
 
 
-async def search(db: Reader, query: str, limit: int, offset: int, *, following_of: int | None = None,
-                 exclude: Iterable[int] = ()) -> list[Account]:
+async def search(db: Reader, query: str, limit: int, offset: int, *,
+                 following_of: int | None = None) -> list[Account]:
     """Accounts whose username or display name starts with the query, whose display name contains it,
     or with a profile field whose value contains it (a Department, say). The exact username comes
     first, then username matches, local accounts and the most followed."""
@@ -113,10 +113,6 @@ async def search(db: Reader, query: str, limit: int, offset: int, *, following_o
     if following_of is not None:
         restrict += " AND id IN (SELECT target_account_id FROM follows WHERE account_id = ?)"
         params.append(following_of)
-    excluded = list(exclude)
-    if excluded:
-        restrict += f" AND id NOT IN ({','.join('?' * len(excluded))})"
-        params.extend(excluded)
     params.extend([limit, offset])
     rows = await db.fetchall(
         f"SELECT {ACCOUNT_COLS} FROM accounts WHERE suspended = 0 AND deleted_at IS NULL AND ("
