@@ -13,6 +13,8 @@ from mastodon import Mastodon
 
 from tests.conftest import Instance
 
+PASSWORD = "correct horse battery"
+
 
 def wait_for(check: Callable[[], Any], timeout: float = 12.0, interval: float = 0.25) -> Any:
     """Poll until `check()` returns something truthy; fail with the last value otherwise."""
@@ -43,12 +45,14 @@ def start_site(data_dir: Path, users: Iterable[str], env: dict[str, str] | None 
     inst = Instance(data_dir, {"CROSSTALK_PASSWORD_GRANT": "true", **(env or {})})
     inst.start()
     names, admin_names = list(users), set(admins)
+    scopes = ["read", "write", "follow", "push"]
     try:
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(lambda n: inst.create_user(n, admin=n in admin_names), names))
-            # The first token creates the CLI's OAuth app; concurrent first calls would race on it.
-            tokens = {names[0]: inst.token(names[0])}
-            tokens.update(zip(names[1:], pool.map(inst.token, names[1:]), strict=True))
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(lambda n: inst.create_user(n, PASSWORD, admin=n in admin_names), names))
+        # Tokens through the password grant: one HTTP call each instead of a `crosstalk` process.
+        client_id, secret = Mastodon.create_app("tier-b tests", scopes=scopes, api_base_url=inst.base_url)
+        tokens = {n: Mastodon(client_id=client_id, client_secret=secret, api_base_url=inst.base_url).log_in(
+                  f"{n}@example.test", PASSWORD, scopes=scopes) for n in names}
     except BaseException:
         inst.stop()
         raise
