@@ -236,9 +236,9 @@ async def create_token_for_user(state: State, username: str, scopes: str) -> str
         scope_list = scope_rules.parse(scopes)
     except ValueError as exc:
         raise Unprocessable(f"unknown scope {exc}") from None
-    app = await store.app_by_client_id(state.db, "crosstalk-admin-cli")
-    if app is None:
-        async with state.db.transaction() as tx:
+    async with state.db.transaction() as tx:  # several CLI processes may race to create the app
+        app = await store.app_by_client_id(tx, "crosstalk-admin-cli")
+        if app is None:
             app = await store.insert_app(tx, name="crosstalk admin", website=None, client_id="crosstalk-admin-cli",
                                          client_secret_hash=token_hash(new_token()), redirect_uris=OOB,
                                          scopes="read write follow push admin:read admin:write")
