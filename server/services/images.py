@@ -116,12 +116,19 @@ def _normalise(img: Image.Image, fmt: str) -> Image.Image:
 
 
 def _encode(img: Image.Image, fmt: str, icc: bytes | None, **options: object) -> bytes:
+    """Write the picture alone: of what the upload carried, only the colour profile and the transparent
+    colour go along; comments, text chunks, XMP and EXIF stay behind."""
     out = io.BytesIO()
     extra = dict(options)
     if icc:
-        extra["icc_profile"] = icc  # colour data, kept as Mastodon keeps it; all other metadata goes
-    img.info = {}  # nothing read from the upload (comments, text, XMP, EXIF) is written back
-    img.save(out, fmt, **extra)
+        extra["icc_profile"] = icc  # colour data, kept as Mastodon keeps it
+    if fmt in ("PNG", "GIF") and "transparency" in img.info:
+        extra["transparency"] = img.info["transparency"]
+    kept, img.info = img.info, {}
+    try:
+        img.save(out, fmt, **extra)
+    finally:
+        img.info = kept
     return out.getvalue()
 
 
