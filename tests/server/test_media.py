@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 import struct
 import time
 import zlib
@@ -261,3 +262,12 @@ def test_unused_uploads_are_cleaned_up(make_instance):
     fetch(kept["url"])
     fetch(kept["preview_url"])
     assert len(media_files(inst.data_dir)) == 2
+
+
+def test_blurhash_matches_the_reference_encoder():
+    """Hashes computed with the reference implementation (the `blurhash` package) for the same pixels."""
+    from server.services.images import blurhash_encode
+    rng = random.Random(3)
+    pixels = [(rng.randrange(256), rng.randrange(256), rng.randrange(256)) for _ in range(20 * 15)]
+    assert blurhash_encode(pixels, 20, 15) == "UAH2.ixz*%%L?F#7#R%NPKI.vz-T*0;ROGIX"
+    assert blurhash_encode([(200, 30, 30)] * 300, 20, 15) == "UCM^z|]TfQ]T|wo1fQo1fQfQfQfQ|wo1fQo1"
