@@ -213,6 +213,7 @@ def create_app(config: Config, database: Database | None = None) -> web.Applicat
 
     async def on_startup(app: web.Application) -> None:
         await db.open()
+        db.start_background_checkpoints()
         scheduler.start(state)  # scheduled statuses and poll endings
         media_cleanup.start(state)  # uploads no post uses
 

@@ -84,8 +84,11 @@ class ActivityPubOutbound(Outbound):
         if status.local_only:
             return
         author = await self._author(status.account_id)
+        recipients = await self._recipients(status, author)
+        if not recipients:  # nobody outside: skip rendering the note at all
+            return
         note = await render_ap.note_document(self.state, status)
-        await self._send(author, render_ap.create_activity(note), await self._recipients(status, author))
+        await self._send(author, render_ap.create_activity(note), recipients)
 
     async def status_updated(self, status: Status) -> None:
         if status.local_only:

@@ -25,6 +25,7 @@ from server.storage import media as media_store
 VISIBILITIES = ("public", "unlisted", "private", "direct")
 URL_WEIGHT = 23  # Mastodon counts every URL as 23 characters
 MAX_PINS = 5
+FAN_OUT_CHUNK = 250
 _URL_RE = re.compile(text._URL)
 
 
@@ -149,28 +150,28 @@ async def store_status(state: State, status: Status, mentioned: list[int], tags:
 async def fan_out(state: State, status: Status, mentioned: list[int]) -> None:
     """Put a new status into the home feeds of the local readers it is meant for, then announce it."""
     author_id = status.account_id
-    readers = {author_id} if await accounts.get(state.db, author_id) and status.local else set()
+    readers = {author_id} if status.local else set()
     followers = await relations.follower_ids(state.db, author_id, local_only=True)
     if status.reblog_of_id is not None:
-        reblog_followers = await state.db.fetchall(
-            "SELECT account_id FROM follows WHERE target_account_id = ? AND show_reblogs = 1", (author_id,))
-        followers = [r[0] for r in reblog_followers if r[0] in set(followers)]
+        wants_boosts = await relations.reblog_follower_ids(state.db, author_id)
+        followers = [f for f in followers if f in wants_boosts]
     if status.visibility in ("public", "unlisted", "private"):
         readers.update(followers)
     elif status.visibility == "direct":
         readers.update(set(followers) & set(mentioned))
     delivery = await feeds.plan(state, status, readers)  # lists, exclusive lists, followed hashtags
     readers = delivery.home
+    # Feed rows go in short transactions, so posts and other writes are not held up by a big fan-out.
+    ordered = sorted(readers)
+    for start in range(0, len(ordered), FAN_OUT_CHUNK):
+        async with state.db.transaction() as tx:
+            await timelines.add_to_feeds(tx, status.id, ordered[start:start + FAN_OUT_CHUNK])
     async with state.db.transaction() as tx:
-        await timelines.add_to_feeds(tx, status.id, readers)
         await feeds.store(tx, status, delivery)
         notes = []
-        if status.reblog_of_id is None and status.in_reply_to_id is None:
-            rows = await tx.fetchall("SELECT account_id FROM follows WHERE target_account_id = ? AND notify = 1",
-                                     (author_id,))
-            for r in rows:
-                if status.visibility != "direct":
-                    notes.append(await notify.create(state, tx, r[0], author_id, "status", status.id))
+        if status.reblog_of_id is None and status.in_reply_to_id is None and status.visibility != "direct":
+            for follower_id in await relations.notify_follower_ids(tx, author_id):
+                notes.append(await notify.create(state, tx, follower_id, author_id, "status", status.id))
     notify.announce(state, notes)
     for reader in readers:
         state.bus.publish(Event(topic=f"user:{reader}", name="update", payload=None, status_id=status.id))

@@ -32,7 +32,8 @@ async def _connect(path: Path, readonly: bool) -> aiosqlite.Connection:
     await conn.execute("PRAGMA busy_timeout = 10000")
     await conn.execute("PRAGMA foreign_keys = ON")
     await conn.execute("PRAGMA synchronous = NORMAL")
-    await conn.execute("PRAGMA cache_size = -16000")
+    # 4 MB of page cache per connection: the OS page cache holds the rest, and idle RSS stays small.
+    await conn.execute("PRAGMA cache_size = -4000")
     await conn.execute("PRAGMA temp_store = MEMORY")
     if readonly:
         await conn.execute("PRAGMA query_only = ON")
@@ -56,8 +57,8 @@ class Tx:
         await self._conn.executemany(sql, rows)
 
     async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
-        async with self._conn.execute(sql, params) as cur:
-            return await cur.fetchone()
+        rows = await self._conn.execute_fetchall(sql, params)
+        return next(iter(rows), None)
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         # One trip to the connection's thread instead of three (execute, fetchall, close).
@@ -76,15 +77,40 @@ class Database:
         self._readers: list[aiosqlite.Connection] = []
         self._next_reader = itertools.cycle(range(readers))
         self._write_lock = asyncio.Lock()
+        self._checkpointer: aiosqlite.Connection | None = None
+        self._checkpoint_task: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = await _connect(self.path, readonly=False)
         await self._writer.execute("PRAGMA journal_mode = WAL")
+        # Checkpoints run in the background (below); the automatic one, which would run inside a
+        # writer's commit and stall the next writer, is only a safety net for a very large WAL.
+        await self._writer.execute("PRAGMA wal_autocheckpoint = 20000")
+        await self._writer.execute("PRAGMA journal_size_limit = 67108864")
         await self.migrate()
         self._readers = [await _connect(self.path, readonly=True) for _ in range(self._reader_count)]
 
+    def start_background_checkpoints(self, every: float = 2.0) -> None:
+        """Copy the WAL back into the database off the write path, on a connection of its own."""
+        async def loop() -> None:
+            self._checkpointer = await _connect(self.path, readonly=False)
+            while True:
+                await asyncio.sleep(every)
+                try:
+                    await self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:
+                    log.warning("background checkpoint failed: %s", exc)
+        self._checkpoint_task = asyncio.get_running_loop().create_task(loop(), name="sqlite checkpoints")
+
     async def close(self) -> None:
+        if self._checkpoint_task is not None:
+            self._checkpoint_task.cancel()
+            await asyncio.gather(self._checkpoint_task, return_exceptions=True)
+            self._checkpoint_task = None
+        if self._checkpointer is not None:
+            await self._checkpointer.close()
+            self._checkpointer = None
         for conn in self._readers:
             await conn.close()
         self._readers = []
@@ -130,10 +156,9 @@ class Database:
 
     async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
         started = perf_counter()
-        async with self._reader().execute(sql, params) as cur:
-            row = await cur.fetchone()
+        rows = await self._reader().execute_fetchall(sql, params)  # one thread hop, as in fetchall
         DB_READ.observe(perf_counter() - started)
-        return row
+        return next(iter(rows), None)
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         started = perf_counter()

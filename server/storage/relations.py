@@ -220,3 +220,15 @@ async def list_targets(db: Reader, table: str, account_id: int, max_id: int | No
         params.append(since_id)
     params.append(limit)
     return [(r[0], r[1]) for r in await db.fetchall(sql + " ORDER BY id DESC LIMIT ?", params)]
+
+
+async def notify_follower_ids(db: Reader, target_id: int) -> list[int]:
+    """Followers who asked to be notified of the target's new posts."""
+    return [r[0] for r in await db.fetchall("SELECT account_id FROM follows WHERE target_account_id = ? AND notify = 1",
+                                            (target_id,))]
+
+
+async def reblog_follower_ids(db: Reader, target_id: int) -> set[int]:
+    """Followers who want to see the target's boosts."""
+    return {r[0] for r in await db.fetchall(
+        "SELECT account_id FROM follows WHERE target_account_id = ? AND show_reblogs = 1", (target_id,))}
