@@ -83,6 +83,12 @@ def bind(state: State) -> None:
     BUILD_INFO.labels(VERSION).set(1)
     STREAMING_CONNECTIONS.set_function(lambda: float(state.bus.connection_count()))
     WORKERS_RUNNING.set_function(lambda: float(sum(1 for t in state.workers.values() if not t.done())))
+    from server.storage import federation as federation_store
+
+    async def queue_depth() -> None:
+        DELIVERY_QUEUE_DEPTH.set(await federation_store.pending_count(state.db))
+
+    state.metric_probes.append(queue_depth)
 
 
 async def render(state: State) -> bytes:

@@ -17,6 +17,7 @@ from federation.models import host_of
 from federation.signatures import SignatureError, parse_signed_request, verify_signed_request
 from server.http.base import add_routes, json_response, state_of
 from server.http.web import html_page
+from server.metrics import INBOX_ACTIVITIES, SIGNATURE_FAILURES
 from server.records import Account, Status
 from server.render import activitypub as render_ap
 from server.services.boundary import Refused
@@ -291,12 +292,15 @@ async def verify_request(st: State, request: web.Request, body: bytes | None, ev
     """The remote actor whose key signed this request. Refetches the key once to follow rotations."""
     if request.host.lower() != st.domain:
         # A signature made for another host must not be replayed here (proxies must keep Host).
+        SIGNATURE_FAILURES.labels("wrong_host").inc()
         raise InboxRejection(401, f"request was addressed to {request.host}, not {st.domain}")
     try:
         signed = parse_signed_request(request.method, request.path_qs, request.headers, body,
                                       scheme=st.config["scheme"], authority=st.domain)
     except SignatureError as exc:
+        SIGNATURE_FAILURES.labels("malformed").inc()
         raise InboxRejection(401, exc.reason) from exc
+    request["remote_domain"] = host_of(signed.key_id)  # for the access log
     fed = st.federation
     try:
         await st.boundary.admit_request(host_of(signed.key_id), event, request.path)
@@ -305,6 +309,7 @@ async def verify_request(st: State, request: web.Request, body: bytes | None, ev
     try:
         owner = await fed.key_owner(signed.key_id)
     except (RemoteError, Exception) as exc:
+        SIGNATURE_FAILURES.labels("key_unavailable").inc()
         raise InboxRejection(401, f"could not fetch the signing key: {exc}") from exc
     try:
         verify_signed_request(signed, owner.public_key_pem)
@@ -313,6 +318,7 @@ async def verify_request(st: State, request: web.Request, body: bytes | None, ev
             owner = await fed.key_owner(signed.key_id, refresh=True)
             verify_signed_request(signed, owner.public_key_pem)
         except (SignatureError, RemoteError, Exception) as exc:
+            SIGNATURE_FAILURES.labels("invalid").inc()
             raise InboxRejection(401, "signature does not verify") from exc
     return owner
 
@@ -346,6 +352,7 @@ async def inbox(request: web.Request) -> web.Response:
     body = await read_limited(request, MAX_INBOX_BYTES)
     if body is None:
         return json_response({"error": "Request entity too large"}, status=413)
+    doc: Any = None
     try:
         signer = await verify_request(st, request, body)
         try:
@@ -364,15 +371,23 @@ async def inbox(request: web.Request) -> web.Response:
             raise InboxRejection(400, "the activity id must be a URL on the actor's host")
     except InboxRejection as exc:
         log.info("inbox rejected %s: %s", request.remote, exc.reason)
+        INBOX_ACTIVITIES.labels(_activity_type(doc), "refused" if exc.status == 403 else "rejected").inc()
         if exc.status != 403:  # refusals by policy are logged by the boundary itself
             st.boundary.record("in", "receive", _claimed_host(request), "rejected", reason=exc.reason)
         return json_response({"error": exc.reason}, status=exc.status)
     async with st.db.transaction() as tx:
         await fed_store.host_seen(tx, signer.domain)
         fresh = await fed_store.record_inbox(tx, activity_id, signer.uri, body.decode("utf-8", "replace"))
+    INBOX_ACTIVITIES.labels(_activity_type(doc), "accepted" if fresh else "duplicate").inc()
     if fresh:
         st.inbox_worker.wake()
     return web.Response(status=202)
+
+
+def _activity_type(doc: Any) -> str:
+    """A metrics label: the activity's type when it is a plain string, else "unknown"."""
+    kind = doc.get("type") if isinstance(doc, dict) else None
+    return kind if isinstance(kind, str) and len(kind) <= 40 and kind.isalnum() else "unknown"
 
 
 def setup(app: web.Application) -> None:

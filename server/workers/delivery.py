@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from server.metrics import DELIVERIES
 from server.state import State
 from server.storage import accounts as account_store
 from server.storage import federation as fed_store
@@ -113,6 +114,7 @@ class DeliveryWorker:
                                                                          key_id=key_id, private_key_pem=pem)
                     outcome_status, result, error = outcome.status, outcome.result, outcome.error
                 await self._record(delivery, outcome_status, result, error)
+                await self._count(delivery, result, refused is not None)
                 self.state.boundary.record(
                     "out", "delivery", delivery.host, "ok" if result == "ok" else ("retry" if result == "retry" else "failed"),
                     actor=sender.uri if sender else None, activity_type=_activity_type(delivery.body),
@@ -122,6 +124,19 @@ class DeliveryWorker:
         finally:
             self._in_flight.discard(delivery.id)
             self._total.release()
+
+    async def _count(self, d: fed_store.DueDelivery, result: str, refused: bool) -> None:
+        """crosstalk_deliveries_total: outcome, and whether the host is an explicitly allowed partner."""
+        if result == "ok":
+            outcome = "delivered"
+        elif refused:
+            outcome = "refused"
+        elif result == "retry":
+            outcome = "retry" if d.attempts + 1 < MAX_ATTEMPTS else "gave_up"
+        else:
+            outcome = "failed"
+        decision = await self.state.boundary.decide(d.host)
+        DELIVERIES.labels(outcome, "partner" if decision.allow is not None else "other").inc()
 
     async def _record(self, d: fed_store.DueDelivery, status: int | None, result: str, error: str | None) -> None:
         now = time.time()
