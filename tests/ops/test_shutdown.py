@@ -169,3 +169,28 @@ async def test_workers_finish_their_current_attempt_then_stop(tmp_path):
     assert stuck.cancelled()
     assert 0.9 < time.monotonic() - began < 2.0
     assert state.dead_workers() == ["test-polite", "test-stuck"]
+
+
+def test_open_streams_are_counted_and_end_at_shutdown(make_instance):
+    inst = make_instance("streams")
+    inst.create_user("alice")
+    token = inst.token("alice", "read")
+    stream = requests.get(f"{inst.base_url}/api/v1/streaming/user", stream=True, timeout=10,
+                          headers={"Authorization": f"Bearer {token}"})
+    assert stream.status_code == 200
+    deadline = time.monotonic() + 5
+    gauge = ""
+    while time.monotonic() < deadline:
+        scrape = requests.get(f"{inst.base_url}/metrics", timeout=5).text
+        gauge = next(line for line in scrape.splitlines() if line.startswith("crosstalk_streaming_connections "))
+        if gauge.endswith(" 1.0"):
+            break
+        time.sleep(0.05)
+    assert gauge == "crosstalk_streaming_connections 1.0"
+
+    started = time.monotonic()
+    inst.proc.send_signal(signal.SIGTERM)
+    # A stream never finishes by itself; shutdown ends it instead of waiting out the grace period.
+    assert inst.proc.wait(10) == 0
+    assert time.monotonic() - started < 3
+    stream.close()
