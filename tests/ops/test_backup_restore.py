@@ -15,6 +15,18 @@ import requests
 from tests.conftest import Instance
 
 
+def png_bytes(color: tuple[int, int, int]) -> bytes:
+    from PIL import Image
+    out = io.BytesIO()
+    Image.new("RGB", (32, 24), color).save(out, "PNG")
+    return out.getvalue()
+
+
+def upload(api, color: tuple[int, int, int]) -> dict:
+    media = api.media_post(png_bytes(color), mime_type="image/png", description="a test image")
+    return media
+
+
 def all_statuses(api, account_id: str) -> list[dict]:
     page = api.account_statuses(account_id, limit=40)
     return api.fetch_remaining(page) if page else []
@@ -39,10 +51,11 @@ def test_backup_while_posting_restores_to_a_consistent_database(make_instance, s
     a = make_instance("a")
     a.create_user("alice")
     token = a.token("alice")
-    # Files beside the database (media) travel with the backup.
-    media = a.data_dir / "media" / "attachments" / "1" / "original.png"
-    media.parent.mkdir(parents=True)
-    media.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40)
+    # Media files beside the database travel with the backup.
+    picture = upload(a.api("alice"), (200, 30, 30))
+    with_picture = a.api("alice").status_post("with a picture", media_ids=[picture["id"]])
+    picture_bytes = requests.get(picture["url"], timeout=5).content
+    assert len(picture_bytes) > 50
     for i in range(150):  # enough pages that the copy takes many steps
         requests.post(f"{a.base_url}/api/v1/statuses", data={"status": f"before {i} " + "x" * 400},
                       headers={"Authorization": f"Bearer {token}"}, timeout=10).raise_for_status()
@@ -84,6 +97,7 @@ def test_backup_while_posting_restores_to_a_consistent_database(make_instance, s
     manifest = json.loads((tmp_path / "backup" / "manifest.json").read_text())
     assert manifest["format"] == "crosstalk-backup" and manifest["domain"] == a.domain
     assert manifest["schema_version"] >= 1 and manifest["files"]["count"] >= 1
+    assert manifest["files"]["missing_media"] == 0
     assert "written to" in result.stdout
 
     # Another machine: the same domain (and port), a new empty data directory.
@@ -98,7 +112,6 @@ def test_backup_while_posting_restores_to_a_consistent_database(make_instance, s
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
-    assert (b.data_dir / "media" / "attachments" / "1" / "original.png").read_bytes() == media.read_bytes()
 
     b.start()
     api = b.api("alice")
@@ -111,6 +124,8 @@ def test_backup_while_posting_restores_to_a_consistent_database(make_instance, s
     assert before <= len(during) <= after
     assert during == sorted(int(i) for i in written[:len(during)])
     assert sum(1 for p in posts if p["content"].startswith("<p>before")) == 150
+    restored_picture = api.status(with_picture["id"])["media_attachments"][0]
+    assert requests.get(restored_picture["url"], timeout=5).content == picture_bytes
     assert requests.get(f"{b.base_url}/readyz", timeout=5).json()["status"] == "ok"
 
 
@@ -183,7 +198,8 @@ def test_export_user_writes_an_activitystreams_archive(make_instance, tmp_path):
     bob_id = bob.me()["id"]
     bob_post = bob.status_post("bob's news")
     alice.account_follow(bob_id)
-    first = alice.status_post("Hello #fediverse @bob", visibility="public")
+    picture = upload(alice, (10, 120, 240))
+    first = alice.status_post("Hello #fediverse @bob", visibility="public", media_ids=[picture["id"]])
     alice.status_post("only for followers", visibility="private")
     alice.status_favourite(bob_post["id"])
     alice.status_bookmark(bob_post["id"])
@@ -210,6 +226,10 @@ def test_export_user_writes_an_activitystreams_archive(make_instance, tmp_path):
     assert note["attributedTo"] == actor["id"]
     assert "https://www.w3.org/ns/activitystreams#Public" in note["to"]
     assert {t["type"] for t in note["tag"]} == {"Hashtag", "Mention"}
+    attachment = note["attachment"][0]
+    assert attachment["type"] == "Document" and attachment["name"] == "a test image"
+    archived = "media/" + attachment["url"].split("/media/", 1)[1]
+    assert texts[archived] == requests.get(attachment["url"], timeout=5).content
     private = outbox["orderedItems"][1]["object"]
     assert private["to"] == [actor["followers"]]
     assert outbox["orderedItems"][2]["object"] == bob_post["uri"]
