@@ -87,7 +87,11 @@ async def _serve(config: Config, dev: bool) -> None:
     state = app[STATE]
     # We wait for in-flight requests ourselves (see below); aiohttp's own wait is only the last second.
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
-    await runner.setup()
+    try:
+        await runner.setup()
+    except Exception:
+        await state.db.close()  # start-up refused: close the database before the error is reported
+        raise
     if dev:
         await _bootstrap_dev_admin(config)
     site = web.TCPSite(runner, config["host"], config["port"], backlog=1024, reuse_address=True)

@@ -18,6 +18,7 @@ from federation import models as ap
 from federation.addressing import visibility_from_addressing
 from federation.client import FederationClient, FetchError
 from federation.signatures import generate_rsa_keypair
+from server.config import ConfigError
 from server.ids import iso, new_id, now_iso, parse_iso
 from server.records import Account, Status
 from server.services import statuses as status_service
@@ -62,6 +63,10 @@ class Federation:
     async def start(self) -> None:
         db = self.state.db
         row = await fed_store.instance_actor_row(db, self.state.base_url)
+        previous = await fed_store.instance_actor_uri(db)
+        if row is None and previous is not None:
+            raise ConfigError(f"setting domain (CROSSTALK_DOMAIN): this data directory belongs to "
+                              f"{previous.removesuffix('/actor')}; an instance's domain cannot change once it federates")
         if row is None:
             private_pem, public_pem = await asyncio.get_running_loop().run_in_executor(None, generate_rsa_keypair)
             async with db.transaction() as tx:

@@ -283,3 +283,8 @@ async def host_seen(tx: Any, name: str) -> None:
     await tx.execute("UPDATE federation_hosts SET unavailable = 0, failure_days = '[]', consecutive_failures = 0,"
                      " circuit_open_until = 0, last_seen_at = ? WHERE host = ? AND (unavailable = 1 OR"
                      " consecutive_failures > 0)", (now_iso(), name))
+
+
+async def instance_actor_uri(db: Reader) -> str | None:
+    return await db.fetchval("SELECT uri FROM accounts WHERE username = 'actor' AND domain = ''"
+                             " AND actor_type = 'Application'")

@@ -246,3 +246,17 @@ def test_domain_rules_csv_round_trip_admin_api_and_nodeinfo(make_instance, tmp_p
     a.create_user("pleb")
     pleb = {"Authorization": f"Bearer {a.token('pleb', 'read write admin:read admin:write')}"}
     assert requests.get(f"{a.base_url}/api/v1/admin/domain_blocks", headers=pleb, timeout=10).status_code == 403
+
+
+def test_domain_cannot_change_under_a_data_directory(make_instance):
+    a = make_instance("a", env=dict(ALLOWLIST_ENV))
+    a.stop()
+    moved = dict(a.env, CROSSTALK_DOMAIN="renamed.example.test")
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    result = subprocess.run([sys.executable, "-m", "server.cli", "serve"], cwd=ROOT, env=moved, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2
+    assert "cannot change" in result.stderr and "Traceback" not in result.stderr
