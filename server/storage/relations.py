@@ -9,6 +9,7 @@ import msgspec
 
 from server.ids import new_id, now_iso
 from server.storage.accounts import Reader
+from server.storage.paging import Page, window
 
 
 def _marks(n: int) -> str:
@@ -80,13 +81,9 @@ async def delete_follow_request(tx: Any, account_id: int, target_id: int) -> Any
 async def pending_requests(db: Reader, target_id: int, max_id: int | None, since_id: int | None,
                            limit: int) -> list[tuple[int, int]]:
     sql = "SELECT id, account_id FROM follow_requests WHERE target_account_id = ?"
-    params: list[Any] = [target_id]
-    if max_id is not None:
-        sql += " AND id < ?"
-        params.append(max_id)
-    if since_id is not None:
-        sql += " AND id > ?"
-        params.append(since_id)
+    cond, window_params, _order = window("id", Page(max_id=max_id, since_id=since_id))
+    sql += cond
+    params: list[Any] = [target_id, *window_params]
     params.append(limit)
     return [(r[0], r[1]) for r in await db.fetchall(sql + " ORDER BY id DESC LIMIT ?", params)]
 
@@ -103,13 +100,9 @@ async def followers_page(db: Reader, account_id: int, direction: str, max_id: in
     """(follow row id, other account id), newest first. direction: 'followers' or 'following'."""
     mine, other = ("target_account_id", "account_id") if direction == "followers" else ("account_id", "target_account_id")
     sql = f"SELECT id, {other} FROM follows WHERE {mine} = ?"
-    params: list[Any] = [account_id]
-    if max_id is not None:
-        sql += " AND id < ?"
-        params.append(max_id)
-    if since_id is not None:
-        sql += " AND id > ?"
-        params.append(since_id)
+    cond, window_params, _order = window("id", Page(max_id=max_id, since_id=since_id))
+    sql += cond
+    params: list[Any] = [account_id, *window_params]
     params.append(limit)
     return [(r[0], r[1]) for r in await db.fetchall(sql + " ORDER BY id DESC LIMIT ?", params)]
 
@@ -211,13 +204,9 @@ async def list_targets(db: Reader, table: str, account_id: int, max_id: int | No
                        limit: int) -> list[tuple[int, int]]:
     assert table in ("blocks", "mutes")
     sql = f"SELECT id, target_account_id FROM {table} WHERE account_id = ?"
-    params: list[Any] = [account_id]
-    if max_id is not None:
-        sql += " AND id < ?"
-        params.append(max_id)
-    if since_id is not None:
-        sql += " AND id > ?"
-        params.append(since_id)
+    cond, window_params, _order = window("id", Page(max_id=max_id, since_id=since_id))
+    sql += cond
+    params: list[Any] = [account_id, *window_params]
     params.append(limit)
     return [(r[0], r[1]) for r in await db.fetchall(sql + " ORDER BY id DESC LIMIT ?", params)]
 

@@ -10,6 +10,7 @@ import msgspec
 from server.ids import new_id, now_iso
 from server.records import Status, StatusEdit, columns
 from server.storage.accounts import Reader
+from server.storage.paging import Page, window
 
 STATUS_COLS = columns(Status)
 STATUS_COLS_S = columns(Status, "s")
@@ -219,13 +220,9 @@ async def interacting_accounts(db: Reader, kind: str, status_id: int, max_id: in
         sql = "SELECT id, account_id FROM favourites WHERE status_id = ?"
     else:
         sql = "SELECT id, account_id FROM statuses WHERE reblog_of_id = ? AND deleted_at IS NULL"
-    params: list[Any] = [status_id]
-    if max_id is not None:
-        sql += " AND id < ?"
-        params.append(max_id)
-    if since_id is not None:
-        sql += " AND id > ?"
-        params.append(since_id)
+    cond, window_params, _order = window("id", Page(max_id=max_id, since_id=since_id))
+    sql += cond
+    params: list[Any] = [status_id, *window_params]
     sql += " ORDER BY id DESC LIMIT ?"
     params.append(limit)
     return [(r[0], r[1]) for r in await db.fetchall(sql, params)]
