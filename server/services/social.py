@@ -8,6 +8,7 @@ from server.services import notify
 from server.services.errors import Forbidden, NotFound, Unprocessable
 from server.services.streaming import relations_changed
 from server.state import State
+from server.storage import notifications as notification_store
 from server.storage import relations, timelines
 
 
@@ -85,8 +86,7 @@ async def answer_request(state: State, account: Account, requester: Account, acc
         request = await relations.delete_follow_request(tx, requester.id, account.id)
         if request is None:
             raise NotFound("Follow request not found")
-        await tx.execute("DELETE FROM notifications WHERE account_id = ? AND from_account_id = ? AND type = 'follow_request'",
-                         (account.id, requester.id))
+        await notification_store.delete_matching(tx, requester.id, "follow_request", account_id=account.id)
         note = None
         if accept:
             await relations.insert_follow(tx, requester.id, account.id, show_reblogs=bool(request["show_reblogs"]),
@@ -123,20 +123,19 @@ async def block(state: State, account: Account, target: Account, block_uri: str 
                 await timelines.remove_account_from_feed(tx, a.id, b.id)
             await relations.delete_follow_request(tx, a.id, b.id)
         added = await relations.set_block(tx, account.id, target.id, True, block_uri)
-        await tx.execute("DELETE FROM notifications WHERE account_id = ? AND from_account_id = ?", (account.id, target.id))
+        await notification_store.delete_from(tx, account.id, target.id)
     relations_changed(state, account.id, target.id)
     if added and not target.local and block_uri:
         await state.outbound.blocked(account, target, block_uri)
 
 
 async def unblock(state: State, account: Account, target: Account) -> None:
-    row = await state.db.fetchone("SELECT uri FROM blocks WHERE account_id = ? AND target_account_id = ?",
-                                  (account.id, target.id))
+    uri = await relations.block_uri(state.db, account.id, target.id)
     async with state.db.transaction() as tx:
         removed = await relations.set_block(tx, account.id, target.id, False)
     relations_changed(state, account.id, target.id)
     if removed and not target.local:
-        await state.outbound.unblocked(account, target, row["uri"] if row else None)
+        await state.outbound.unblocked(account, target, uri)
 
 
 async def mute(state: State, account: Account, target: Account, *, notifications: bool, duration: int) -> None:

@@ -21,6 +21,7 @@ from server.state import State
 from server.storage import accounts, relations, statuses, timelines
 from server.storage import conversations as conversation_store
 from server.storage import media as media_store
+from server.storage import notifications as notification_store
 
 VISIBILITIES = ("public", "unlisted", "private", "direct")
 URL_WEIGHT = 23  # Mastodon counts every URL as 23 characters
@@ -208,8 +209,7 @@ async def delete_status(state: State, author: Account, status_id: int) -> Status
 
 async def remove_status(state: State, status: Status) -> None:
     """Delete a status (and the boosts of it) whoever asked; shared by the API and the inbox."""
-    reblogs = await state.db.fetchall("SELECT id FROM statuses WHERE reblog_of_id = ? AND deleted_at IS NULL",
-                                      (status.id,))
+    reblogs = await statuses.live_reblog_ids(state.db, status.id)
     async with state.db.transaction() as tx:
         await statuses.mark_deleted(tx, status.id)
         await accounts.adjust_counts(tx, status.account_id, statuses=-1)
@@ -217,11 +217,11 @@ async def remove_status(state: State, status: Status) -> None:
             await statuses.adjust_counts(tx, status.in_reply_to_id, replies=-1)
         if status.reblog_of_id is not None:
             await statuses.adjust_counts(tx, status.reblog_of_id, reblogs=-1)
-        for r in reblogs:
-            await statuses.mark_deleted(tx, r[0])
-        await tx.execute("DELETE FROM notifications WHERE status_id = ?", (status.id,))
+        for reblog_id in reblogs:
+            await statuses.mark_deleted(tx, reblog_id)
+        await notification_store.delete_for_status(tx, status.id)
         await conversation_store.forget_status(tx, status.id)
-    for sid in [status.id, *(r[0] for r in reblogs)]:
+    for sid in [status.id, *reblogs]:
         for topic in ("public", "public:local", "public:remote"):
             state.bus.publish(Event(topic=topic, name="delete", payload=str(sid), status_id=sid))
         state.bus.publish(Event(topic="delete", name="delete", payload=str(sid), status_id=sid))
@@ -348,8 +348,7 @@ async def unreblog(state: State, account: Account, status_id: int) -> Status:
     existing = await statuses.reblog_by(state.db, account.id, original.id)
     if existing is not None:
         async with state.db.transaction() as tx:
-            await tx.execute("DELETE FROM notifications WHERE from_account_id = ? AND type = 'reblog' AND status_id = ?",
-                             (account.id, original.id))
+            await notification_store.delete_matching(tx, account.id, "reblog", original.id)
         await remove_status(state, existing)
     return original
 
@@ -373,8 +372,7 @@ async def unfavourite(state: State, account: Account, status_id: int) -> Status:
     async with state.db.transaction() as tx:
         removed = await statuses.remove_favourite(tx, account.id, status.id)
         if removed:
-            await tx.execute("DELETE FROM notifications WHERE from_account_id = ? AND type = 'favourite' AND status_id = ?",
-                             (account.id, status.id))
+            await notification_store.delete_matching(tx, account.id, "favourite", status.id)
     if removed:
         await state.outbound.unfavourited(account, status)
     return status

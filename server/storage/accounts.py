@@ -188,3 +188,11 @@ async def usage_counts(db: Reader) -> dict[str, int]:
         " (SELECT count(*) FROM users WHERE last_sign_in_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-180 days')),"
         " (SELECT count(*) FROM statuses WHERE local = 1 AND deleted_at IS NULL)")
     return {"users": row[0], "active_month": row[1], "active_halfyear": row[2], "posts": row[3]}
+
+
+async def first_admin_id(db: Reader) -> int | None:
+    return await db.fetchval("SELECT account_id FROM users WHERE admin = 1 ORDER BY account_id LIMIT 1")
+
+
+async def known_domains(db: Reader) -> list[str]:
+    return [r[0] for r in await db.fetchall("SELECT DISTINCT domain FROM accounts WHERE domain != '' ORDER BY domain")]

@@ -71,3 +71,13 @@ async def clear(tx: Any, account_id: int) -> None:
 async def dismiss(tx: Any, account_id: int, notification_id: int) -> bool:
     return bool(await tx.execute("DELETE FROM notifications WHERE id = ? AND account_id = ?",
                                  (notification_id, account_id)))
+
+
+async def delete_from(tx: Any, recipient_id: int, from_account_id: int) -> None:
+    """Everything one account caused in another's notifications (when it is blocked)."""
+    await tx.execute("DELETE FROM notifications WHERE account_id = ? AND from_account_id = ?",
+                     (recipient_id, from_account_id))
+
+
+async def delete_for_status(tx: Any, status_id: int) -> None:
+    await tx.execute("DELETE FROM notifications WHERE status_id = ?", (status_id,))

@@ -221,3 +221,8 @@ async def reblog_follower_ids(db: Reader, target_id: int) -> set[int]:
     """Followers who want to see the target's boosts."""
     return {r[0] for r in await db.fetchall(
         "SELECT account_id FROM follows WHERE target_account_id = ? AND show_reblogs = 1", (target_id,))}
+
+
+async def block_uri(db: Reader, account_id: int, target_id: int) -> str | None:
+    return await db.fetchval("SELECT uri FROM blocks WHERE account_id = ? AND target_account_id = ?",
+                             (account_id, target_id))

@@ -276,3 +276,8 @@ async def public_replies(db: Reader, status_id: int, after: int | None, limit: i
 async def pinned_ids(db: Reader, account_id: int) -> list[int]:
     return [r[0] for r in await db.fetchall("SELECT status_id FROM pins WHERE account_id = ? ORDER BY id DESC",
                                             (account_id,))]
+
+
+async def live_reblog_ids(db: Reader, status_id: int) -> list[int]:
+    return [r[0] for r in await db.fetchall("SELECT id FROM statuses WHERE reblog_of_id = ? AND deleted_at IS NULL",
+                                            (status_id,))]

@@ -56,13 +56,16 @@ async def home(db: Reader, viewer_id: int, page: Page, hidden: set[int]) -> list
         params, page)
 
 
-async def public(db: Reader, page: Page, hidden: set[int], local: bool = False, remote: bool = False) -> list[int]:
+async def public(db: Reader, page: Page, hidden: set[int], local: bool = False, remote: bool = False,
+                 only_media: bool = False) -> list[int]:
     cond, params, order = window("s.id", page)
     where = "s.visibility = 'public' AND s.reblog_of_id IS NULL AND s.deleted_at IS NULL"
     if local:
         where += " AND s.local = 1"
     elif remote:
         where += " AND s.local = 0"
+    if only_media:
+        where += " AND EXISTS (SELECT 1 FROM media_attachments m WHERE m.status_id = s.id)"
     hidden_sql = _not_hidden(hidden, params)
     params.append(page.limit)
     return await _ids(db, f"SELECT s.id FROM statuses s WHERE {where}{cond}{hidden_sql} ORDER BY {order} LIMIT ?",

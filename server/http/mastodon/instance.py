@@ -33,10 +33,10 @@ def _configuration(st: State) -> dict[str, Any]:
 
 
 async def _contact_account(st: State) -> dict[str, Any] | None:
-    row = await st.db.fetchone("SELECT account_id FROM users WHERE admin = 1 ORDER BY account_id LIMIT 1")
-    if row is None:
+    admin_id = await account_store.first_admin_id(st.db)
+    if admin_id is None:
         return None
-    account = await account_store.get(st.db, row[0])
+    account = await account_store.get(st.db, admin_id)
     return render.account_json(st, account) if account else None
 
 
@@ -48,7 +48,7 @@ async def instance_v1(request: web.Request) -> web.Response:
     st = state_of(request)
     users = await account_store.count_local_users(st.db)
     posts = await account_store.count_local_statuses(st.db)
-    domains = await st.db.fetchval("SELECT count(DISTINCT domain) FROM accounts WHERE domain != ''") or 0
+    domains = len(await account_store.known_domains(st.db))
     return json_response({
         "uri": st.domain,
         "title": st.config["instance.title"],
@@ -98,8 +98,7 @@ async def instance_v2(request: web.Request) -> web.Response:
 
 async def peers(request: web.Request) -> web.Response:
     st = state_of(request)
-    rows = await st.db.fetchall("SELECT DISTINCT domain FROM accounts WHERE domain != '' ORDER BY domain")
-    return json_response([r[0] for r in rows])
+    return json_response(await account_store.known_domains(st.db))
 
 
 async def rules(request: web.Request) -> web.Response:

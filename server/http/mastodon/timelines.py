@@ -46,9 +46,8 @@ async def public(request: web.Request) -> web.Response:
     p = await params(request)
     pg = page(p)
     hidden = await relations.hidden_account_ids(st.db, viewer.id) if viewer else set()
-    ids = await timelines.public(st.db, pg, hidden, local=bool(p.bool("local")), remote=bool(p.bool("remote")))
-    if p.bool("only_media"):
-        ids = [i for i in ids if await st.db.fetchval("SELECT 1 FROM media_attachments WHERE status_id = ?", (i,))]
+    ids = await timelines.public(st.db, pg, hidden, local=bool(p.bool("local")), remote=bool(p.bool("remote")),
+                                 only_media=bool(p.bool("only_media")))
     return await _render_ids(request, viewer.id if viewer else None, ids, context="public")
 
 
