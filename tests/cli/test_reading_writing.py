@@ -131,3 +131,9 @@ def test_all_walks_link_headers(logged_in, api):
 def test_unknown_account_is_not_found(logged_in, handle):
     result = logged_in("show", handle, "-P", "alice", expect=5)
     assert result.stderr.startswith("xtalk: not found") and result.stderr.count("\n") == 1
+
+
+def test_local_only_visibility(logged_in):
+    x = logged_in
+    inside = x.json("post", "internal only", "--visibility", "local", "-P", "carol")[0]
+    assert inside["local_only"] is True and inside["visibility"] == "public"
