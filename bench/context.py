@@ -4,7 +4,10 @@ hello-world baseline measured once per run, RSS sampling, and result helpers."""
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -38,12 +41,15 @@ class Context:
     data_root: Path
     regenerate: bool = False
     keep_work: bool = False
+    profile_dir: Path | None = None  # py-spy every Crosstalk server into this directory
+    scenario: str = ""  # the scenario running now (names the profiles)
     log: Callable[[str], None] = print
     spec: Spec = field(init=False)
     work_root: Path = field(init=False)
     _datasets: dict[Spec, Dataset] = field(default_factory=dict, init=False)
     _copies: dict[Path, Path] = field(default_factory=dict, init=False)
     _baseline: dict[str, Any] | None = field(default=None, init=False)
+    _crypto: dict[str, float] | None = field(default=None, init=False)
     used_datasets: dict[str, dict[str, Any]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
@@ -79,24 +85,78 @@ class Context:
 
     # -- servers --------------------------------------------------------------------------------
 
+    def private_copy(self, ds: Dataset, name: str) -> Path:
+        """A copy of `ds` for one scenario alone (bench/data/work/NAME), for scenarios that add rows
+        (remote followers, federation state) the other scenarios must not see."""
+        target = self.work_root / name
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        started = time.monotonic()
+        shutil.copyfile(ds.db_path, target / datasets.DB_NAME)
+        self.log(f"private copy {name} of {ds.path.name} made in {time.monotonic() - started:.1f} s")
+        return target
+
     @asynccontextmanager
-    async def crosstalk(self, ds: Dataset) -> AsyncIterator[procs.Server]:
-        """The real server (`python -m server.cli serve`) on a working copy of `ds`, pinned to CPU 0."""
-        data_dir = self.working_copy(ds)
+    async def crosstalk(self, ds: Dataset, *, data_dir: Path | None = None,
+                        env: dict[str, str] | None = None) -> AsyncIterator[procs.Server]:
+        """The real server (`python -m server.cli serve`) on a working copy of `ds` (or on `data_dir`),
+        pinned to CPU 0; `env` adds or overrides CROSSTALK_* settings."""
+        data_dir = data_dir or self.working_copy(ds)
         port = procs.free_port(CROSSTALK_PORT)
         server = await procs.start("crosstalk", procs.crosstalk_cmd(), port=port,
-                                   env=procs.crosstalk_env(data_dir, ds.spec.domain, port), cpu=SERVER_CPU,
-                                   log_path=self.work_root / "crosstalk.log", ready_path="/api/v1/instance")
+                                   env={**procs.crosstalk_env(data_dir, ds.spec.domain, port), **(env or {})},
+                                   cpu=SERVER_CPU, log_path=self.work_root / "crosstalk.log",
+                                   ready_path="/api/v1/instance")
+        profiler = self._profile(server)
         try:
             yield server
         finally:
             procs.stop(server)
+            if profiler is not None:
+                try:
+                    profiler.wait(30)  # py-spy writes its file once the server has exited
+                except subprocess.TimeoutExpired:
+                    profiler.kill()
+                    profiler.wait()
+
+    def _profile(self, server: procs.Server) -> subprocess.Popen[bytes] | None:
+        """py-spy sampling the server for its whole life (--profile): raw collapsed stacks, one file per
+        server, summarised with `python -m bench.profile FILE`."""
+        if self.profile_dir is None:
+            return None
+        if shutil.which("py-spy") is None:
+            raise SystemExit("--profile needs py-spy (pip install py-spy)")
+        self.profile_dir.mkdir(parents=True, exist_ok=True)
+        n = sum(1 for _ in self.profile_dir.glob(f"{self.scenario}-*.txt")) + 1
+        out = self.profile_dir / f"{self.scenario}-{n}.txt"
+        self.log(f"profiling the server into {out}")
+        return subprocess.Popen(["py-spy", "record", "--pid", str(server.pid), "--rate", "200", "--format", "raw",
+                                 "--output", str(out), "--nonblocking", "--threads"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     @asynccontextmanager
     async def baseline_server(self) -> AsyncIterator[procs.Server]:
         port = procs.free_port()
         server = await procs.start("baseline", procs.baseline_cmd(port), port=port, env={}, cpu=SERVER_CPU,
                                    log_path=self.work_root / "baseline.log")
+        try:
+            yield server
+        finally:
+            procs.stop(server)
+
+    @asynccontextmanager
+    async def sink(self, ports: list[int], *, actors_file: Path | None = None, verify_key: Path | None = None,
+                   verify_every: int = 20) -> AsyncIterator[procs.Server]:
+        """bench/sink.py — fake remote servers answering inbox POSTs with 202 — on `ports` of 127.0.0.1,
+        pinned to the load CPU."""
+        cmd = [sys.executable, str(procs.ROOT / "bench" / "sink.py"), "--ports", ",".join(map(str, ports)),
+               "--verify-every", str(verify_every)]
+        if actors_file is not None:
+            cmd += ["--actors", str(actors_file)]
+        if verify_key is not None:
+            cmd += ["--verify-key", str(verify_key)]
+        server = await procs.start("sink", cmd, port=ports[0], env={}, cpu=LOAD_CPU,
+                                   log_path=self.work_root / "sink.log", ready_path="/_stats")
         try:
             yield server
         finally:
@@ -151,6 +211,16 @@ class Context:
             self.log(f"baseline hello-world: {result.rps:,.0f} req/s, p50 {result.p50_ms:.2f} ms, "
                      f"{result.cpu_ms_per_request:.3f} CPU ms/request")
         return self._baseline
+
+    async def crypto_rates(self) -> dict[str, float]:
+        """Raw RSA-2048 sign and verify rates with `cryptography` on the server's CPU (bench/cryptorate.py):
+        measured once per run, the ceiling the federation scenarios are read against."""
+        if self._crypto is None:
+            cmd = procs.pinned([sys.executable, "-m", "bench.cryptorate", "--seconds", "3"], SERVER_CPU)
+            self._crypto = json.loads((await loads.run_process(cmd, 60)).strip().splitlines()[-1])
+            self.log(f"raw RSA-2048 on one core: {self._crypto['rsa2048_sign_per_s']:,.0f} signs/s, "
+                     f"{self._crypto['rsa2048_verify_per_s']:,.0f} verifies/s")
+        return self._crypto
 
     def check(self, result: loads.LoadResult, what: str) -> None:
         if result.requests == 0:

@@ -84,6 +84,11 @@ def choose_tool(preference: str) -> str:
     return preference
 
 
+async def run_process(cmd: list[str], hard_timeout: float) -> str:
+    """Run a helper process to completion (killed after `hard_timeout` s); its stdout."""
+    return await _run(cmd, hard_timeout)
+
+
 async def _run(cmd: list[str], hard_timeout: float) -> str:
     proc = await asyncio.create_subprocess_exec(*cmd, cwd=ROOT, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE, start_new_session=True)
@@ -156,3 +161,23 @@ async def _wrk(url: str, tokens_file: Path | None, connections: int, duration: f
                       rps=round(d["requests"] / seconds, 1) if seconds else 0.0, p50_ms=d["p50_us"] / 1000,
                       p90_ms=d["p90_us"] / 1000, p99_ms=d["p99_us"] / 1000, max_ms=d["max_us"] / 1000,
                       non_2xx=d["status"], errors=errors, extra={"mean_ms": round(d["mean_us"] / 1000, 3)})
+
+
+def raw_request(method: str, path: str, host: str, headers: dict[str, str] | None = None,
+                body: bytes | None = None) -> bytes:
+    """One HTTP/1.1 request as bytes, for bench/rawload.py (keep-alive; Content-Length when a body)."""
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items() if k.lower() != "host"]
+    if body is not None:
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
+
+
+async def raw_load(port: int, requests_file: Path, *, connections: int, duration: float, max_requests: int,
+                   cpu: int | None, cycle: bool = False) -> dict[str, Any]:
+    """Send pre-built raw requests (bench/rawload.py) from a separate pinned process; its JSON summary."""
+    cmd = [sys.executable, "-m", "bench.rawload", "--port", str(port), "--requests", str(requests_file),
+           "--connections", str(connections), "--duration", str(duration), "--max-requests", str(max_requests)]
+    if cycle:
+        cmd.append("--cycle")
+    return json.loads((await _run(pinned(cmd, cpu), duration + 60)).strip().splitlines()[-1])

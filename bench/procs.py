@@ -30,6 +30,18 @@ def free_port(preferred: int | None = None) -> int:
     raise RuntimeError("no free port")
 
 
+def free_ports(count: int, avoid: set[int] = frozenset()) -> list[int]:  # type: ignore[assignment]
+    """`count` distinct ports free on 127.0.0.1 right now, none of them in `avoid`."""
+    found: list[int] = []
+    for _ in range(count * 20):
+        port = free_port()
+        if port not in avoid and port not in found:
+            found.append(port)
+        if len(found) == count:
+            return found
+    raise RuntimeError(f"could not find {count} free ports")
+
+
 def cpus() -> int:
     return len(os.sched_getaffinity(0))
 

@@ -76,7 +76,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     ctx = Context(small=args.small, duration=args.duration or (5.0 if args.small else 10.0),
                   warmup=args.warmup if args.warmup is not None else (1.0 if args.small else 3.0),
                   connections=args.connections, tool=tool, data_root=BENCH / "data",
-                  regenerate=args.regenerate, keep_work=args.keep_work, log=_log)
+                  regenerate=args.regenerate, keep_work=args.keep_work, log=_log, profile_dir=args.profile)
     results: dict[str, Any] = {
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "mode": "small" if args.small else "full",
@@ -90,6 +90,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
         for name in wanted:
             _log(f"scenario {name}: {getattr(scenarios[name], 'DESCRIPTION', '')}")
             t = time.monotonic()
+            ctx.scenario = name
             try:
                 data = await scenarios[name].run(ctx)
             except Exception as exc:  # one failing scenario must not hide the others' figures
@@ -121,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--regenerate", action="store_true", help="rebuild the datasets even if cached")
     parser.add_argument("--keep-work", action="store_true", help="keep the per-run database copies in bench/data/work")
     parser.add_argument("--output", type=Path, default=BENCH / "results" / "latest.json")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="sample every Crosstalk server with py-spy into DIR/SCENARIO-N.txt (figures are then "
+                             "a little lower); summarise with python -m bench.profile DIR/FILE")
     args = parser.parse_args(argv)
     if args.list:
         for name, module in discover().items():

@@ -8,7 +8,7 @@ import importlib
 import pkgutil
 from types import ModuleType
 
-ORDER = ["home_timeline", "post_status"]
+ORDER = ["home_timeline", "post_status", "search", "streaming", "inbox", "delivery"]
 
 
 def discover() -> dict[str, ModuleType]:
