@@ -58,7 +58,8 @@ class Federation:
         self._instance_private_pem = ""
         self._key_locks: dict[int, asyncio.Lock] = {}
         self._actor_locks: dict[str, asyncio.Lock] = {}
-        self._backfilled: dict[int, float] = {}  # thread root id → monotonic time before which we skip
+        self._backfilled: dict[int, float] = {}
+        self._signing_keys: dict[int, tuple[str, str]] = {}  # thread root id → monotonic time before which we skip
 
     async def start(self) -> None:
         db = self.state.db
@@ -92,9 +93,13 @@ class Federation:
         """(key id, private PEM) of a local account, generating the key pair on first use."""
         if account.id == self.instance_actor_id:
             return self.instance_key_id, self._instance_private_pem
+        cached = self._signing_keys.get(account.id)
+        if cached is not None:  # keys never change once made, and every delivery needs one
+            return cached
         pem = await account_store.private_key(self.state.db, account.id)
         if pem:
-            return account.key_id or f"{account.uri}#main-key", pem
+            self._signing_keys[account.id] = (account.key_id or f"{account.uri}#main-key", pem)
+            return self._signing_keys[account.id]
         lock = self._key_locks.setdefault(account.id, asyncio.Lock())
         async with lock:
             pem = await account_store.private_key(self.state.db, account.id)

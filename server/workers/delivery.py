@@ -11,6 +11,7 @@ import random
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 
@@ -43,6 +44,8 @@ class DeliveryWorker:
         self._host_slots: dict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(PER_HOST))
         self._total = asyncio.Semaphore(TOTAL)
         self._in_flight: set[int] = set()
+        self._healthy: set[str] = set()  # hosts whose last delivery worked: no host bookkeeping needed
+        self._senders: dict[int, Any] = {}  # sender accounts, refreshed with every batch of due rows
         self._tasks: set[asyncio.Task[None]] = set()
 
     def wake(self) -> None:
@@ -71,6 +74,7 @@ class DeliveryWorker:
         circuit_open = await fed_store.open_circuit_hosts(self.state.db, now)
         due = [d for d in await fed_store.due_deliveries(self.state.db, now, 200, circuit_open)
                if d.id not in self._in_flight]
+        self._senders.clear()
         unavailable = await fed_store.unavailable_hosts(self.state.db) if due else set()
         for delivery in due:
             if self._stopping:
@@ -102,7 +106,11 @@ class DeliveryWorker:
     async def _attempt(self, delivery: fed_store.DueDelivery) -> None:
         try:
             async with self._host_slots[delivery.host]:
-                sender = await account_store.get(self.state.db, delivery.sender_id)
+                sender = self._senders.get(delivery.sender_id)
+                if sender is None:
+                    sender = await account_store.get(self.state.db, delivery.sender_id)
+                    if sender is not None:
+                        self._senders[delivery.sender_id] = sender
                 refused = await self.state.boundary.check_delivery(delivery.host)
                 if refused is not None:  # the rules changed after the activity was queued
                     outcome_status, result, error = None, "final", f"refused by policy: {refused}"
@@ -141,13 +149,20 @@ class DeliveryWorker:
     async def _record(self, d: fed_store.DueDelivery, status: int | None, result: str, error: str | None) -> None:
         now = time.time()
         attempts = d.attempts + 1
-        host = await fed_store.host(self.state.db, d.host)
+        if result == "ok" and d.host in self._healthy:
+            # The common case: a healthy host took it. One row to mark, nothing else to change.
+            async with self.state.db.transaction() as tx:
+                await fed_store.delivery_done(tx, d.id, "done", attempts, now, status, None)
+            return
+        host = await fed_store.host(self.state.db, d.host) if result == "retry" else None
         async with self.state.db.transaction() as tx:
             if result == "ok":
                 await fed_store.delivery_done(tx, d.id, "done", attempts, now, status, None)
                 await fed_store.save_host(tx, d.host, consecutive_failures=0, circuit_open_until=0, unavailable=0,
                                           failure_days="[]", last_success_at=_today_iso())
+                self._healthy.add(d.host)
                 return
+            self._healthy.discard(d.host)
             if result == "retry" and attempts < MAX_ATTEMPTS:
                 await fed_store.delivery_done(tx, d.id, "pending", attempts, now + retry_delay(attempts, self.scale),
                                               status, error)
@@ -167,7 +182,7 @@ class DeliveryWorker:
                 if len(days) >= UNAVAILABLE_AFTER_DAYS:
                     values["unavailable"] = 1
                 await fed_store.save_host(tx, d.host, **values)
-        log.info("delivery to %s: %s (%s) %s", d.inbox_url, result, status, error or "")
+        log.info("delivery to %s: %s (%s) %s", d.inbox_url, result, status, error or "")  # failures only
 
 
 def _today_iso() -> str:
