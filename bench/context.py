@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -54,7 +55,9 @@ class Context:
 
     def __post_init__(self) -> None:
         self.spec = SMALL if self.small else FULL
-        self.work_root = self.data_root / "work"
+        # One directory per run, so that two runs at once (several people share a machine) never
+        # delete or overwrite each other's database copies.
+        self.work_root = self.data_root / "work" / f"run-{os.getpid()}"
 
     # -- data -----------------------------------------------------------------------------------
 

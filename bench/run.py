@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto",
                         help="load generator: wrk if installed (auto), or the aiohttp client process")
     parser.add_argument("--regenerate", action="store_true", help="rebuild the datasets even if cached")
-    parser.add_argument("--keep-work", action="store_true", help="keep the per-run database copies in bench/data/work")
+    parser.add_argument("--keep-work", action="store_true",
+                        help="keep the per-run database copies in bench/data/work/run-PID")
     parser.add_argument("--output", type=Path, default=BENCH / "results" / "latest.json")
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="sample every Crosstalk server with py-spy into DIR/SCENARIO-N.txt (figures are then "
