@@ -24,7 +24,6 @@ from server.services.boundary import Refused
 from server.services.remote import RemoteError
 from server.state import State
 from server.storage import accounts as account_store
-from server.storage import federation as fed_store
 from server.storage import relations
 from server.storage import statuses as status_store
 
@@ -375,12 +374,9 @@ async def inbox(request: web.Request) -> web.Response:
         if exc.status != 403:  # refusals by policy are logged by the boundary itself
             st.boundary.record("in", "receive", _claimed_host(request), "rejected", reason=exc.reason)
         return json_response({"error": exc.reason}, status=exc.status)
-    async with st.db.transaction() as tx:
-        await fed_store.host_seen(tx, signer.domain)
-        fresh = await fed_store.record_inbox(tx, activity_id, signer.uri, body.decode("utf-8", "replace"))
+    # Persisted (group-committed with concurrent deliveries) before we acknowledge.
+    fresh = await st.inbox_worker.persist(activity_id, signer.uri, body.decode("utf-8", "replace"), signer.domain)
     INBOX_ACTIVITIES.labels(_activity_type(doc), "accepted" if fresh else "duplicate").inc()
-    if fresh:
-        st.inbox_worker.wake()
     return web.Response(status=202)
 
 

@@ -34,6 +34,7 @@ log = logging.getLogger("crosstalk.federation")
 ACTOR_REFRESH_SECONDS = 24 * 3600
 MAX_ANCESTORS = 20
 MAX_POLL_OPTIONS = 20
+KEY_CACHE_SECONDS = 60.0
 BACKFILL_COOLDOWN = 15 * 60.0
 BACKFILL_PAGES = 5
 BACKFILL_ITEMS = 200
@@ -59,7 +60,8 @@ class Federation:
         self._key_locks: dict[int, asyncio.Lock] = {}
         self._actor_locks: dict[str, asyncio.Lock] = {}
         self._backfilled: dict[int, float] = {}
-        self._signing_keys: dict[int, tuple[str, str]] = {}  # thread root id → monotonic time before which we skip
+        self._signing_keys: dict[int, tuple[str, str]] = {}
+        self._key_owners: dict[str, tuple[Account, float]] = {}  # thread root id → monotonic time before which we skip
 
     async def start(self) -> None:
         db = self.state.db
@@ -119,16 +121,23 @@ class Federation:
 
     async def key_owner(self, key_id: str, refresh: bool = False) -> Account:
         """The remote account owning `key_id`, fetched (or refetched, after a failed check) as needed."""
+        now = time.monotonic()
         if not refresh:
+            cached = self._key_owners.get(key_id)
+            if cached is not None and cached[1] > now:  # every inbox POST asks: keep them in memory a while
+                return cached[0]
             known = await fed_store.account_by_key_id(self.state.db, key_id)
             if known is not None:
+                self._key_owners[key_id] = (known, now + KEY_CACHE_SECONDS)
                 return known
+        self._key_owners.pop(key_id, None)
         doc = await self.fetch(key_id)
         key = ap.parse_public_key(doc, key_id)
         actor_doc = doc if key.owner_confirmed else await self.fetch(key.owner)
         account = await self.store_actor(actor_doc)
         if account.key_id != key.id or account.public_key_pem.strip() != key.pem.strip():
             raise RemoteError("the key's owner does not list this key")
+        self._key_owners[key_id] = (account, time.monotonic() + KEY_CACHE_SECONDS)
         return account
 
     # -- fetching --------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 
 import msgspec
@@ -25,9 +26,52 @@ class InboxWorker:
         self._wake = asyncio.Event()
         self._stopping = False
         self.processed = 0
+        self._to_persist: list[tuple[str, str, str, str, asyncio.Future[bool]]] = []
+        self._persisting = False
+        self._seen_hosts: set[str] = set()
+        self._seen_reset_at = 0.0
 
     def wake(self) -> None:
         self._wake.set()
+
+    async def persist(self, activity_id: str, actor_uri: str, body: str, host: str) -> bool:
+        """Store an accepted activity; returns False for one seen before. Concurrent callers share one
+        transaction (group commit), and each returns only once its row is committed."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._to_persist.append((activity_id, actor_uri, body, host, future))
+        if not self._persisting:
+            self._persisting = True
+            asyncio.get_running_loop().create_task(self._persist_batches())
+        return await future
+
+    async def _persist_batches(self) -> None:
+        try:
+            while self._to_persist:
+                batch, self._to_persist = self._to_persist, []
+                now = time.monotonic()
+                if now > self._seen_reset_at:  # re-announce hosts now and then, to clear their failure state
+                    self._seen_hosts.clear()
+                    self._seen_reset_at = now + 60
+                try:
+                    results = []
+                    async with self.state.db.transaction() as tx:
+                        for host in {item[3] for item in batch} - self._seen_hosts:
+                            await fed_store.host_seen(tx, host)
+                        for activity_id, actor_uri, body, _host, _future in batch:
+                            results.append(await fed_store.record_inbox(tx, activity_id, actor_uri, body))
+                except Exception as exc:
+                    for *_rest, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                self._seen_hosts.update(item[3] for item in batch)
+                for (*_rest, future), fresh in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(fresh)
+                if any(results):
+                    self.wake()
+        finally:
+            self._persisting = False
 
     def request_stop(self) -> None:
         """Finish the attempt in hand, take no new work."""
