@@ -162,6 +162,9 @@ async def _bootstrap_dev_admin(config: Config) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    # SQLite calls run on aiosqlite's threads, which need the GIL back to hand each result over; with the
+    # default 5 ms switch interval every query can wait that long behind the busy event loop.
+    sys.setswitchinterval(0.0005)
     config = _config(args)
     _check_data_dir(config)
     _setup_logging(config)
