@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from typing import Any
 
@@ -35,6 +36,7 @@ ACTOR_REFRESH_SECONDS = 24 * 3600
 MAX_ANCESTORS = 20
 MAX_POLL_OPTIONS = 20
 KEY_CACHE_SECONDS = 60.0
+ID_ATTEMPTS = 5
 BACKFILL_COOLDOWN = 15 * 60.0
 BACKFILL_PAGES = 5
 BACKFILL_ITEMS = 200
@@ -321,24 +323,30 @@ class Federation:
 
         async def media(tx: Any) -> None:
             for position, a in enumerate(attachments):
-                await fed_store.insert_remote_media(tx, author.id, status_id, position, a)
+                await fed_store.insert_remote_media(tx, author.id, status.id, position, a)
             if poll_options and len(poll_options) >= 2:  # a Question: keep its options and its own counts
                 end = parsed.poll_closed or parsed.poll_end_time
-                await poll_store.insert(tx, status_id=status_id, account_id=author.id,
+                await poll_store.insert(tx, status_id=status.id, account_id=author.id,
                                         options=[o.name[:200] for o in poll_options], multiple=parsed.poll_multiple,
                                         hide_totals=False, expires_at=iso(end) if end else None,
                                         tallies=[max(0, o.votes) for o in poll_options],
                                         voters_count=parsed.poll_voters_count or 0)
 
-        try:
-            await status_service.store_status(self.state, status, mentioned, tags, media)
-        except Exception as exc:
-            # A concurrent delivery of the same note won the race: use the stored one.
-            existing = await status_store.by_uri(self.state.db, parsed.id)
-            if existing is not None:
-                return existing
-            raise RemoteError(f"could not store note: {exc}") from exc
-        return status
+        for attempt in range(ID_ATTEMPTS):
+            try:
+                await status_service.store_status(self.state, status, mentioned, tags, media)
+                return status
+            except Exception as exc:
+                existing = await status_store.by_uri(self.state.db, parsed.id)
+                if existing is not None:  # a concurrent delivery of the same note won the race
+                    return existing
+                if not isinstance(exc, sqlite3.IntegrityError) or attempt == ID_ATTEMPTS - 1:
+                    raise RemoteError(f"could not store note: {exc}") from exc
+                # Another post published in the same millisecond drew this time-based id: draw again.
+                fresh_id = new_id(int(published * 1000)) if published < time.time() - 5 else new_id()
+                status = msgspec.structs.replace(
+                    status, id=fresh_id, thread_id=fresh_id if status.thread_id == status.id else status.thread_id)
+        raise RemoteError("could not store note")
 
     async def backfill_thread(self, status: Status, budget: float = 4.0) -> None:
         """Opening a thread: fetch the conversation from the root's origin (FEP-7888 `context`, else the

@@ -161,3 +161,30 @@ def test_flag_becomes_a_report_for_moderators(make_instance, fake_actor):
     time.sleep(0.5)
     assert len([n for n in modder.notifications() if n["type"] == "admin.report"]) == 1
     assert note[0]["account"]["acct"].startswith("mallory@")
+
+
+def test_notes_published_in_the_same_millisecond_are_all_kept(make_instance, fake_actor):
+    """Remote posts get time-sortable ids from their publish time; equal times must not lose posts."""
+    import sqlite3
+    from concurrent.futures import ThreadPoolExecutor
+    a = make_instance("a", env=dict(FED_ENV))
+    a.create_user("alice")
+    alice_uri = f"{a.base_url}/users/alice"
+    published = "2026-01-01T10:00:00Z"
+    n = 1200  # about n²/131072 ≈ 11 id collisions expected without the redraw
+
+    def send(i: int) -> int:
+        note = {"id": f"{fake_actor.uri}/notes/{i}", "type": "Note", "attributedTo": fake_actor.uri,
+                "content": f"<p>note {i}</p>", "published": published, "to": [alice_uri],
+                "tag": [{"type": "Mention", "href": alice_uri, "name": "@alice"}]}
+        activity = {"@context": "https://www.w3.org/ns/activitystreams", "id": f"{fake_actor.uri}/notes/{i}/activity",
+                    "type": "Create", "actor": fake_actor.uri, "object": note, "to": [alice_uri]}
+        return post_cavage(fake_actor, f"{a.base_url}/inbox", activity).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(send, range(n))) == {202}
+
+    def stored() -> int:
+        with sqlite3.connect(a.data_dir / "crosstalk.sqlite3") as db:
+            return db.execute("SELECT count(*) FROM statuses WHERE uri LIKE ?", (f"{fake_actor.uri}/notes/%",)).fetchone()[0]
+    wait_for(lambda: stored() == n, timeout=60)
