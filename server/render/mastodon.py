@@ -172,7 +172,6 @@ async def statuses_json(state: State, viewer_id: int | None, items: list[Status]
         app = await oauth_store.app_by_id(state.db, app_id)
         if app is not None:
             apps[app_id] = {"name": app.name, "website": app.website}
-    hooks = state_render_hooks(state)
 
     def one(s: Status) -> dict[str, Any]:
         mention_list = []
@@ -217,8 +216,6 @@ async def statuses_json(state: State, viewer_id: int | None, items: list[Status]
                 data["pinned"] = s.id in flags.pinned
         if with_source:
             data["text"] = s.source_text
-        for hook in hooks:
-            hook(s, data)
         return data
 
     out = []
@@ -231,10 +228,6 @@ async def statuses_json(state: State, viewer_id: int | None, items: list[Status]
         out.append(data)
     return out
 
-
-def state_render_hooks(state: State) -> list[Any]:
-    """Extra per-status fields later layers add (e.g. local_only); each hook mutates the dict."""
-    return getattr(state, "status_render_hooks", [])
 
 
 async def notifications_json(state: State, viewer_id: int, notes: list[Notification]) -> list[dict[str, Any]]:

@@ -96,7 +96,7 @@ async def _resolve(state: State, viewer: Account | None, url: str, fetch: bool) 
     A post is returned only if the caller may see it."""
     found: Account | Status | None = await status_store.by_uri(state.db, url) or \
         await account_store.by_uri(state.db, url) or await _local_link(state, url)
-    resolver = getattr(state, "resolve_url", None)
+    resolver = state.resolve_url  # None unless federation runs
     if found is None and fetch and resolver is not None:
         try:
             found = await resolver(url)
@@ -140,7 +140,7 @@ async def accounts(state: State, viewer: Account | None, q: str, *, limit: int, 
         if domain.lower() == state.domain:
             domain = ""
         exact = await account_store.by_username(state.db, username, domain.lower())
-        resolver = getattr(state, "resolve_account", None)
+        resolver = state.resolve_account
         if exact is None and domain and resolve and viewer is not None and resolver is not None:
             try:
                 exact = await resolver(f"{username}@{domain}")

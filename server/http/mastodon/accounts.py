@@ -108,7 +108,7 @@ async def lookup(request: web.Request) -> web.Response:
     if domain.lower() == st.domain:
         domain = ""
     account = await account_store.by_username(st.db, username, domain)
-    resolver = getattr(st, "resolve_account", None)
+    resolver = st.resolve_account  # None unless federation runs
     if account is None and domain and resolver is not None:
         account = await resolver(f"{username}@{domain}")
     if account is None or account.suspended or account.deleted_at:

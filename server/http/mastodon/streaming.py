@@ -245,9 +245,7 @@ def setup(app: web.Application) -> None:
         await hub.close_all()
 
     async def watch(app: web.Application) -> None:
-        stopping = getattr(state, "stopping", None)
-        if isinstance(stopping, asyncio.Event):
-            watchers.append(asyncio.create_task(close_when_stopping(stopping), name="streaming shutdown"))
+        watchers.append(asyncio.create_task(close_when_stopping(state.stopping), name="streaming shutdown"))
 
     async def close_streams(app: web.Application) -> None:
         await hub.close_all()
