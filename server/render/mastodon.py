@@ -166,12 +166,8 @@ async def statuses_json(state: State, viewer_id: int | None, items: list[Status]
     polls = await poll_render.polls_for_statuses(state, viewer_id, ids)
     flags = await status_store.viewer_flags(state.db, viewer_id, ids) if viewer_id is not None else None
     viewer_filters = await filtering.active_filters(state, viewer_id) if viewer_id is not None else []
-    app_ids = {s.app_id for s in every.values() if s.app_id}
-    apps = {}
-    for app_id in app_ids:
-        app = await oauth_store.app_by_id(state.db, app_id)
-        if app is not None:
-            apps[app_id] = {"name": app.name, "website": app.website}
+    found_apps = await oauth_store.apps_by_ids(state.db, {s.app_id for s in every.values() if s.app_id})
+    apps = {app.id: {"name": app.name, "website": app.website} for app in found_apps.values()}
 
     def one(s: Status) -> dict[str, Any]:
         mention_list = []

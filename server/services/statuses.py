@@ -16,7 +16,7 @@ from server.services import accounts as account_service
 from server.services import conversations, feeds, notify, polls, text
 from server.services.errors import Forbidden, NotFound, Unprocessable
 from server.services.media import attach as attach_media
-from server.services.visibility import can_see
+from server.services.visibility import can_see, visible_ids
 from server.state import State
 from server.storage import accounts, relations, statuses, timelines
 from server.storage import conversations as conversation_store
@@ -401,19 +401,20 @@ async def pin(state: State, account: Account, status_id: int, on: bool) -> Statu
 
 async def context(state: State, viewer_id: int | None, status: Status) -> tuple[list[Status], list[Status]]:
     """Ancestors (oldest first) and descendants (depth-first, in reply order) the viewer may see."""
-    ancestors: list[Status] = []
+    members = await statuses.thread_members(state.db, status.thread_id or status.id)
+    by_id = {m.id: m for m in members}
+    chain: list[Status] = []
     cursor = status
     seen = {status.id}
-    while cursor.in_reply_to_id is not None and len(ancestors) < 200:
-        parent = await statuses.get(state.db, cursor.in_reply_to_id)
+    while cursor.in_reply_to_id is not None and len(chain) < 200:
+        parent = by_id.get(cursor.in_reply_to_id) or await statuses.get(state.db, cursor.in_reply_to_id)
         if parent is None or parent.id in seen:
             break
         seen.add(parent.id)
-        if await can_see(state, viewer_id, parent):
-            ancestors.append(parent)
+        chain.append(parent)
         cursor = parent
-    ancestors.reverse()
-    members = await statuses.thread_members(state.db, status.thread_id or status.id)
+    visible = await visible_ids(state, viewer_id, [*chain, *members])
+    ancestors = [p for p in reversed(chain) if p.id in visible]
     children: dict[int, list[Status]] = {}
     for m in members:
         if m.in_reply_to_id is not None:
@@ -425,7 +426,7 @@ async def context(state: State, viewer_id: int | None, status: Status) -> tuple[
         if node.id in seen:
             continue
         seen.add(node.id)
-        if await can_see(state, viewer_id, node):
+        if node.id in visible:
             descendants.append(node)
             stack.extend(reversed(children.get(node.id, [])))
     return ancestors, descendants

@@ -2,25 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from server.records import Status
 from server.state import State
 from server.storage import relations, statuses
 
 
-async def can_see(state: State, viewer_id: int | None, status: Status) -> bool:
-    if status.deleted_at is not None:
-        return False
-    if viewer_id is not None and viewer_id != status.account_id:
-        if await relations.blocked_either_way(state.db, viewer_id, status.account_id):
-            return False
-    if status.visibility in ("public", "unlisted"):
-        return True
+async def visible_ids(state: State, viewer_id: int | None, items: Iterable[Status]) -> set[int]:
+    """Ids of the statuses the viewer may see, decided for a whole batch in at most two queries:
+    public and unlisted posts unless blocks stand between viewer and author; followers-only posts for
+    followers; every restricted post for its author and the accounts it mentions."""
+    live = [s for s in items if s.deleted_at is None]
     if viewer_id is None:
-        return False
-    if viewer_id == status.account_id:
-        return True
-    if viewer_id in await statuses.mentioned_ids(state.db, status.id):
-        return True
-    if status.visibility == "private":
-        return await relations.follow(state.db, viewer_id, status.account_id) is not None
-    return False
+        return {s.id for s in live if s.visibility in ("public", "unlisted")}
+    others = {s.account_id for s in live if s.account_id != viewer_id}
+    rels = await relations.relationships(state.db, viewer_id, others) if others else {}
+    restricted = [s.id for s in live if s.visibility not in ("public", "unlisted") and s.account_id != viewer_id]
+    mentions = await statuses.mentions_for(state.db, restricted) if restricted else {}
+    visible = set()
+    for s in live:
+        if s.account_id == viewer_id:
+            visible.add(s.id)
+            continue
+        rel = rels[s.account_id]
+        if rel.blocking or rel.blocked_by:
+            continue
+        if (s.visibility in ("public", "unlisted") or viewer_id in mentions.get(s.id, ())
+                or (s.visibility == "private" and rel.following)):
+            visible.add(s.id)
+    return visible
+
+
+async def can_see(state: State, viewer_id: int | None, status: Status) -> bool:
+    return status.id in await visible_ids(state, viewer_id, [status])

@@ -147,14 +147,10 @@ async def email_taken(db: Reader, email: str) -> bool:
 
 
 async def list_users(db: Reader) -> list[tuple[User, Account]]:
-    rows = await db.fetchall("SELECT account_id FROM users ORDER BY account_id")
-    accounts = await get_many(db, [r[0] for r in rows])
-    out = []
-    for r in rows:
-        u = await user(db, r[0])
-        if u:
-            out.append((u, accounts[r[0]]))
-    return out
+    rows = await db.fetchall(f"SELECT {USER_COLS} FROM users ORDER BY account_id")
+    users = [User(**dict(r)) for r in rows]
+    accounts = await get_many(db, [u.account_id for u in users])
+    return [(u, accounts[u.account_id]) for u in users if u.account_id in accounts]
 
 
 async def set_password(tx: Any, account_id: int, password_hash: str) -> None:

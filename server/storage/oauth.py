@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from server.ids import new_id, now_iso
@@ -32,6 +33,14 @@ async def app_by_client_id(db: Reader, client_id: str) -> App | None:
 async def app_by_id(db: Reader, app_id: int) -> App | None:
     row = await db.fetchone(f"SELECT {APP_COLS} FROM apps WHERE id = ?", (app_id,))
     return None if row is None else App(**dict(row))
+
+
+async def apps_by_ids(db: Reader, ids: Iterable[int]) -> dict[int, App]:
+    ids = list(ids)
+    if not ids:
+        return {}
+    rows = await db.fetchall(f"SELECT {APP_COLS} FROM apps WHERE id IN ({','.join('?' * len(ids))})", ids)
+    return {row["id"]: App(**dict(row)) for row in rows}
 
 
 async def insert_code(tx: Any, *, code_hash: str, app_id: int, account_id: int, redirect_uri: str,
