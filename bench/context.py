@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ from bench.dataset import Dataset, Spec
 
 SERVER_CPU = 0
 LOAD_CPU = 1
+BOTH_CPUS = (SERVER_CPU, LOAD_CPU)  # for the figures measured with the server allowed the second core
 CROSSTALK_PORT = 18080  # the port in the datasets' domain; another one is used if it is taken
 
 FULL = Spec(users=10_000, follows=200, statuses=1_000_000)
@@ -52,6 +54,8 @@ class Context:
     _baseline: dict[str, Any] | None = field(default=None, init=False)
     _crypto: dict[str, float] | None = field(default=None, init=False)
     used_datasets: dict[str, dict[str, Any]] = field(default_factory=dict, init=False)
+    # Every Crosstalk server of the run: scenario, CPUs, RSS when it was stopped.
+    servers: list[dict[str, Any]] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
         self.spec = SMALL if self.small else FULL
@@ -65,10 +69,34 @@ class Context:
         spec = spec or self.spec
         if spec not in self._datasets:
             ds = await datasets.ensure(spec, self.data_root, self.log, regenerate=self.regenerate)
+            if not ds.meta.get("started_once"):
+                await self._first_start(ds)
             self._datasets[spec] = ds
             self.used_datasets[spec.key] = {"counts": ds.meta["counts"], "notes": ds.meta["notes"],
                                             "generation_seconds": ds.meta.get("generation_seconds")}
         return self._datasets[spec]
+
+    async def _first_start(self, ds: Dataset) -> None:
+        """Start the real server once on the cached dataset, as an operator's first start would (it
+        makes the instance actor's RSA key and the VAPID key, loading the crypto code to do so), so that
+        every measured start is the restart of an instance that has run before."""
+        port = procs.free_port(CROSSTALK_PORT)
+        server = await procs.start("crosstalk-first-start", procs.crosstalk_cmd(), port=port,
+                                   env=procs.crosstalk_env(ds.path, ds.spec.domain, port), cpu=None,
+                                   log_path=self.work_root / "first-start.log", ready_path="/api/v1/instance")
+        procs.stop(server)
+        conn = sqlite3.connect(ds.db_path)  # fold the write-ahead log in: working copies copy the main file only
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            made = conn.execute("SELECT (SELECT count(*) FROM vapid_keys), (SELECT count(*) FROM accounts"
+                                " WHERE username = 'actor' AND domain = '')").fetchone()
+        finally:
+            conn.close()
+        if made != (1, 1):
+            raise RuntimeError(f"the first start on {ds.path} did not make the instance's keys: {made}")
+        ds.meta["started_once"] = True
+        (ds.path / "meta.json").write_text(json.dumps(ds.meta, indent=1))
+        self.log(f"dataset {ds.path.name}: started once (instance actor and keys made)")
 
     def working_copy(self, ds: Dataset) -> Path:
         """A per-run copy of the dataset's directory, so runs never change the cached dataset."""
@@ -100,20 +128,21 @@ class Context:
         return target
 
     @asynccontextmanager
-    async def crosstalk(self, ds: Dataset, *, data_dir: Path | None = None,
-                        env: dict[str, str] | None = None) -> AsyncIterator[procs.Server]:
+    async def crosstalk(self, ds: Dataset, *, data_dir: Path | None = None, env: dict[str, str] | None = None,
+                        cpu: procs.CpuSet = SERVER_CPU) -> AsyncIterator[procs.Server]:
         """The real server (`python -m server.cli serve`) on a working copy of `ds` (or on `data_dir`),
-        pinned to CPU 0; `env` adds or overrides CROSSTALK_* settings."""
+        pinned to CPU 0 (or `cpu`); `env` adds or overrides CROSSTALK_* settings."""
         data_dir = data_dir or self.working_copy(ds)
         port = procs.free_port(CROSSTALK_PORT)
         server = await procs.start("crosstalk", procs.crosstalk_cmd(), port=port,
                                    env={**procs.crosstalk_env(data_dir, ds.spec.domain, port), **(env or {})},
-                                   cpu=SERVER_CPU, log_path=self.work_root / "crosstalk.log",
+                                   cpu=cpu, log_path=self.work_root / "crosstalk.log",
                                    ready_path="/api/v1/instance")
         profiler = self._profile(server)
         try:
             yield server
         finally:
+            self.servers.append({"scenario": self.scenario, "cpus": cpu, "rss_at_stop_mb": round(server.rss_mb(), 1)})
             procs.stop(server)
             if profiler is not None:
                 try:
@@ -149,16 +178,16 @@ class Context:
 
     @asynccontextmanager
     async def sink(self, ports: list[int], *, actors_file: Path | None = None, verify_key: Path | None = None,
-                   verify_every: int = 20) -> AsyncIterator[procs.Server]:
+                   verify_every: int = 20, cpu: procs.CpuSet = LOAD_CPU) -> AsyncIterator[procs.Server]:
         """bench/sink.py — fake remote servers answering inbox POSTs with 202 — on `ports` of 127.0.0.1,
-        pinned to the load CPU."""
+        pinned to the load CPU (or `cpu`)."""
         cmd = [sys.executable, str(procs.ROOT / "bench" / "sink.py"), "--ports", ",".join(map(str, ports)),
                "--verify-every", str(verify_every)]
         if actors_file is not None:
             cmd += ["--actors", str(actors_file)]
         if verify_key is not None:
             cmd += ["--verify-key", str(verify_key)]
-        server = await procs.start("sink", cmd, port=ports[0], env={}, cpu=LOAD_CPU,
+        server = await procs.start("sink", cmd, port=ports[0], env={}, cpu=cpu,
                                    log_path=self.work_root / "sink.log", ready_path="/_stats")
         try:
             yield server
@@ -169,14 +198,14 @@ class Context:
 
     async def load(self, server: procs.Server, path: str, *, tokens_file: Path | None,
                    connections: int | None = None, duration: float | None = None, warmup: float | None = None,
-                   max_requests: int = 5_000_000) -> tuple[loads.LoadResult, float]:
-        """Warm up, then one measured closed-loop run. Returns the result and the peak RSS (MB) seen
-        during the measured run (sampled every 0.25 s)."""
+                   max_requests: int = 5_000_000, paths_file: Path | None = None) -> tuple[loads.LoadResult, float]:
+        """Warm up, then one measured closed-loop run (to `path`, or to random paths of `paths_file`).
+        Returns the result and the peak RSS (MB) seen during the measured run (sampled every 0.25 s)."""
         connections = connections or self.connections
         warmup = self.warmup if warmup is None else warmup
         if warmup > 0:
             await loads.http_load(self.tool, server.url + path, tokens_file=tokens_file, connections=connections,
-                                  duration=warmup, max_requests=max_requests, cpu=LOAD_CPU)
+                                  duration=warmup, max_requests=max_requests, cpu=LOAD_CPU, paths_file=paths_file)
         peak = 0.0
         running = True
 
@@ -191,7 +220,7 @@ class Context:
         try:
             result = await loads.http_load(self.tool, server.url + path, tokens_file=tokens_file,
                                            connections=connections, duration=duration or self.duration,
-                                           max_requests=max_requests, cpu=LOAD_CPU)
+                                           max_requests=max_requests, cpu=LOAD_CPU, paths_file=paths_file)
         finally:
             running = False
             await sampler
@@ -253,24 +282,19 @@ class Context:
 
 
 class Result:
-    """What a scenario reports: metrics (in a table), pass/fail targets, and notes."""
+    """What a scenario reports: metrics (in a table) and notes. The targets they are judged by live in
+    bench/targets.py, keyed by scenario and metric key."""
 
     def __init__(self) -> None:
         self.metrics: list[dict[str, Any]] = []
-        self.targets: list[dict[str, Any]] = []
         self.notes: list[str] = []
         self.raw: dict[str, Any] = {}
 
     def add(self, key: str, value: float | int | str | None, unit: str = "", label: str | None = None) -> None:
         self.metrics.append({"key": key, "label": label or key, "value": value, "unit": unit})
 
-    def target(self, label: str, value: float, op: str, limit: float, unit: str = "") -> bool:
-        ok = value >= limit if op == ">=" else value <= limit
-        self.targets.append({"label": label, "value": value, "op": op, "limit": limit, "unit": unit, "ok": ok})
-        return ok
-
     def note(self, text: str) -> None:
         self.notes.append(text)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"metrics": self.metrics, "targets": self.targets, "notes": self.notes, "raw": self.raw}
+        return {"metrics": self.metrics, "notes": self.notes, "raw": self.raw}

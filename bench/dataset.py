@@ -9,7 +9,7 @@ What is in a dataset (all deterministic for a given Spec):
   account 0 is "author", followed by exactly `author_followers` local accounts (the POST benchmark).
 - ~`follows` follows per account, statuses with skewed activity: 80 % posts, 15 % replies (threads),
   5 % boosts; 78/12/10 % public/unlisted/private; some content warnings; text from a few hundred
-  templates rendered once through `server.services.text.render` (links, hashtags, a mention slot
+  templates rendered once through `server.domain.text.render` (links, hashtags, a mention slot
   filled per status), with matching `mentions` and `status_tags` rows; ~0.5 favourites per status.
 - `home_feed` as the server's fan-out would build it, but capped at the newest `feed_depth` entries
   per reader (like Mastodon's Redis feeds, capped at 800): 1M statuses x 200 followers would
@@ -39,8 +39,9 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from server.domain import text
 from server.ids import iso
-from server.services import secrets, text
+from server.services import secrets
 from server.storage.db import Database
 from server.storage.migrations import MIGRATIONS
 
@@ -238,7 +239,8 @@ def _weights(n: int, exponent: float, rng: random.Random) -> list[float]:
 def _templates(spec: Spec, rng: random.Random) -> list[tuple[str, str, list[str], bool]]:
     """(source, html, tags, has_mention) rendered once by the server's own text renderer."""
     base_url = f"http://{spec.domain}"
-    resolved = {(_MENTION_NAME, None): text.MentionTarget(url=_MENTION_URL, username=_MENTION_NAME)}
+    resolved: dict[tuple[str, str | None], text.MentionTarget] = {
+        (_MENTION_NAME, None): text.MentionTarget(url=_MENTION_URL, username=_MENTION_NAME)}
     out = []
     for _ in range(spec.templates):
         paragraphs = []

@@ -1,6 +1,8 @@
 """Drive HTTP load from a separate, pinned process: wrk when installed (Debian package `wrk`), else
 bench/loadgen.py (aiohttp). Every run is bounded in time (-d / --duration, plus a hard kill) and in
-request count (a Lua counter stops wrk's thread; --max-requests for the Python client)."""
+request count (a Lua counter stops wrk's thread; --max-requests for the Python client). Each request
+carries a random token from a tokens file and, with a paths file, goes to a random one of its paths
+(e.g. the statuses of many accounts)."""
 
 from __future__ import annotations
 
@@ -13,14 +15,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.procs import ROOT, pinned
+from bench.procs import ROOT, CpuSet, pinned
 
 # wrk: random bearer token per request, a request cap, and a JSON summary with exact percentiles.
 _WRK_LUA = """
 local tokens = {}
+local paths = {}
 local max_requests = %(max_requests)d
 local count = 0
-local path = "%(path)s"
 local method = "%(method)s"
 
 function init(args)
@@ -28,12 +30,15 @@ function init(args)
   for line in io.lines("%(tokens)s") do
     if #line > 0 then tokens[#tokens + 1] = "Bearer " .. line end
   end
+  for line in io.lines("%(paths)s") do
+    if #line > 0 then paths[#paths + 1] = line end
+  end
 end
 
 function request()
   local headers = {}
   if #tokens > 0 then headers["Authorization"] = tokens[math.random(#tokens)] end
-  return wrk.format(method, path, headers)
+  return wrk.format(method, paths[math.random(#paths)], headers)
 end
 
 function response(status, headers, body)
@@ -104,21 +109,25 @@ async def _run(cmd: list[str], hard_timeout: float) -> str:
 
 
 async def http_load(tool: str, url: str, *, tokens_file: Path | None, connections: int, duration: float,
-                    max_requests: int, cpu: int | None, method: str = "GET") -> LoadResult:
-    """Closed-loop load: `connections` concurrent keep-alive connections for `duration` seconds."""
+                    max_requests: int, cpu: CpuSet, method: str = "GET",
+                    paths_file: Path | None = None) -> LoadResult:
+    """Closed-loop load: `connections` concurrent keep-alive connections for `duration` seconds, to
+    `url`, or with `paths_file` to a random one of its paths (one a line) on `url`'s host."""
     assert url.startswith("http://127.0.0.1:"), "benchmarks only talk to loopback"
     if tool == "wrk":
-        return await _wrk(url, tokens_file, connections, duration, max_requests, cpu, method)
+        return await _wrk(url, tokens_file, connections, duration, max_requests, cpu, method, paths_file)
     cmd = [sys.executable, "-m", "bench.loadgen", "--url", url, "--method", method,
            "--connections", str(connections), "--duration", str(duration), "--max-requests", str(max_requests)]
     if tokens_file is not None:
         cmd += ["--tokens", str(tokens_file)]
+    if paths_file is not None:
+        cmd += ["--paths", str(paths_file)]
     data = json.loads((await _run(pinned(cmd, cpu), duration + 60)).strip().splitlines()[-1])
     return _from_loadgen("python", connections, data)
 
 
 async def sequential(url: str, *, tokens_file: Path, bodies_file: Path, count: int, max_seconds: float,
-                     cpu: int | None, method: str = "POST", pause_ms: float = 0.0) -> LoadResult:
+                     cpu: CpuSet, method: str = "POST", pause_ms: float = 0.0) -> LoadResult:
     """One request at a time (latency of single requests, measured by the client process),
     optionally pausing `pause_ms` after each answer."""
     cmd = [sys.executable, "-m", "bench.loadgen", "--url", url, "--method", method, "--connections", "1",
@@ -135,18 +144,23 @@ def _from_loadgen(tool: str, connections: int, data: dict[str, Any]) -> LoadResu
                       extra={k: data[k] for k in ("statuses", "ids", "mean_ms") if k in data})
 
 
+def _lua_string(path: Path) -> str:
+    return str(path).replace("\\", "\\\\").replace('"', '\\"')
+
+
 async def _wrk(url: str, tokens_file: Path | None, connections: int, duration: float, max_requests: int,
-               cpu: int | None, method: str) -> LoadResult:
+               cpu: CpuSet, method: str, paths_file: Path | None) -> LoadResult:
     base, _, path = url.partition("://")[2].partition("/")
     with tempfile.TemporaryDirectory(prefix="crosstalk-wrk-") as tmp:
-        tokens = Path(tmp) / "none.txt"
+        tokens = tokens_file or Path(tmp) / "no-tokens.txt"
         if tokens_file is None:
             tokens.write_text("")
-        else:
-            tokens = tokens_file
+        paths = paths_file or Path(tmp) / "path.txt"
+        if paths_file is None:
+            paths.write_text(f"/{path}\n")
         script = Path(tmp) / "load.lua"
-        script.write_text(_WRK_LUA % {"max_requests": max_requests, "path": "/" + path, "method": method,
-                                      "tokens": str(tokens).replace("\\", "\\\\").replace('"', '\\"')})
+        script.write_text(_WRK_LUA % {"max_requests": max_requests, "method": method,
+                                      "tokens": _lua_string(tokens), "paths": _lua_string(paths)})
         secs = max(1, round(duration))
         cmd = ["wrk", "-t1", f"-c{connections}", f"-d{secs}s", "--timeout", "10s", "-s", str(script),
                f"http://{base}/{path}"]
@@ -174,7 +188,7 @@ def raw_request(method: str, path: str, host: str, headers: dict[str, str] | Non
 
 
 async def raw_load(port: int, requests_file: Path, *, connections: int, duration: float, max_requests: int,
-                   cpu: int | None, cycle: bool = False) -> dict[str, Any]:
+                   cpu: CpuSet, cycle: bool = False) -> dict[str, Any]:
     """Send pre-built raw requests (bench/rawload.py) from a separate pinned process; its JSON summary."""
     cmd = [sys.executable, "-m", "bench.rawload", "--port", str(port), "--requests", str(requests_file),
            "--connections", str(connections), "--duration", str(duration), "--max-requests", str(max_requests)]

@@ -49,7 +49,7 @@ def read_lines(path: str | None) -> list[str]:
         return [line.strip() for line in fh if line.strip()]
 
 
-async def run(args: argparse.Namespace, tokens: list[str], bodies: list[bytes]) -> dict[str, Any]:
+async def run(args: argparse.Namespace, tokens: list[str], bodies: list[bytes], paths: list[str]) -> dict[str, Any]:
     rng = random.Random(args.seed)
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
@@ -60,6 +60,8 @@ async def run(args: argparse.Namespace, tokens: list[str], bodies: list[bytes]) 
     timeout = aiohttp.ClientTimeout(total=args.timeout)
     started = time.perf_counter()
     deadline = started + args.duration
+    scheme, _, rest = args.url.partition("://")
+    origin = f"{scheme}://{rest.split('/', 1)[0]}"  # --paths replace the URL's path
 
     async def worker(session: aiohttp.ClientSession) -> None:
         nonlocal issued, errors
@@ -74,9 +76,10 @@ async def run(args: argparse.Namespace, tokens: list[str], bodies: list[bytes]) 
             if bodies:
                 data = bodies[n % len(bodies)]
                 headers["Content-Type"] = "application/json"
+            url = origin + rng.choice(paths) if paths else args.url
             t = time.perf_counter()
             try:
-                async with session.request(args.method, args.url, headers=headers, data=data) as resp:
+                async with session.request(args.method, url, headers=headers, data=data) as resp:
                     body = await resp.read()
                     latencies.append((time.perf_counter() - t) * 1000)
                     statuses[resp.status] += 1
@@ -102,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", help="file with one bearer token per line (a random one per request)")
     parser.add_argument("--sequential-tokens", action="store_true", help="rotate through tokens in order")
     parser.add_argument("--bodies", help="file with one JSON body per line, sent in turn")
+    parser.add_argument("--paths", help="file with one path per line (a random one per request, on --url's host)")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds (upper bound)")
     parser.add_argument("--max-requests", type=int, default=1_000_000, help="upper bound on requests")
@@ -114,11 +118,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("the load generator only talks to loopback addresses")
     tokens = read_lines(args.tokens)
     bodies = [line.encode() for line in read_lines(args.bodies)]
+    paths = read_lines(args.paths)
+    if args.paths and not all(p.startswith("/") for p in paths):
+        parser.error("--paths: every line must be a path starting with /")
     try:
         import uvloop
-        result = uvloop.run(run(args, tokens, bodies))
+        result = uvloop.run(run(args, tokens, bodies, paths))
     except ImportError:
-        result = asyncio.run(run(args, tokens, bodies))
+        result = asyncio.run(run(args, tokens, bodies, paths))
     sys.stdout.write(json.dumps(result) + "\n")
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -16,6 +17,7 @@ from pathlib import Path
 import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
+CpuSet = int | tuple[int, ...] | None  # one CPU, several (taskset's list), or not pinned
 
 
 def free_port(preferred: int | None = None) -> int:
@@ -42,16 +44,47 @@ def free_ports(count: int, avoid: set[int] = frozenset()) -> list[int]:  # type:
     raise RuntimeError(f"could not find {count} free ports")
 
 
+# 10,000 WebSocket streams take a descriptor each in the server and in the clients, plus the server's
+# database files, listening sockets and pipes.
+WANTED_OPEN_FILES = 65_536
+
+
+def raise_open_files_limit(wanted: int) -> int:
+    """Raise this process's open-files limit (RLIMIT_NOFILE; children inherit it) towards `wanted`: the
+    soft limit up to the hard one, and the hard one too where allowed (root). The soft limit now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, wanted))
+            return wanted
+        except (ValueError, OSError):
+            pass  # not allowed: settle for the hard limit
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft == resource.RLIM_INFINITY or soft >= target:
+        return soft if soft != resource.RLIM_INFINITY else wanted
+    resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return target
+
+
+def ephemeral_port_count() -> int:
+    """How many local ports the kernel hands out to outgoing connections (one per client stream)."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        return 0
+    return high - low + 1
+
+
 def cpus() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def pinned(cmd: list[str], cpu: int | None) -> list[str]:
-    """Prefix `cmd` with taskset so it runs on one CPU (no pinning on a one-CPU machine)."""
+def pinned(cmd: list[str], cpu: CpuSet) -> list[str]:
+    """Prefix `cmd` with taskset so it runs on these CPUs (no pinning on a one-CPU machine)."""
     if cpu is None or cpus() < 2:
         return cmd
     if shutil.which("taskset"):
-        return ["taskset", "-c", str(cpu), *cmd]
+        return ["taskset", "-c", ",".join(map(str, cpu)) if isinstance(cpu, tuple) else str(cpu), *cmd]
     return cmd
 
 
@@ -105,7 +138,7 @@ class Server:
             return ""
 
 
-def spawn(name: str, cmd: list[str], *, port: int, env: dict[str, str], cpu: int | None, log_path: Path) -> Server:
+def spawn(name: str, cmd: list[str], *, port: int, env: dict[str, str], cpu: CpuSet, log_path: Path) -> Server:
     """Start a server process in its own session (so stop() can signal its whole group)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
@@ -114,7 +147,7 @@ def spawn(name: str, cmd: list[str], *, port: int, env: dict[str, str], cpu: int
     return Server(name, proc, port, log_path)
 
 
-async def start(name: str, cmd: list[str], *, port: int, env: dict[str, str], cpu: int | None, log_path: Path,
+async def start(name: str, cmd: list[str], *, port: int, env: dict[str, str], cpu: CpuSet, log_path: Path,
                 ready_path: str = "/", wait_s: float = 120.0) -> Server:
     """Spawn a server and wait until it answers on `ready_path`."""
     server = spawn(name, cmd, port=port, env=env, cpu=cpu, log_path=log_path)
@@ -162,7 +195,7 @@ def crosstalk_env(data_dir: Path, domain: str, port: int) -> dict[str, str]:
         "CROSSTALK_HOST": "127.0.0.1",
         "CROSSTALK_PORT": str(port),
         "CROSSTALK_DATA_DIR": str(data_dir),
-        "CROSSTALK_RATE_LIMIT_REQUESTS": "100000000",
+        "CROSSTALK_RATE_LIMIT_ENABLED": "false",
         "CROSSTALK_LOG_LEVEL": "warning",
     }
 

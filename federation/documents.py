@@ -6,6 +6,7 @@ always written as the full IRI: that is the shape every peer reads.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -25,6 +26,7 @@ __all__ = [
     "activity",
     "format_datetime",
     "host_meta_xrd",
+    "instance_actor_username",
     "nodeinfo",
     "nodeinfo_links",
     "note_object",
@@ -75,6 +77,15 @@ def webfinger_jrd(
     }
 
 
+def instance_actor_username(domain: str) -> str:
+    """The preferredUsername of the instance actor: the domain, as Mastodon names it (peers look it up
+    as `acct:<domain>@<domain>`), with any character a username cannot hold, such as the ':' before a
+    port, turned into '.'. GoToSocial and Mastodon accept letters, digits, '.', '-' and '_' in a remote
+    username and never ':', so an instance on `host:8080` is `host.8080`; the '.' also keeps it apart
+    from every local username, which has none."""
+    return re.sub(r"[^A-Za-z0-9._-]+", ".", domain.lower()).strip(".") or "instance"
+
+
 def parse_webfinger_resource(
     resource: str, domain: str, *, web_domain: str | None = None
 ) -> tuple[str, str] | None:
@@ -99,7 +110,9 @@ def parse_webfinger_resource(
         r = unquote(r[5:])  # some clients percent-encode the @
     r = r.removeprefix("@")
     user, sep, host = r.rpartition("@")
-    if not sep or not user or not host or "@" in user or "/" in host or ":" in user:
+    if not sep or not user or not host or "@" in user or "/" in host:
+        raise ValueError("malformed acct resource")
+    if ":" in user and user.lower() != host.lower():  # only `acct:host:port@host:port` (instance actor) has one
         raise ValueError("malformed acct resource")
     return ("acct", user) if host.lower() in ours else None
 
@@ -290,13 +303,14 @@ def note_object(
     mentions: Sequence[Mention] = (),
     hashtags: Sequence[Hashtag] = (),
     attachments: Sequence[Attachment] = (),
-    replies: str | None = None,
+    replies: str | dict[str, Any] | None = None,
     context: str | None = None,
 ) -> dict[str, Any]:
     """A Note shaped like Mastodon's note_serializer (content is our sanitised HTML).
 
     `to`/`cc` go on the Note itself: Mastodon reads the object's addressing first.
-    `updated` only for edited posts; `replies` and `context` are collection ids.
+    `updated` only for edited posts; `context` is a collection id, `replies` a collection id or the
+    collection itself (embedding its first page, as Mastodon and GoToSocial expect).
     """
     doc: dict[str, Any] = {
         "@context": ACTIVITY_CONTEXT,
@@ -335,7 +349,7 @@ def note_object(
     tags += [{"type": "Hashtag", "href": h.href, "name": "#" + h.name.lstrip("#")} for h in hashtags]
     doc["tag"] = tags
     if replies:
-        doc["replies"] = replies
+        doc["replies"] = _strip_context(replies)
     return doc
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from functools import cache
 from html.parser import HTMLParser
-
-import nh3
+from typing import Any
 
 __all__ = ["ALLOWED_TAGS", "sanitize_html", "html_to_text"]
 
@@ -49,16 +49,20 @@ _URL_SCHEMES = {
     "tel",
 }
 
-_CLEANER = nh3.Cleaner(
-    tags=set(ALLOWED_TAGS),
-    clean_content_tags={"script", "style", "template", "noscript", "iframe", "object", "svg", "math"},
-    attributes=_ATTRIBUTES,
-    allowed_classes={"a": _CLASSES, "span": _CLASSES},
-    link_rel="nofollow noopener noreferrer",
-    url_schemes=_URL_SCHEMES,
-    url_relative="deny",  # a relative link in federated HTML would point at *our* host
-    strip_comments=True,
-)
+@cache
+def _cleaner() -> Any:
+    """Made on first use: a server that has not yet seen HTML from a peer never loads nh3 (1.5 MB)."""
+    import nh3
+    return nh3.Cleaner(
+        tags=set(ALLOWED_TAGS),
+        clean_content_tags={"script", "style", "template", "noscript", "iframe", "object", "svg", "math"},
+        attributes=_ATTRIBUTES,
+        allowed_classes={"a": _CLASSES, "span": _CLASSES},
+        link_rel="nofollow noopener noreferrer",
+        url_schemes=_URL_SCHEMES,
+        url_relative="deny",  # a relative link in federated HTML would point at *our* host
+        strip_comments=True,
+    )
 
 
 def sanitize_html(html: str) -> str:
@@ -68,7 +72,7 @@ def sanitize_html(html: str) -> str:
     """
     if not html:
         return ""
-    return _CLEANER.clean(html)
+    return _cleaner().clean(html)
 
 
 _BLOCKS = frozenset({"p", "blockquote", "pre", "ul", "ol", "div", "h1", "h2", "h3", "h4", "h5", "h6"})

@@ -9,7 +9,9 @@ Nothing here fetches anything: embedded objects are returned as-is, references a
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -135,20 +137,32 @@ def is_public(addr: object) -> bool:
     return isinstance(addr, str) and addr in _PUBLIC_FORMS
 
 
+_SPACE = re.compile(r"\s")  # what str.isspace() calls whitespace
+
+
 def is_http_url(v: object) -> bool:
     """An absolute http(s) URL with a host, no whitespace, of sane length."""
     if not isinstance(v, str) or len(v) > MAX_URL_LENGTH or not v.startswith(("https://", "http://")):
         return False
-    if any(c.isspace() for c in v):
-        return False
+    return _SPACE.search(v) is None and _has_host(v)
+
+
+@lru_cache(maxsize=1024)
+def _has_host(url: str) -> bool:
     try:
-        return bool(urlsplit(v).hostname)
+        return bool(urlsplit(url).hostname)
     except ValueError:
         return False
 
 
 def host_of(url: str) -> str:
     """Lowercased host[:port] of a URL (default ports dropped); "" if unparseable."""
+    return _host_of(url) if isinstance(url, str) else ""
+
+
+@lru_cache(maxsize=1024)
+def _host_of(url: str) -> str:
+    """host_of, remembered: every activity asks it of the same few actor, key and object URLs."""
     try:
         parts = urlsplit(url)
         host = parts.hostname
@@ -236,12 +250,12 @@ def _first_url(v: object) -> str | None:
     """`url`-like values: string, Link {href}, or a list of those (prefer text/html)."""
     fallback = None
     for item in as_list(v)[:MAX_ITEMS]:
+        href: str | None
         if isinstance(item, str):
             href, media_type = item, None
         elif isinstance(item, dict):
-            href = item.get("href") if isinstance(item.get("href"), str) else item.get("url")
-            if isinstance(href, dict | list):
-                href = _first_url(href)
+            raw = item.get("href") if isinstance(item.get("href"), str) else item.get("url")
+            href = _first_url(raw) if isinstance(raw, dict | list) else raw if isinstance(raw, str) else None
             media_type = item.get("mediaType")
         else:
             continue
@@ -469,7 +483,7 @@ def _parse_attachments(doc: dict[str, Any]) -> list[ParsedAttachment]:
                 if isinstance(link, str):
                     url_v = link
                     break
-        if not is_http_url(url_v):
+        if not isinstance(url_v, str) or not is_http_url(url_v):
             continue
         out.append(
             ParsedAttachment(
@@ -586,7 +600,7 @@ class PublicKey(msgspec.Struct, kw_only=True):
 class ParsedActor(msgspec.Struct, kw_only=True):
     id: str
     type: str
-    preferred_username: str
+    preferred_username: str | None  # None only when parsed with require_username=False
     inbox: str
     name: str | None = None
     summary: str | None = None  # raw HTML
@@ -637,8 +651,12 @@ def _keys_of(doc: dict[str, Any], actor_id: str) -> list[PublicKey]:
     return keys
 
 
-def parse_actor(doc: object) -> ParsedActor:
-    """Read a Person/Service/Application/Group/Organization; raise InvalidObject if unusable."""
+def parse_actor(doc: object, *, require_username: bool = True) -> ParsedActor:
+    """Read a Person/Service/Application/Group/Organization; raise InvalidObject if unusable.
+
+    Mastodon refuses actors without a `preferredUsername`, and so does this by default; with
+    `require_username=False` a missing or unusable one reads as None (some ActivityPub applications
+    publish such actors)."""
     doc = _require_dict(doc, "actor")
     _check_depth(doc)
     actor_id = _required_url(doc, "id")
@@ -647,7 +665,9 @@ def parse_actor(doc: object) -> ParsedActor:
         raise InvalidObject(f"unsupported actor type {actor_type!r}")
     username = doc.get("preferredUsername")
     if not isinstance(username, str) or not username or len(username) > 256:
-        raise InvalidObject("missing preferredUsername")
+        if require_username:
+            raise InvalidObject("missing preferredUsername")
+        username = None
     inbox = _required_url(doc, "inbox")
     endpoints = doc.get("endpoints")
     shared_inbox = _optional_url(endpoints.get("sharedInbox")) if isinstance(endpoints, dict) else None

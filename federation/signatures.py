@@ -22,14 +22,15 @@ import re
 import time
 from collections.abc import Mapping
 from email.utils import formatdate, parsedate_to_datetime
-from functools import lru_cache
-from typing import Any, Literal
+from functools import cache, lru_cache
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import urlsplit
 
 import msgspec
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 __all__ = [
     "SignatureError",
@@ -39,6 +40,11 @@ __all__ = [
     "load_public_key",
     "sign_cavage",
     "sign_rfc9421",
+    "PreparedSignature",
+    "prepare_cavage",
+    "prepare_rfc9421",
+    "rsa_sign",
+    "rsa_sign_many",
     "parse_signed_request",
     "verify_signed_request",
     "body_digest_header",
@@ -55,8 +61,17 @@ FUTURE_SKEW = 3600.0
 DEFAULT_VALIDITY = 300.0
 MAX_VALIDITY = 12 * 3600.0
 
-_PKCS1 = padding.PKCS1v15()
-_SHA256 = hashes.SHA256()
+
+
+@cache
+def _crypto() -> SimpleNamespace:
+    """The parts of the cryptography package used here, imported on the first key used: a process
+    that neither signs nor verifies (an idle server, a CLI command) does not load it."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+    return SimpleNamespace(InvalidSignature=InvalidSignature, serialization=serialization, ed25519=ed25519,
+                           rsa=rsa, pkcs1=padding.PKCS1v15(), sha256=hashes.SHA256())
 _RFC9421_LABEL = "sig1"
 
 
@@ -93,7 +108,9 @@ def generate_rsa_keypair() -> tuple[str, str]:
     Synchronous and CPU-heavy (~50 ms): run it in an executor, never on the event loop,
     e.g. ``await loop.run_in_executor(None, generate_rsa_keypair)``.
     """
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    c = _crypto()
+    serialization = c.serialization
+    key = c.rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode("ascii")
@@ -108,16 +125,18 @@ def generate_rsa_keypair() -> tuple[str, str]:
 @lru_cache(maxsize=256)
 def load_private_key(pem: str) -> rsa.RSAPrivateKey:
     """Parse a PEM private key, cached: PEM parsing costs far more than signing."""
-    key = serialization.load_pem_private_key(pem.encode("ascii"), password=None)
-    if not isinstance(key, rsa.RSAPrivateKey):
+    c = _crypto()
+    key = c.serialization.load_pem_private_key(pem.encode("ascii"), password=None)
+    if not isinstance(key, c.rsa.RSAPrivateKey):
         raise TypeError("only RSA private keys can sign HTTP requests")
     return key
 
 
 @lru_cache(maxsize=8192)
 def _load_public_key_cached(pem: str) -> rsa.RSAPublicKey | ed25519.Ed25519PublicKey:
-    key = serialization.load_pem_public_key(pem.strip().encode("ascii"))
-    if not isinstance(key, rsa.RSAPublicKey | ed25519.Ed25519PublicKey):
+    c = _crypto()
+    key = c.serialization.load_pem_public_key(pem.strip().encode("ascii"))
+    if not isinstance(key, c.rsa.RSAPublicKey | c.ed25519.Ed25519PublicKey):
         raise ValueError("unsupported public key type")
     return key
 
@@ -147,6 +166,7 @@ def content_digest_header(body: bytes) -> str:
     return "sha-256=:" + _b64(hashlib.sha256(body).digest()) + ":"
 
 
+@lru_cache(maxsize=4096)
 def _split_url(url: str) -> tuple[str, str, str]:
     """(scheme, Host header value, path?query) the way the request will go on the wire."""
     parts = urlsplit(url)
@@ -233,10 +253,99 @@ def _b64decode(value: str, what: str) -> bytes:
 # --------------------------------------------------------------------------- signing
 
 
+class PreparedSignature(msgspec.Struct):
+    """A request signature made up to the private-key operation: `message` is what the key signs
+    (the cavage signing string or the RFC 9421 signature base), `headers` the headers to add besides
+    the signature itself. `finish(signature)` gives every header to add. Preparing is cheap and done
+    where the request is made; the RSA operation (`rsa_sign`) may run elsewhere (another process)."""
+
+    headers: dict[str, str]
+    message: bytes
+    signature_header: str  # the header that carries the signature; its value is
+    before: str  # this, the base64 signature,
+    after: str  # and this
+
+    def finish(self, signature: bytes) -> dict[str, str]:
+        out = dict(self.headers)
+        out[self.signature_header] = self.before + _b64(signature) + self.after
+        return out
+
+
+def rsa_sign(private_key_pem: str, message: bytes) -> bytes:
+    """RSASSA-PKCS1-v1_5 with SHA-256 (both formats' algorithm) over `message`: the one costly step."""
+    c = _crypto()
+    return load_private_key(private_key_pem).sign(message, c.pkcs1, c.sha256)
+
+
+def rsa_sign_many(items: list[tuple[str, bytes]]) -> list[bytes]:
+    """`rsa_sign` for each (private PEM, message): one hand-over to a signing process for many."""
+    return [rsa_sign(pem, message) for pem, message in items]
+
+
+_DIGESTS: dict[bytes, str] = {}
+_DIGESTS_MAX = 64
+
+
+def _sha256_b64(body: bytes) -> str:
+    """Base64 SHA-256 of a body, remembered for the last few bodies: one activity goes to many inboxes,
+    and its digest is the same for each of them."""
+    found = _DIGESTS.get(body)
+    if found is None:
+        found = _b64(hashlib.sha256(body).digest())
+        if len(_DIGESTS) >= _DIGESTS_MAX:
+            _DIGESTS.clear()
+        _DIGESTS[body] = found
+    return found
+
+
+_date_cache: tuple[int, str] = (0, "")
+
+
+def _http_date(now: float | None) -> str:
+    """IMF-fixdate of `now` (default: the current time), formatted once per second."""
+    global _date_cache
+    second = int(now if now is not None else time.time())
+    if _date_cache[0] != second or not _date_cache[1]:
+        _date_cache = (second, formatdate(second, usegmt=True))
+    return _date_cache[1]
+
+
+def prepare_cavage(
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes | None,
+    key_id: str,
+    *,
+    now: float | None = None,
+) -> PreparedSignature:
+    """`sign_cavage` up to the private-key operation."""
+    if '"' in key_id:
+        raise ValueError("keyId must not contain quotes")
+    method_l = method.lower()
+    _, host, path_qs = _split_url(url)
+    given = _lower_keys(headers)
+    date = given.get("date") or _http_date(now)
+    out = {"Date": date, "Host": host}
+    signing = f"(request-target): {method_l} {path_qs}\nhost: {host}\ndate: {date}"
+    names = "(request-target) host date"
+    if body is not None or method_l == "post":
+        content_type = given.get("content-type")
+        if content_type is None:
+            raise ValueError("a signed POST needs a Content-Type header")
+        digest = _sha256_b64(body or b"")
+        out["Digest"] = "SHA-256=" + digest
+        out["Content-Digest"] = "sha-256=:" + digest + ":"
+        signing += f"\ndigest: SHA-256={digest}\ncontent-type: {content_type}"
+        names += " digest content-type"
+    return PreparedSignature(out, signing.encode("utf-8"), "Signature",
+                             f'keyId="{key_id}",algorithm="rsa-sha256",headers="{names}",signature="', '"')
+
+
 def sign_cavage(
     method: str,
     url: str,
-    headers: dict[str, str],
+    headers: Mapping[str, str],
     body: bytes | None,
     key_id: str,
     private_key_pem: str,
@@ -249,36 +358,46 @@ def sign_cavage(
     Returns the headers to add: Date, Host, Signature, and for bodies Digest and
     Content-Digest.  `now` (unix time) is for tests.
     """
-    if '"' in key_id:
-        raise ValueError("keyId must not contain quotes")
-    method_l = method.lower()
-    _, host, path_qs = _split_url(url)
+    prepared = prepare_cavage(method, url, headers, body, key_id, now=now)
+    return prepared.finish(rsa_sign(private_key_pem, prepared.message))
+
+
+def prepare_rfc9421(
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes | None,
+    key_id: str,
+    *,
+    now: float | None = None,
+) -> PreparedSignature:
+    """`sign_rfc9421` up to the private-key operation."""
+    method_u = method.upper()
+    scheme, host, path_qs = _split_url(url)
+    ts = int(now if now is not None else time.time())
     given = _lower_keys(headers)
-    date = given.get("date") or formatdate(now if now is not None else time.time(), usegmt=True)
-    out = {"Date": date, "Host": host}
-    lines = [f"(request-target): {method_l} {path_qs}", f"host: {host}", f"date: {date}"]
-    names = "(request-target) host date"
-    if body is not None or method_l == "post":
-        body = body or b""
-        content_type = given.get("content-type")
-        if content_type is None:
-            raise ValueError("a signed POST needs a Content-Type header")
-        digest = hashlib.sha256(body).digest()
-        out["Digest"] = "SHA-256=" + _b64(digest)
-        out["Content-Digest"] = "sha-256=:" + _b64(digest) + ":"
-        lines += [f"digest: {out['Digest']}", f"content-type: {content_type}"]
-        names += " digest content-type"
-    signature = load_private_key(private_key_pem).sign("\n".join(lines).encode("utf-8"), _PKCS1, _SHA256)
-    out["Signature"] = (
-        f'keyId="{key_id}",algorithm="rsa-sha256",headers="{names}",signature="{_b64(signature)}"'
-    )
-    return out
+    out = {"Date": given.get("date") or _http_date(ts), "Host": host}
+    components: list[tuple[str, str]] = [
+        ("@method", method_u),
+        ("@target-uri", f"{scheme}://{host}{path_qs}"),
+    ]
+    if body is not None or method_u == "POST":
+        digest = _sha256_b64(body or b"")
+        out["Content-Digest"] = "sha-256=:" + digest + ":"
+        out["Digest"] = "SHA-256=" + digest
+        components.append(("content-digest", out["Content-Digest"]))
+    params = " ".join(_sf_string(name) for name, _ in components)
+    sig_params = f'({params});created={ts};keyid={_sf_string(key_id)};alg="rsa-v1_5-sha256"'
+    base = "".join(f'"{name}": {value}\n' for name, value in components)
+    base += f'"@signature-params": {sig_params}'
+    out["Signature-Input"] = f"{_RFC9421_LABEL}={sig_params}"
+    return PreparedSignature(out, base.encode("utf-8"), "Signature", f"{_RFC9421_LABEL}=:", ":")
 
 
 def sign_rfc9421(
     method: str,
     url: str,
-    headers: dict[str, str],
+    headers: Mapping[str, str],
     body: bytes | None,
     key_id: str,
     private_key_pem: str,
@@ -291,28 +410,8 @@ def sign_rfc9421(
     headers to add: Date, Host, Signature-Input, Signature, and for bodies Content-Digest
     and the legacy Digest.
     """
-    method_u = method.upper()
-    scheme, host, path_qs = _split_url(url)
-    ts = int(now if now is not None else time.time())
-    given = _lower_keys(headers)
-    out = {"Date": given.get("date") or formatdate(ts, usegmt=True), "Host": host}
-    components: list[tuple[str, str]] = [
-        ("@method", method_u),
-        ("@target-uri", f"{scheme}://{host}{path_qs}"),
-    ]
-    if body is not None or method_u == "POST":
-        digest = hashlib.sha256(body or b"").digest()
-        out["Content-Digest"] = "sha-256=:" + _b64(digest) + ":"
-        out["Digest"] = "SHA-256=" + _b64(digest)
-        components.append(("content-digest", out["Content-Digest"]))
-    params = " ".join(_sf_string(name) for name, _ in components)
-    sig_params = f'({params});created={ts};keyid={_sf_string(key_id)};alg="rsa-v1_5-sha256"'
-    base = "".join(f'"{name}": {value}\n' for name, value in components)
-    base += f'"@signature-params": {sig_params}'
-    signature = load_private_key(private_key_pem).sign(base.encode("utf-8"), _PKCS1, _SHA256)
-    out["Signature-Input"] = f"{_RFC9421_LABEL}={sig_params}"
-    out["Signature"] = f"{_RFC9421_LABEL}=:{_b64(signature)}:"
-    return out
+    prepared = prepare_rfc9421(method, url, headers, body, key_id, now=now)
+    return prepared.finish(rsa_sign(private_key_pem, prepared.message))
 
 
 # --------------------------------------------------------------------------- verification
@@ -351,23 +450,26 @@ def parse_signed_request(
 def verify_signed_request(sr: SignedRequest, public_key_pem: str) -> None:
     """Verify the signature with the signer's public key; raises SignatureError on mismatch."""
     key = load_public_key(public_key_pem)
-    if isinstance(key, rsa.RSAPublicKey):
+    c = _crypto()
+    invalid = c.InvalidSignature
+    if isinstance(key, c.rsa.RSAPublicKey):
         if sr.algorithm == "ed25519":
             raise SignatureError("signature algorithm does not match the key type")
         for candidate in sr.candidates:
             try:
-                key.verify(sr.signature, candidate, _PKCS1, _SHA256)
+                key.verify(sr.signature, candidate, c.pkcs1, c.sha256)
                 return
-            except InvalidSignature:
+            except invalid:
                 continue
     else:
         if sr.algorithm not in ("hs2019", "ed25519"):
             raise SignatureError("signature algorithm does not match the key type")
+        ed_key = cast("ed25519.Ed25519PublicKey", key)
         for candidate in sr.candidates:
             try:
-                key.verify(sr.signature, candidate)
+                ed_key.verify(sr.signature, candidate)
                 return
-            except InvalidSignature:
+            except invalid:
                 continue
     raise SignatureError("signature does not match the key")
 

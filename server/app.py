@@ -4,33 +4,44 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
+import os
 import re
+import socket
 import time
 import uuid
+from functools import partial
 from typing import Any
 
 from aiohttp import web
 
-from server import federate, metrics
-from server.config import Config
-from server.http import activitypub, oauth, ops, wellknown
+from server import metrics
+from server.bus import make_bus
+from server.bus.memory import MemoryBus
+from server.bus.relay import BusUnavailable
+from server.caches import TOKENS, standard_caches
+from server.http import activitypub, oauth, oidc, ops, scim, wellknown
 from server.http import web as web_pages
-from server.http.base import STATE, Handler, error_response, json_response
+from server.http.base import STATE, Handler, credentials, error_response, json_response
 from server.http.mastodon import (
     accounts,
+    admin_accounts,
     admin_domains,
+    admin_reports,
     announcements,
     conversations,
+    directory,
     discovery,
     domain_blocks,
     filters,
+    groups,
     instance,
     lists,
     markers,
     media,
     notifications,
     polls,
+    push,
+    reactions,
     reports,
     scheduled,
     search,
@@ -38,12 +49,33 @@ from server.http.mastodon import (
     streaming,
     tags,
     timelines,
+    trends,
 )
+from server.jobs import catalog
+from server.jobs.invalidations import Invalidations
+from server.jobs.nodes import NodeLease
+from server.jobs.outbox import Outbox
+from server.jobs.runtime import JobRuntime
 from server.logs import request_id_var
-from server.services.errors import ServiceError, TooMany
-from server.state import State
-from server.storage.db import Database
-from server.workers import media_cleanup, scheduler
+from server.ports import FileStore, Store
+from server.ratelimit import MemoryCounter, RateLimits, address_subject, make_counter, rate_limit_headers
+from server.services import health
+from server.services import streaming as streaming_service
+from server.services.boundary import Boundary
+from server.services.errors import ServiceError, TooMany, Unauthorized, Unprocessable
+from server.services.federation import keys as federation_keys
+from server.services.federation import lookup
+from server.services.federation.client import Remote
+from server.services.federation.outbound import ActivityPubOutbound
+from server.services.push import WebPush
+from server.settings import ConfigError, MediaServe, MediaStorage, Settings
+from server.state import Invalidation, State
+from server.storage.backend import database_for
+from server.storage.errors import DatabaseUnavailable
+from server.storage.files import LocalFiles
+from server.storage.s3 import S3Files, S3Unavailable
+from server.workers.delivery import DeliveryWorker
+from server.workers.inbox import InboxWorker
 
 log = logging.getLogger("crosstalk.http")
 
@@ -74,6 +106,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             return json_response({"error": reason.get(exc.status, exc.reason)}, status=exc.status,
                                  headers={k: v for k, v in exc.headers.items() if k.lower() == "allow"})
         raise
+    except DatabaseUnavailable as exc:
+        # PostgreSQL restarting or out of reach: nothing was committed; the client may retry.
+        log.error("database unavailable on %s %s: %s", request.method, request.path, exc)
+        return json_response({"error": "Service temporarily unavailable"}, status=503, headers={"Retry-After": "5"})
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return json_response({"error": "Internal server error"}, status=500)
@@ -102,12 +138,16 @@ def route_template(request: web.Request) -> str:
     return resource.canonical.rstrip("/") or "/"
 
 
+def _request_id_of(request: web.Request) -> str:
+    incoming = request.headers.get("X-Request-Id", "")
+    return incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id (taken from a sane incoming X-Request-Id, else new), then one access log line and
     the HTTP metrics for every request."""
-    incoming = request.headers.get("X-Request-Id", "")
-    request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    request_id = request.get("request_id") or _request_id_of(request)
     request["request_id"] = request_id
     token = request_id_var.set(request_id)
     started = time.perf_counter()
@@ -143,82 +183,230 @@ async def _add_request_id(request: web.Request, response: web.StreamResponse) ->
     # Also covers streamed responses and aiohttp's own error pages, which bypass the middleware.
     if "request_id" in request:
         response.headers["X-Request-Id"] = request["request_id"]
-    if request.app[STATE].stopping.is_set():
+    state = request.app[STATE]
+    if state.draining or state.stopping.is_set():
         # Keep-alive clients should reconnect (to another replica); headers are computed already.
         response.force_close()
         response.headers["Connection"] = "close"
 
 
-class RateLimiter:
-    """Fixed-window counter per token (or per address for anonymous calls)."""
-
-    def __init__(self, limit: int, window: int) -> None:
-        self.limit, self.window = limit, window
-        self._counts: dict[str, tuple[int, int]] = {}
-
-    def hit(self, key: str, now: float) -> tuple[int, int]:
-        bucket = int(now // self.window)
-        start, count = self._counts.get(key, (bucket, 0))
-        if start != bucket:
-            count = 0
-            if len(self._counts) > 50000:
-                self._counts = {k: v for k, v in self._counts.items() if v[0] == bucket}
-        count += 1
-        self._counts[key] = (bucket, count)
-        return count, (bucket + 1) * self.window
+# Routes whose bodies are uploads: how many images (of up to media.max_image_size each) they carry.
+UPLOADS = {("POST", "/api/v1/media"): 1, ("POST", "/api/v2/media"): 1,
+           ("PATCH", "/api/v1/accounts/update_credentials"): 2}
+UPLOAD_SLACK = 64 * 1024  # multipart framing and the text fields next to the files
 
 
-def rate_limit_middleware(limiter: RateLimiter) -> Any:
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not request.path.startswith("/api/") or request.path.startswith("/api/v1/streaming"):
-            return await handler(request)
-        auth = request.headers.get("Authorization", "")
-        key = auth[-24:] if auth else (request.remote or "?")
-        count, reset_at = limiter.hit(key, time.time())
-        reset = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(reset_at))
-        headers = {"X-RateLimit-Limit": str(limiter.limit),
-                   "X-RateLimit-Remaining": str(max(0, limiter.limit - count)),
-                   "X-RateLimit-Reset": reset}
-        if count > limiter.limit:
-            response = error_response(TooMany("Too many requests"))
-            response.headers.update(headers)
-            response.headers["Retry-After"] = str(max(1, math.ceil(reset_at - time.time())))
-            return response
-        response = await handler(request)
-        if not response.prepared:
-            response.headers.update(headers)
+def body_limit(request: web.Request, settings: Settings) -> int:
+    images = UPLOADS.get((request.method, route_template(request)))
+    if images:
+        return images * settings.media.max_image_size + UPLOAD_SLACK
+    return settings.http.max_body_size
+
+
+@web.middleware
+async def client_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Outermost: the client's real address (X-Forwarded-For only from trusted proxies) and the
+    largest body this route takes, on the request every other middleware and handler sees."""
+    st = request.app[STATE]
+    address = st.rate_limits.client_address(request.remote, request.headers.get("X-Forwarded-For"))
+    limit = body_limit(request, st.settings)
+    changes: dict[str, Any] = {}
+    if address is not None and address != request.remote:
+        changes["remote"] = address
+    if limit != request.client_max_size:
+        changes["client_max_size"] = limit
+    if not changes:
+        return await handler(request)
+    # The request id is chosen on the request aiohttp holds: on_response_prepare, which puts it on the
+    # answer, sees that one, not the clone (whose keys are its own).
+    request["request_id"] = _request_id_of(request)
+    return await handler(request.clone(**changes))
+
+
+@web.middleware
+async def body_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A body larger than the route takes is refused on its Content-Length, before any of it is read
+    (request.read()/post() enforce the same limit on bodies without one); and a client that stops
+    sending its body for http.read_timeout seconds is disconnected."""
+    declared = request.content_length
+    if declared is not None and declared > request.client_max_size:
+        # Answered at once; aiohttp then reads and drops what the client still sends for a few seconds
+        # (lingering), so the client sees this answer rather than a reset connection.
+        if (request.method, route_template(request)) in UPLOADS:  # Mastodon's answer for a big file
+            return error_response(Unprocessable(f"File is too large (maximum is {request.client_max_size} bytes)"))
+        return json_response({"error": f"Request body too large (maximum is {request.client_max_size} bytes)"},
+                             status=413)
+    if not request.body_exists or request.content.is_eof():
+        return await handler(request)
+    return await _with_body_watchdog(request, handler)
+
+
+async def _with_body_watchdog(request: web.Request, handler: Handler) -> web.StreamResponse:
+    idle = float(request.app[STATE].settings.http.read_timeout)
+    stream = request.content
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    stalled = False
+    watch: asyncio.TimerHandle | None = None
+
+    def check(last: int) -> None:
+        # total_bytes counts what has arrived, whether or not the handler has read it yet.
+        nonlocal stalled, watch
+        if stream.is_eof():
+            return
+        if stream.total_bytes == last:
+            stalled = True
+            task.cancel()
+            return
+        watch = loop.call_later(idle, check, stream.total_bytes)
+
+    watch = loop.call_later(idle, check, stream.total_bytes)
+    try:
+        return await handler(request)
+    except asyncio.CancelledError:
+        if not stalled:
+            raise
+        task.uncancel()
+        response = json_response({"error": "Request timeout: the body stopped arriving"}, status=408)
+        response.force_close()
         return response
-    return middleware
+    finally:
+        if watch is not None:
+            watch.cancel()
 
 
-def create_app(config: Config, database: Database | None = None) -> web.Application:
-    db = database or Database(config.db_path)
-    state = State(config, db)
-    limiter = RateLimiter(config["rate_limit.requests"], config["rate_limit.window"])
+@web.middleware
+async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """API requests count against the signed-in account behind a valid user token, otherwise against
+    the client's address (an invalid or app-only token counts as none). The answer's X-RateLimit-*
+    headers describe the limit closest to running out."""
+    st = request.app[STATE]
+    limits = st.rate_limits
+    if not limits.enabled or not request.path.startswith("/api/") or request.path.startswith("/api/v1/streaming"):
+        return await handler(request)
+    try:
+        creds = await credentials(request)
+    except Unauthorized:
+        creds = None
+    template = route_template(request)
+    # Unmatched paths count too (by path), so a limit set on a route we do not serve yet still holds.
+    route = (request.method, request.path.rstrip("/") if template == "unmatched" else template)
+    address = address_subject(request.remote)
+    if creds is not None and creds.account_id is not None:
+        account = f"account:{creds.account_id}"
+        checks = [(limits.api_account, account)]
+        if route in limits.account_routes:
+            checks.append((limits.account_routes[route], account))
+    else:
+        checks = [(limits.api_address, address)]
+    if route in limits.address_routes:
+        checks.append((limits.address_routes[route], address))
+    usages = [await limits.hit(limit, subject) for limit, subject in checks]
+    tightest = min(usages, key=lambda u: (not u.exceeded, u.remaining))
+    headers = rate_limit_headers(tightest.limit.limit, tightest.remaining, tightest.reset_at)
+    if tightest.exceeded:
+        return error_response(TooMany("Too many requests", limit=tightest.limit.limit, reset_at=tightest.reset_at))
+    response = await handler(request)
+    if not response.prepared:
+        response.headers.update(headers)
+    return response
+
+
+def make_file_store(settings: Settings) -> FileStore:
+    """Uploaded media on this host, or in an S3-compatible bucket that every host shares."""
+    media = settings.media
+    if media.storage == MediaStorage.S3:
+        return S3Files(media.s3_endpoint, media.s3_bucket, media.s3_access_key, media.s3_secret_key,
+                       region=media.s3_region, secure=media.s3_secure, redirect=media.s3_serve == MediaServe.REDIRECT)
+    return LocalFiles(settings.data_path / "media")
+
+
+def build_state(settings: Settings, db: Store, *, serving: bool) -> tuple[State, Outbox, NodeLease]:
+    """Assemble an instance's parts from its settings: the one place that decides which
+    implementation of each port is used. `serving` processes dispatch events, run background jobs and
+    join the bus; admin commands record events and invalidations for a serving process to act on."""
+    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    paused = frozenset(settings.jobs.paused)
+    outbox = Outbox(db, holder, settings.jobs.claim_seconds, dispatching=serving and "outbox" not in paused)
+    bus = make_bus(settings) if serving else MemoryBus()
+    jobs = JobRuntime(db, bus, holder, paused)
+    invalidations = Invalidations(db, bus)
+    state = State(settings, db, bus, outbox, jobs, standard_caches(settings.statuses.render_cache_mb * 1024 * 1024,
+                                                                settings.statuses.account_cache_mb * 1024 * 1024),
+                  invalidations,
+                  RateLimits(settings, make_counter(settings) if serving else MemoryCounter()),
+                  make_file_store(settings))
+    state.boundary = Boundary(state)
+    state.push = WebPush(state)
+
+    def access_changed(key: str) -> None:
+        state.caches.invalidate(TOKENS)
+        if key.isdigit():
+            streaming_service.access_changed(state, int(key))
+
+    invalidations.on(Invalidation.ACCESS, access_changed)
+    invalidations.on(Invalidation.BOUNDARY, lambda _: state.boundary.invalidate())
+    invalidations.on(Invalidation.TRENDS, lambda _: state.caches.invalidate("trends"))
+    node_lease = NodeLease(db, holder)
+    catalog.subscribe(state, outbox)
+    catalog.declare(state, outbox, node_lease, invalidations)
+    return state, outbox, node_lease
+
+
+def install_federation(state: State, outbox: Outbox) -> None:
+    """The federation parts of a serving process: the outgoing client and remote look-ups, the inbox
+    and delivery workers, and the subscriber that turns events into deliveries. The client's instance
+    key is loaded at start-up, before the jobs run."""
+    state.remote = Remote(state.settings, state.db, state.boundary, state.spawn)
+    state.delivery_worker = DeliveryWorker(state)
+    state.inbox_worker = InboxWorker(state)
+    state.resolve_account = partial(lookup.resolve_account, state)
+    state.resolve_url = partial(lookup.resolve_url, state)
+    outbound = ActivityPubOutbound(state, wake=lambda: state.jobs.wake("delivery"))
+    catalog.declare_federation(state, outbox, outbound)
+
+
+def create_app(settings: Settings, database: Store | None = None, web_routes: bool = True) -> web.Application:
+    """The application of `serve` (every route) or of `worker` (web_routes=False: health and metrics)."""
+    db = database or database_for(settings)
+    state, outbox, node_lease = build_state(settings, db, serving=True)
+    invalidations = state.invalidations
+    assert isinstance(invalidations, Invalidations)
     app = web.Application(
-        middlewares=[request_id_middleware, cors_middleware, errors_middleware, rate_limit_middleware(limiter)],
-        # Avatars and headers arrive through request.post(), which this bounds; media uploads stream.
-        client_max_size=max(20 * 1024 * 1024, config["media.max_image_size"] + 1024 * 1024))
+        middlewares=[client_middleware, request_id_middleware, cors_middleware, errors_middleware, body_middleware,
+                     rate_limit_middleware],
+        # Routes that take uploads get a larger limit from client_middleware.
+        client_max_size=settings.http.max_body_size)
     app[STATE] = state
     app.on_response_prepare.append(_add_request_id)
-    metrics.bind(state)
+    health.bind_metrics(state)
 
     # discovery before accounts: its /accounts/familiar_followers must win over /accounts/{id}.
-    for module in (ops, oauth, instance, discovery, accounts, statuses, polls, scheduled, conversations,
-                   announcements, domain_blocks, reports, timelines, notifications, lists, filters, markers, tags,
-                   streaming, admin_domains, wellknown, activitypub, media, search,
-                   web_pages):
+    modules = (ops, oauth, oidc, instance, discovery, accounts, statuses, polls, scheduled, conversations,
+               announcements, domain_blocks, reports, timelines, notifications, push, lists, filters, markers, tags,
+               streaming, admin_domains, admin_accounts, admin_reports, wellknown, activitypub, media, search, scim,
+               groups, reactions, directory, trends, web_pages)
+    for module in modules if web_routes else (ops,):
         module.setup(app)
+    install_federation(state, outbox)
 
     async def on_startup(app: web.Application) -> None:
         await db.open()
-        db.start_background_checkpoints()
-        scheduler.start(state)  # scheduled statuses and poll endings
-        media_cleanup.start(state)  # uploads no post uses
-
-    app.on_startup.append(on_startup)
-    federate.install(app, state)  # after the database opens: federation start-up reads it
+        db.start_maintenance()  # SQLite: WAL checkpoints off the write path
+        try:
+            await state.bus.start()
+        except BusUnavailable as exc:
+            raise ConfigError(f"setting bus.url (CROSSTALK_BUS_URL): {exc}") from None
+        await invalidations.start()
+        try:
+            await state.files.start()
+        except S3Unavailable as exc:
+            raise ConfigError(f"setting media.s3_endpoint (CROSSTALK_MEDIA_S3_ENDPOINT): {exc}") from None
+        await node_lease.acquire()
+        await federation_keys.load_instance_actor(state)
+        await state.push.start()
+        state.jobs.start()
 
     async def on_shutdown(app: web.Application) -> None:
         # The listening socket is closed by now; /readyz turns 503 and streams can end themselves.
@@ -226,12 +414,22 @@ def create_app(config: Config, database: Database | None = None) -> web.Applicat
 
     async def on_cleanup(app: web.Application) -> None:
         # In-flight requests are finished (or cancelled at the grace deadline); what is left of the
-        # grace period goes to workers finishing their current attempt and to spawned tasks.
-        deadline = state.shutdown_deadline or time.monotonic() + config["shutdown_grace_seconds"]
-        await state.stop_workers(deadline - time.monotonic())
+        # grace period goes to jobs finishing their current attempt and to spawned tasks.
+        deadline = state.shutdown_deadline or time.monotonic() + settings.shutdown_grace_seconds
+        await state.jobs.stop(deadline - time.monotonic())
         await state.drain(max(0.5, deadline - time.monotonic()))
+        await state.remote.close()
+        await state.boundary.flush()
+        await state.push.close()
+        await invalidations.close()
+        await state.rate_limits.counter.close()
+        await state.files.close()
+        state.image_workers.shutdown(wait=False)
+        await state.bus.close()
+        await node_lease.release()
         await db.close()
 
+    app.on_startup.append(on_startup)
     app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(on_cleanup)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import logging
 import os
@@ -13,16 +14,23 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from server.config import Config, ConfigError, load_config
+from server.ids import parse_id
 from server.services.errors import ServiceError
+from server.settings import ConfigError, Settings, load_settings
+from server.storage.errors import DatabaseUnavailable
 from server.version import VERSION
+
+if TYPE_CHECKING:  # the commands import the server lazily: a CLI call starts fast
+    from server.state import State
+
+T = TypeVar("T")
 
 EXIT_CONFIG = 2
 
 
-def _run(coro: Awaitable[Any]) -> Any:
+def _run(coro: Awaitable[T]) -> T:
     try:
         import uvloop
         return uvloop.run(coro)  # type: ignore[arg-type]
@@ -30,9 +38,9 @@ def _run(coro: Awaitable[Any]) -> Any:
         return asyncio.run(coro)  # type: ignore[arg-type]
 
 
-def _setup_logging(config: Config) -> None:
+def _setup_logging(settings: Settings) -> None:
     from server.logs import configure
-    configure(config["log.format"], config["log.level"])
+    configure(settings.log.format, settings.log.level)
 
 
 def _dev_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -45,28 +53,37 @@ def _dev_overrides(args: argparse.Namespace) -> dict[str, Any]:
             "password_grant": os.environ.get("CROSSTALK_PASSWORD_GRANT", "true")}
 
 
-def _config(args: argparse.Namespace) -> Config:
+def _settings(args: argparse.Namespace) -> Settings:
     overrides = _dev_overrides(args)
+    if getattr(args, "no_workers", False):
+        from server.jobs.catalog import BACKGROUND_JOBS
+        overrides["jobs.paused"] = ",".join(BACKGROUND_JOBS)
     for key in ("host", "port", "data_dir"):
         value = getattr(args, key, None)
         if value is not None:
             overrides[key] = value
-    return load_config(args.config, overrides=overrides)
+    return load_settings(args.config, overrides=overrides)
 
 
-async def _with_state(config: Config, work: Callable[[Any], Awaitable[Any]]) -> Any:
-    from server.state import State
-    from server.storage.db import Database
-    db = Database(config.db_path, readers=1)
+async def _with_state(settings: Settings, work: Callable[[State], Awaitable[T]]) -> T:
+    """Run an admin command with the instance's parts. It records events but does not dispatch them:
+    the serving process does (within a second)."""
+    from server.app import build_state
+    from server.storage.backend import database_for
+    db = database_for(settings, readers=1)
     await db.open()
+    state, _, node_lease = build_state(settings, db, serving=False)
     try:
-        return await work(State(config, db))
+        await node_lease.acquire()
+        return await work(state)
     finally:
+        await state.boundary.flush()
+        await node_lease.release()
         await db.close()
 
 
-def _check_data_dir(config: Config) -> None:
-    path = config.data_dir
+def _check_data_dir(settings: Settings) -> None:
+    path = settings.data_path
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".write-test"
@@ -76,42 +93,60 @@ def _check_data_dir(config: Config) -> None:
         raise ConfigError(f"setting data_dir (CROSSTALK_DATA_DIR): {path} is not writable ({exc.strerror})") from None
 
 
-async def _serve(config: Config, dev: bool) -> None:
+async def _serve(settings: Settings, dev: bool, web_routes: bool = True) -> None:
     from aiohttp import web
 
     from server.app import STATE, create_app
     from server.http.ops import metrics_app
     log = logging.getLogger("crosstalk")
-    grace = float(config["shutdown_grace_seconds"])
-    app = create_app(config)
+    grace = float(settings.shutdown_grace_seconds)
+    app = create_app(settings, web_routes=web_routes)
     state = app[STATE]
     # We wait for in-flight requests ourselves (see below); aiohttp's own wait is only the last second.
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    # aiohttp's keep-alive timer also runs from the moment a connection opens until a request's headers
+    # are complete, so it is our header timeout too: a client that trickles headers (or sends none) is
+    # closed after http.read_timeout seconds. (Slow bodies: see body_middleware.)
+    idle = float(settings.http.read_timeout)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0, keepalive_timeout=idle)
     try:
         await runner.setup()
     except Exception:
-        await state.db.close()  # start-up refused: close the database before the error is reported
+        # Start-up refused: stop what already started (workers read the database), close the database,
+        # then report the error.
+        await state.jobs.stop(1.0)
+        await state.bus.close()
+        await state.db.close()
         raise
     if dev:
-        await _bootstrap_dev_admin(config)
-    site = web.TCPSite(runner, config["host"], config["port"], backlog=1024, reuse_address=True)
+        await _bootstrap_dev_admin(settings)
+    site = web.TCPSite(runner, settings.host, settings.port, backlog=1024, reuse_address=True)
     await site.start()
     metrics_runner = None
-    if config["metrics.enabled"] and config["metrics.port"]:
+    if settings.metrics.enabled and settings.metrics.port:
         metrics_runner = web.AppRunner(metrics_app(state), access_log=None, handle_signals=False,
-                                       shutdown_timeout=1.0)
+                                       shutdown_timeout=1.0, keepalive_timeout=idle)
         await metrics_runner.setup()
-        await web.TCPSite(metrics_runner, config["host"], config["metrics.port"], reuse_address=True).start()
+        await web.TCPSite(metrics_runner, settings.host, settings.metrics.port, reuse_address=True).start()
     log.info("crosstalk %s started", VERSION, extra={
-        "version": VERSION, "domain": config.domain, "base_url": config.base_url,
-        "federation_mode": config["federation.mode"], "data_dir": str(config.data_dir.resolve()),
-        "listen": f"{config['host']}:{config['port']}", "development": config["development"],
-        "metrics_port": config["metrics.port"] or config["port"] if config["metrics.enabled"] else None})
+        "version": VERSION, "domain": settings.domain, "base_url": settings.base_url,
+        "federation_mode": settings.federation.mode, "data_dir": str(settings.data_path.resolve()),
+        "database": state.db.describe(), "listen": f"{settings.host}:{settings.port}",
+        "development": settings.development,
+        "metrics_port": settings.metrics.port or settings.port if settings.metrics.enabled else None})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    drain = float(settings.shutdown_drain_seconds)
+    if drain > 0:
+        # Not ready any more, still listening: a load balancer's next readiness check takes this process
+        # out before its listener closes, so no request is sent to a socket about to be reset.
+        state.draining = True
+        log.info("shutting down: not ready, still accepting requests", extra={"drain_seconds": drain})
+        stop.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), drain)  # a second signal skips the rest of the drain
     log.info("shutting down: finishing in-flight requests and deliveries", extra={"grace_seconds": grace})
     state.shutdown_deadline = deadline = time.monotonic() + grace
     _exit_after(grace + 5.0, log)
@@ -144,43 +179,55 @@ def _exit_after(seconds: float, log: logging.Logger) -> None:
     timer.start()
 
 
-async def _bootstrap_dev_admin(config: Config) -> None:
+async def _bootstrap_dev_admin(settings: Settings) -> None:
     """In development mode, make sure there is a first user to log in with."""
     from server.services import accounts
 
-    async def work(state: Any) -> None:
+    async def work(state: State) -> None:
         from server.storage import accounts as store
         if await store.count_local_users(state.db):
             return
         password = secrets.token_urlsafe(12)
         await accounts.create_user(state, "admin", "admin@localhost", password, admin=True, allow_reserved=True)
         print(f"\nCreated the first user: username 'admin', password '{password}'\n"
-              f"Log in from any Mastodon app at {config.base_url} (or: crosstalk admin reset-password admin)\n",
+              f"Log in from any Mastodon app at {settings.base_url} (or: crosstalk admin reset-password admin)\n",
               flush=True)
 
-    await _with_state(config, work)
+    await _with_state(settings, work)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     # SQLite calls run on aiosqlite's threads, which need the GIL back to hand each result over; with the
     # default 5 ms switch interval every query can wait that long behind the busy event loop.
     sys.setswitchinterval(0.0005)
-    config = _config(args)
-    _check_data_dir(config)
-    _setup_logging(config)
-    _run(_serve(config, args.dev))
+    settings = _settings(args)
+    _check_data_dir(settings)
+    _setup_logging(settings)
+    _run(_serve(settings, args.dev))
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Background work only (deliveries, inbound activities, scheduled posts, clean-ups), for processes
+    that share the database with `serve --no-workers` ones; HTTP only for /livez, /readyz, /metrics."""
+    sys.setswitchinterval(0.0005)
+    settings = _settings(args)
+    _check_data_dir(settings)
+    _setup_logging(settings)
+    _run(_serve(settings, dev=False, web_routes=False))
     return 0
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    config = _config(args)
-    _check_data_dir(config)
+    settings = _settings(args)
+    _check_data_dir(settings)
 
-    async def work(state: Any) -> int:
+    async def work(state: State) -> int:
         return await state.db.schema_version()
 
-    version = _run(_with_state(config, work))
-    print(f"database {config.db_path} is at schema version {version}")
+    from server.storage.backend import database_for
+    version = _run(_with_state(settings, work))
+    print(f"{database_for(settings).describe()} is at schema version {version}")
     return 0
 
 
@@ -199,45 +246,46 @@ def _password(given: str | None, prompt: str) -> str:
 
 
 def cmd_create_user(args: argparse.Namespace) -> int:
-    config = _config(args)
+    settings = _settings(args)
     password = _password(args.password, f"Password for {args.name}: ")
     from server.services import accounts
 
-    async def work(state: Any) -> Any:
+    async def work(state: State) -> Any:
         return await accounts.create_user(state, args.name, args.email, password, admin=args.admin)
 
-    account = _run(_with_state(config, work))
+    account = _run(_with_state(settings, work))
     print(f"created {'admin ' if args.admin else ''}user {account.username} (id {account.id})")
     return 0
 
 
 def cmd_list_users(args: argparse.Namespace) -> int:
-    config = _config(args)
+    settings = _settings(args)
     from server.storage import accounts as store
 
-    async def work(state: Any) -> Any:
-        return await store.list_users(state.db)
+    async def work(state: State) -> Any:
+        from server.storage import identity
+        users = await store.list_users(state.db)
+        return users, await identity.roles_of(state.db, [u.account_id for u, _ in users])
 
-    rows = _run(_with_state(config, work))
-    print(f"{'ID':<20} {'USERNAME':<20} {'EMAIL':<30} {'ROLE':<6} CREATED")
+    rows, roles = _run(_with_state(settings, work))
+    print(f"{'ID':<20} {'USERNAME':<20} {'EMAIL':<30} {'ROLE':<9} CREATED")
     for user, account in rows:
-        role = "admin" if user.admin else "user"
-        print(f"{account.id:<20} {account.username:<20} {user.email:<30} {role:<6} {user.created_at[:10]}")
+        print(f"{account.id:<20} {account.username:<20} {user.email:<30} {roles[account.id]:<9} {user.created_at[:10]}")
     return 0
 
 
 def cmd_reset_password(args: argparse.Namespace) -> int:
-    config = _config(args)
+    settings = _settings(args)
     generated = None
     password = args.password
     if not password:
         generated = password = secrets.token_urlsafe(12)
     from server.services import accounts
 
-    async def work(state: Any) -> None:
+    async def work(state: State) -> None:
         await accounts.reset_password(state, args.name, password)
 
-    _run(_with_state(config, work))
+    _run(_with_state(settings, work))
     print(f"password of {args.name} changed; existing sessions and tokens were revoked")
     if generated:
         print(f"new password: {generated}")
@@ -245,24 +293,24 @@ def cmd_reset_password(args: argparse.Namespace) -> int:
 
 
 def cmd_create_token(args: argparse.Namespace) -> int:
-    config = _config(args)
+    settings = _settings(args)
     from server.services import oauth
 
-    async def work(state: Any) -> str:
+    async def work(state: State) -> str:
         return await oauth.create_token_for_user(state, args.name, args.scopes)
 
-    print(_run(_with_state(config, work)))
+    print(_run(_with_state(settings, work)))
     return 0
 
 
 def cmd_deliveries(args: argparse.Namespace) -> int:
-    config = _config(args)
-    from server.storage import federation as fed_store
+    settings = _settings(args)
+    from server.storage import deliveries as delivery_store
 
-    async def work(state: Any) -> Any:
-        return await fed_store.delivery_summary(state.db)
+    async def work(state: State) -> Any:
+        return await delivery_store.delivery_summary(state.db)
 
-    rows = _run(_with_state(config, work))
+    rows = _run(_with_state(settings, work))
     if not rows:
         print("the delivery queue is empty")
         return 0
@@ -291,27 +339,27 @@ def _cli_time(value: str | None, name: str, end_of_day: bool = False) -> Any:
 
 
 def cmd_announce(args: argparse.Namespace) -> int:
-    config = _config(args)
+    settings = _settings(args)
     from server.services import announcements
     starts = _cli_time(args.starts_at, "--starts-at")
     ends = _cli_time(args.ends_at, "--ends-at", end_of_day=True)
 
-    async def work(state: Any) -> Any:
+    async def work(state: State) -> Any:
         return await announcements.create(state, args.text, starts_at=starts, ends_at=ends, all_day=args.all_day)
 
-    item = _run(_with_state(config, work))
+    item = _run(_with_state(settings, work))
     print(f"created announcement {item.id}")
     return 0
 
 
 def cmd_list_announcements(args: argparse.Namespace) -> int:
-    config = _config(args)
+    settings = _settings(args)
     from server.storage import announcements as store
 
-    async def work(state: Any) -> Any:
+    async def work(state: State) -> Any:
         return await store.every(state.db)
 
-    items = _run(_with_state(config, work))
+    items = _run(_with_state(settings, work))
     if not items:
         print("there are no announcements")
         return 0
@@ -323,15 +371,16 @@ def cmd_list_announcements(args: argparse.Namespace) -> int:
 
 
 def cmd_delete_announcement(args: argparse.Namespace) -> int:
-    config = _config(args)
+    settings = _settings(args)
     from server.services import announcements
-    if not args.id.isdigit():
+    announcement_id = parse_id(args.id)
+    if announcement_id is None:
         raise ServiceError(f"{args.id!r} is not an announcement id")
 
-    async def work(state: Any) -> None:
-        await announcements.delete(state, int(args.id))
+    async def work(state: State) -> None:
+        await announcements.delete(state, announcement_id)
 
-    _run(_with_state(config, work))
+    _run(_with_state(settings, work))
     print(f"deleted announcement {args.id}")
     return 0
 
@@ -340,10 +389,10 @@ def cmd_backup(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from server.services.backup import backup
-    config = _config(args)
-    manifest = backup(config, Path(args.path), sys.stderr, pages_per_step=args.pages_per_step)
+    settings = _settings(args)
+    manifest = backup(settings, Path(args.path), sys.stderr, pages_per_step=args.pages_per_step)
     files = manifest["files"]
-    print(f"backup of {config.domain} written to {args.path}: database {manifest['database']['bytes']} bytes "
+    print(f"backup of {settings.domain} written to {args.path}: database {manifest['database']['bytes']} bytes "
           f"(schema version {manifest['schema_version']}), {files['count']} files, {files['bytes']} bytes")
     return 0
 
@@ -352,11 +401,46 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from server.services.backup import restore
-    config = _config(args)
-    _check_data_dir(config)
-    manifest = restore(config, Path(args.path), sys.stderr)
-    print(f"restored the backup of {manifest.get('domain')} taken {manifest['created_at']} into {config.data_dir}; "
+    settings = _settings(args)
+    _check_data_dir(settings)
+    manifest = restore(settings, Path(args.path), sys.stderr)
+    print(f"restored the backup of {manifest.get('domain')} taken {manifest['created_at']} into {settings.data_path}; "
           "start the server (pending migrations are applied at start)")
+    return 0
+
+
+def cmd_migrate_to_postgres(args: argparse.Namespace) -> int:
+    """Copy this instance's SQLite database into an empty PostgreSQL one (server/storage/transfer.py)."""
+    from server.services.backup import Progress
+    from server.storage.transfer import TransferError, describe_target, migrate_to_postgres
+    settings = _settings(args)
+    url = args.database_url or settings.database.url
+    if not url:
+        raise ConfigError("give the target with --database-url postgresql://USER@HOST:5432/DATABASE "
+                          "(or set database.url, CROSSTALK_DATABASE_URL)")
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"--database-url must be a postgresql:// URL, not {url.split('://', 1)[0]}://...")
+    _setup_logging(settings)
+    target = describe_target(url)
+    print(f"copying {settings.db_path} into the PostgreSQL database {target}", file=sys.stderr)
+    show = Progress(sys.stderr)
+
+    def progress(table: str, done: int, total: int) -> None:
+        show(table, done, total, "rows", final=done == total)
+
+    try:
+        report = _run(migrate_to_postgres(settings.db_path, url, progress, allow_running=args.allow_running))
+    except TransferError as exc:
+        print(f"crosstalk: migrate-to-postgres: {exc}", file=sys.stderr)
+        return 1
+    except DatabaseUnavailable as exc:
+        print(f"crosstalk: configuration error: --database-url: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"copied {report.rows} rows in {len(report.tables)} tables into {target} in {report.seconds:.1f}s; "
+          "every table's row count matches SQLite's")
+    print("next: set database.url (CROSSTALK_DATABASE_URL) to that database and start the server; the SQLite file "
+          f"is left as it was. Media files stay in {settings.data_path / 'media'} (every web process needs them: "
+          "share the directory or move to S3 storage, see README 'Scaling out')")
     return 0
 
 
@@ -364,26 +448,26 @@ def cmd_export_user(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from server.services.export import export_user
-    config = _config(args)
+    settings = _settings(args)
     output = Path(args.output or f"{args.name}-archive-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}.zip")
 
-    async def work(state: Any) -> dict[str, int]:
+    async def work(state: State) -> dict[str, int]:
         return await export_user(state, args.name, output)
 
-    counts = _run(_with_state(config, work))
+    counts = _run(_with_state(settings, work))
     print(f"wrote {output}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     return 0
 
 
 def cmd_config_reference(args: argparse.Namespace) -> int:
-    from server.config import settings_table_markdown
+    from server.settings import settings_table_markdown
     print(settings_table_markdown())
     return 0
 
 
 def cmd_domain(args: argparse.Namespace) -> int:
-    config = _config(args)
-    from server.services import domains
+    settings = _settings(args)
+    from server.services import audit, domains
     from server.storage import boundary as store
 
     def progress(done: int, total: int) -> None:
@@ -394,27 +478,27 @@ def cmd_domain(args: argparse.Namespace) -> int:
         with open(args.file, encoding="utf-8") as fh:
             csv_text = fh.read()
 
-    async def work(state: Any) -> Any:
+    async def work(state: State) -> Any:
         action = args.domain_command
         if action == "allow":
             return await domains.allow(
-                state, args.domain, include_subdomains=not args.no_subdomains, followers_only=args.followers_only,
+                state, audit.CLI, args.domain, include_subdomains=not args.no_subdomains, followers_only=args.followers_only,
                 no_direct=args.no_direct, text_only=args.text_only, max_visibility_in=args.max_visibility_in,
                 publish_policy=args.publish_policy, private_comment=args.comment, public_comment=args.public_comment)
         if action == "block":
             return await domains.block(
-                state, args.domain, severity=args.severity, reject_media=args.reject_media,
+                state, audit.CLI, args.domain, severity=args.severity, reject_media=args.reject_media,
                 reject_reports=args.reject_reports, include_subdomains=not args.no_subdomains,
                 private_comment=args.comment, public_comment=args.public_comment, progress=progress)
         if action == "remove":
-            return await domains.remove(state, args.domain, args.kind)
+            return await domains.remove(state, audit.CLI, args.domain, args.kind)
         if action == "export":
             return domains.export_csv(await store.all_rules(state.db), args.kind)
         if action == "import":
-            return await domains.import_csv(state, csv_text, args.kind, progress=None)
+            return await domains.import_csv(state, audit.CLI, csv_text, args.kind, progress=None)
         return await store.all_rules(state.db)
 
-    result = _run(_with_state(config, work))
+    result = _run(_with_state(settings, work))
     action = args.domain_command
     if action in ("allow", "block"):
         print(f"{action}ed {result.domain}" if action == "block" else f"allowed {result.domain}")
@@ -425,7 +509,7 @@ def cmd_domain(args: argparse.Namespace) -> int:
     elif action == "import":
         print(f"imported {result} {args.kind} rule(s)")
     else:
-        print(f"federation mode: {config['federation.mode']}")
+        print(f"federation mode: {settings.federation.mode}")
         print(f"{'KIND':<6} {'DOMAIN':<32} {'SEVERITY':<8} POLICY")
         for r in result:
             flags = [name for name in ("followers_only", "no_direct", "text_only", "reject_media", "reject_reports",
@@ -440,12 +524,12 @@ def cmd_domain(args: argparse.Namespace) -> int:
 
 
 def cmd_boundary_log(args: argparse.Namespace) -> int:
-    config = _config(args)
+    settings = _settings(args)
     import msgspec
 
     from server.storage import boundary as store
 
-    async def work(state: Any) -> Any:
+    async def work(state: State) -> Any:
         entries, after = [], 0
         while True:
             batch = await store.read_log(state.db, args.domain, args.since, 1000, after)
@@ -455,7 +539,7 @@ def cmd_boundary_log(args: argparse.Namespace) -> int:
             after = batch[-1].id
         return entries[-args.limit:] if args.limit else entries
 
-    entries = _run(_with_state(config, work))
+    entries = _run(_with_state(settings, work))
     for e in entries:
         if args.json:
             print(msgspec.json.encode({k: v for k, v in msgspec.structs.asdict(e).items() if k != "id"}).decode())
@@ -477,7 +561,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--data-dir", dest="data_dir")
+    serve.add_argument("--no-workers", action="store_true", dest="no_workers",
+                       help="leave background work (deliveries, inbound activities, scheduled posts, clean-ups) "
+                            "to `crosstalk worker` processes")
     serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run background work only (with `serve --no-workers` processes)")
+    worker.add_argument("--host")
+    worker.add_argument("--port", type=int, help="port of /livez, /readyz and /metrics")
+    worker.set_defaults(func=cmd_worker)
 
     migrate = sub.add_parser("migrate", help="apply database migrations and exit")
     migrate.set_defaults(func=cmd_migrate)
@@ -510,11 +602,11 @@ def build_parser() -> argparse.ArgumentParser:
     blk.add_argument("--severity", choices=["suspend", "limit", "noop"], default="suspend")
     blk.add_argument("--reject-media", action="store_true")
     blk.add_argument("--reject-reports", action="store_true")
-    for sub in (allow, blk):
-        sub.add_argument("--no-subdomains", action="store_true", help="the rule covers this exact domain only")
-        sub.add_argument("--comment", default=None, help="private comment for admins")
-        sub.add_argument("--public-comment", default=None)
-        sub.set_defaults(func=cmd_domain)
+    for rule_parser in (allow, blk):
+        rule_parser.add_argument("--no-subdomains", action="store_true", help="the rule covers this exact domain only")
+        rule_parser.add_argument("--comment", default=None, help="private comment for admins")
+        rule_parser.add_argument("--public-comment", default=None)
+        rule_parser.set_defaults(func=cmd_domain)
     rm = domain_sub.add_parser("remove", help="remove a domain's rules")
     rm.add_argument("domain")
     rm.add_argument("--kind", choices=["allow", "block"])
@@ -557,12 +649,23 @@ def build_parser() -> argparse.ArgumentParser:
     restore = admin_sub.add_parser("restore", help="restore a backup into an empty data directory")
     restore.add_argument("path", help="a directory written by `crosstalk admin backup`")
     restore.set_defaults(func=cmd_restore)
+    to_pg = admin_sub.add_parser(
+        "migrate-to-postgres", help="copy this instance's SQLite database into an empty PostgreSQL database")
+    to_pg.add_argument("--database-url", help="the target, postgresql://USER[:PASSWORD]@HOST:5432/DATABASE "
+                       "(default: database.url)")
+    to_pg.add_argument("--allow-running", action="store_true",
+                       help="copy even though a server seems to run on the SQLite database (its later writes are lost)")
+    to_pg.set_defaults(func=cmd_migrate_to_postgres)
     export = admin_sub.add_parser("export-user", help="write a user's data as an ActivityStreams archive (.zip)")
     export.add_argument("name")
     export.add_argument("--output", "-o", help="archive file (default NAME-archive-TIMESTAMP.zip)")
     export.set_defaults(func=cmd_export_user)
     admin_sub.add_parser("config-reference", help="print the settings as a Markdown table").set_defaults(
         func=cmd_config_reference)
+    from server.cli_identity import add_commands
+    add_commands(admin_sub)
+    from server.cli_groups import add_commands as add_group_commands
+    add_group_commands(admin_sub)
     return parser
 
 
@@ -576,6 +679,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except ConfigError as exc:
         print(f"crosstalk: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except DatabaseUnavailable as exc:
+        print(f"crosstalk: configuration error: setting database.url (CROSSTALK_DATABASE_URL): {exc}",
+              file=sys.stderr)
         return EXIT_CONFIG
     except ServiceError as exc:
         print(f"crosstalk: {exc.message.removeprefix('Validation failed: ')}", file=sys.stderr)

@@ -1,48 +1,93 @@
-"""What every part of a running instance shares: settings, storage, the event bus, background tasks."""
+"""What every part of a running instance shares: settings, the store, the bus, the event outbox, the
+job runtime and the caches. Built in one place (server/app.py for `serve`, server/cli.py for admin
+commands); nothing here is a module-level global.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
 
-from server.config import Config
-from server.events import EventBus
-from server.services.outbound import Outbound
-from server.storage.db import Database
+from server.caches import Caches
+from server.domain.events import DomainEvent
+from server.domain.records import Account, Status
+from server.ports import Bus, FileStore, Store, Tx
+from server.ratelimit import RateLimits
+from server.settings import Settings
+
+if TYPE_CHECKING:
+    from server.jobs.runtime import JobRuntime
+    from server.services.boundary import Boundary
+    from server.services.federation.client import Remote
+    from server.services.push import WebPush
+    from server.workers.delivery import DeliveryWorker
+    from server.workers.inbox import InboxWorker
 
 log = logging.getLogger("crosstalk")
 
 
+class EventRecorder(Protocol):
+    async def record(self, tx: Tx, event: DomainEvent) -> int:
+        """Write `event` in `tx`; it is dispatched to the subscribers after the commit."""
+
+
+class Invalidation(StrEnum):
+    """What every process must drop from memory when it changes (server/jobs/invalidations.py)."""
+
+    ACCESS = "access"  # key: an account id; its tokens, password, suspension or role changed
+    BOUNDARY = "boundary"  # the domain rules changed
+    TRENDS = "trends"  # an admin reviewed a trending item: counted trends are dropped
+
+
+class Broadcaster(Protocol):
+    async def announce(self, tx: Tx, kind: Invalidation, key: str = "") -> None:
+        """Tell every process, once `tx` commits, to drop what it holds about `kind`/`key`."""
+
+
+AccountResolver = Callable[[str], Awaitable[Account | None]]  # "user@domain" → the account, via WebFinger
+UrlResolver = Callable[[str], Awaitable[Account | Status | None]]  # a URL → the account or post it names
+
+
 class State:
-    def __init__(self, config: Config, db: Database) -> None:
-        self.config = config
+    boundary: Boundary  # set by the assembly (server/app.py build_state)
+    # Set by the app assembly (server/app.py) in serving processes; admin commands run without them.
+    remote: Remote  # the outgoing HTTP client and remote look-up caches (server/services/federation)
+    delivery_worker: DeliveryWorker
+    inbox_worker: InboxWorker
+    push: WebPush  # set by the assembly in serving processes (server/app.py)
+
+    def __init__(self, settings: Settings, db: Store, bus: Bus, events: EventRecorder, jobs: JobRuntime,
+                 caches: Caches, invalidations: Broadcaster, rate_limits: RateLimits, files: FileStore) -> None:
+        self.settings = settings
         self.db = db
-        self.bus = EventBus()
-        self.outbound: Outbound = Outbound()
-        self.federation: Any = None  # server.services.remote.Federation once started
-        self.delivery_worker: Any = None
-        self.inbox_worker: Any = None
-        self.resolve_account: Any = None  # acct → Account, through WebFinger when federation runs
-        self.resolve_url: Any = None
-        self.boundary: Any = None  # server.services.boundary.Boundary: the one place for federation policy
-        self.base_url = config.base_url
-        self.domain = config.domain
+        self.bus = bus
+        self.events = events
+        self.jobs = jobs
+        self.caches = caches
+        self.invalidations = invalidations
+        self.rate_limits = rate_limits
+        self.files = files  # uploaded media: a local directory or an S3-compatible bucket
+        # Image decoding and re-encoding, two at a time (a decoded picture can be large).
+        self.image_workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="images")
+        self.base_url = settings.base_url
+        self.domain = settings.domain
+        self.resolve_account: AccountResolver | None = None  # set when federation runs
+        self.resolve_url: UrlResolver | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        # token hash → (Token, expiry); revocation clears it, so a short life only bounds staleness.
-        self.token_cache: dict[str, Any] = {}
-        # Long-running background workers by name (e.g. "delivery"); /readyz needs every one alive.
-        # A worker loop should check `stopping` between attempts, so shutdown lets it finish the current one.
-        self.workers: dict[str, asyncio.Task[Any]] = {}
-        self.stopping = asyncio.Event()
+        self.stopping = jobs.stopping  # set when the process shuts down
+        self.draining = False  # shutting down: not ready, still serving (settings.shutdown_drain_seconds)
         self.shutdown_deadline: float | None = None  # time.monotonic() by which shutdown must end
         self.in_flight = 0  # HTTP requests whose handler is running (kept by the request-id middleware)
         # Async callables run before each /metrics scrape to refresh gauges read from the database.
         self.metric_probes: list[Callable[[], Awaitable[None]]] = []
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str = "") -> asyncio.Task[Any]:
-        """Run work off the request path; failures are logged, and shutdown waits for it."""
+        """Run best-effort work off the request path (nothing durable: that is what events are for);
+        failures are logged, and shutdown waits for it."""
         task = asyncio.get_running_loop().create_task(coro, name=name or None)
         self._tasks.add(task)
         task.add_done_callback(self._done)
@@ -56,34 +101,3 @@ class State:
     async def drain(self, grace: float = 10.0) -> None:
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=grace)
-
-    def add_worker(self, name: str, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        """Start a named long-running worker; it counts for readiness until shutdown stops it."""
-        task = asyncio.get_running_loop().create_task(coro, name=f"worker:{name}")
-        self.workers[name] = task
-        task.add_done_callback(self._worker_done)
-        return task
-
-    def _worker_done(self, task: asyncio.Task[Any]) -> None:
-        if self.stopping.is_set() or task.cancelled():
-            return
-        exc = task.exception()
-        log.error("worker %s stopped unexpectedly", task.get_name(), exc_info=exc)
-
-    def dead_workers(self) -> list[str]:
-        return sorted(name for name, task in self.workers.items() if task.done())
-
-    async def stop_workers(self, grace: float) -> None:
-        """Ask workers to stop (they see `stopping`), wait up to `grace` for their current attempt,
-        then cancel what is left. Work is queued in the database, so a cancelled attempt resumes
-        at the next start."""
-        self.stopping.set()
-        running = [t for t in self.workers.values() if not t.done()]
-        if not running:
-            return
-        _, pending = await asyncio.wait(running, timeout=max(0.0, grace))
-        for task in pending:
-            log.warning("worker %s did not stop in time; cancelling it", task.get_name())
-            task.cancel()
-        if pending:
-            await asyncio.wait(pending, timeout=1.0)

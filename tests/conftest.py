@@ -1,4 +1,9 @@
-"""Fixtures that run real Crosstalk instances (`crosstalk serve` in a subprocess) on loopback."""
+"""Fixtures that run real Crosstalk instances (`crosstalk serve` in a subprocess) on loopback.
+
+Each instance has its own database: a SQLite file in its data directory, or its own fresh PostgreSQL
+database when CROSSTALK_TEST_DATABASE_URL is set (see tests/databases.py), so the whole suite runs
+against either engine.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,41 @@ from typing import Any
 import pytest
 import requests
 
+from tests import databases
+
 ROOT = Path(__file__).resolve().parent.parent
+# Rate limits stay on (answers carry their headers) but out of the way; tests of a limit set their own.
+GENEROUS_RATE_LIMITS = {f"CROSSTALK_RATE_LIMIT_{name}": "100000" for name in (
+    "ACCOUNT_REQUESTS", "ADDRESS_REQUESTS", "STATUSES_PER_ACCOUNT", "MEDIA_PER_ACCOUNT", "DELETIONS_PER_ACCOUNT",
+    "SIGN_UPS_PER_ADDRESS", "SIGN_IN_FAILURES_PER_ADDRESS", "SIGN_IN_FAILURES_PER_ACCOUNT",
+    "GROUP_JOINS_PER_ACCOUNT", "GROUP_JOINS_PER_GROUP", "GROUP_FOLLOWS_PER_DOMAIN")}
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if databases.postgres_enabled():
+        return f"database: PostgreSQL ({databases.url_for('')} ..., one fresh database per instance)"
+    return "database: SQLite (set CROSSTALK_TEST_DATABASE_URL to run the suite on PostgreSQL)"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not databases.postgres_enabled():
+        return
+    problem = databases.check_server()
+    if problem:  # asked for PostgreSQL: never fall back to SQLite or skip silently
+        pytest.exit(f"CROSSTALK_TEST_DATABASE_URL is set but PostgreSQL does not answer: {problem}", returncode=3)
+    databases.drop_abandoned()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if databases.postgres_enabled():
+        databases.drop_all()
+
+
+@pytest.fixture
+def requires_postgres() -> None:
+    """For tests of what only the PostgreSQL backend has."""
+    if not databases.postgres_enabled():
+        pytest.skip(databases.HOW_TO_ENABLE)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -27,10 +66,15 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class Instance:
-    """One running server with its own data directory. `cli()` runs admin commands against it."""
+    """One running server with its own data directory and database. `cli()` runs admin commands
+    against it, `sql()` reads (or writes) its database directly."""
 
     def __init__(self, data_dir: Path, env: dict[str, str], host: str = "127.0.0.1",
-                 port: int | None = None) -> None:
+                 port: int | None = None, command: tuple[str, ...] = ("serve",), sqlite: bool = False) -> None:
+        """`sqlite`: use SQLite even when the suite runs on PostgreSQL (a prepared SQLite file)."""
+        self.command = command
+        # `crosstalk worker` answers only /livez, /readyz and /metrics
+        self.ready_path = "/api/v1/instance" if command[0] == "serve" else "/livez"
         self.host = host
         self.port = port or free_port(host)
         self.domain = f"{host}:{self.port}"
@@ -44,24 +88,31 @@ class Instance:
             "CROSSTALK_HOST": host,
             "CROSSTALK_PORT": str(self.port),
             "CROSSTALK_DATA_DIR": str(data_dir),
-            "CROSSTALK_RATE_LIMIT_REQUESTS": "100000",
+            **GENEROUS_RATE_LIMITS,
             "CROSSTALK_LOG_LEVEL": "warning",
+            "CROSSTALK_DATABASE_URL": "",
+            # The suite runs several instances at once in four workers: small pools keep PostgreSQL
+            # within its 100 connections.
+            "CROSSTALK_DATABASE_POOL_SIZE": "4",
             **env,
         }
+        if databases.postgres_enabled() and not sqlite and not self.env["CROSSTALK_DATABASE_URL"]:
+            self.env["CROSSTALK_DATABASE_URL"] = databases.create_database()
+        self.database_url = self.env["CROSSTALK_DATABASE_URL"]
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"{data_dir.name}.log"
 
     def start(self, timeout: float = 20.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
-        self.proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], cwd=ROOT, env=self.env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "server.cli", *self.command], cwd=ROOT, env=self.env,
                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"instance exited early:\n{self.log()}")
             try:
-                if requests.get(f"{self.base_url}/api/v1/instance", timeout=1).status_code == 200:
+                if requests.get(f"http://{self.host}:{self.port}{self.ready_path}", timeout=1).status_code == 200:
                     return
             except requests.RequestException:
                 pass
@@ -77,6 +128,28 @@ class Instance:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
         self.proc = None
+
+    def dispose(self) -> None:
+        """Stop the server and drop its PostgreSQL database (a SQLite file goes with tmp_path)."""
+        self.stop()
+        if self.database_url:
+            databases.drop_database(self.database_url)
+
+    @property
+    def on_postgres(self) -> bool:
+        return bool(self.database_url)
+
+    def sql(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement (`?` placeholders) on this instance's database and return its rows."""
+        return databases.query(self.database_url, self.data_dir / "crosstalk.sqlite3", query, params)
+
+    def database_closed_cleanly(self) -> bool:
+        """After a stop: SQLite's last connection checkpointed and removed the WAL; PostgreSQL has no
+        connection of ours left open."""
+        if self.on_postgres:
+            return not self.sql("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                                " AND application_name = 'crosstalk'")[0][0]
+        return not (self.data_dir / "crosstalk.sqlite3-wal").exists()
 
     def log(self) -> str:
         try:
@@ -119,7 +192,7 @@ def make_instance(tmp_path: Path) -> Iterator[Any]:
 
     yield make
     for inst in started:
-        inst.stop()
+        inst.dispose()
 
 
 @pytest.fixture

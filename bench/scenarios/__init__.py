@@ -8,7 +8,8 @@ import importlib
 import pkgutil
 from types import ModuleType
 
-ORDER = ["home_timeline", "post_status", "search", "streaming", "inbox", "delivery"]
+ORDER = ["home_timeline", "public_timeline", "local_timeline", "account_statuses", "thread_context", "post_status",
+         "search", "streaming", "streaming_idle", "inbox", "delivery", "memory"]
 
 
 def discover() -> dict[str, ModuleType]:

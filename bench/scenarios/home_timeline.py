@@ -92,9 +92,6 @@ async def run(ctx: Context) -> dict[str, Any]:
     res.add("p50_large_over_small", round(scale, 2), "x", f"p50 at {n} / p50 at {m} statuses")
     res.add("single_p50_large_over_small", round(single_scale, 2), "x", f"1-conn p50 at {n} / at {m}")
 
-    res.target("home timeline req/s >= 35 % of baseline", round(ratio, 1), ">=", 35, "%")
-    res.target("idle RSS <= 60 MB", round(big["rss_idle_mb"], 1), "<=", 60, "MB")
-    res.target(f"home p50 at {n} within 1.3x of p50 at {m} statuses", round(scale, 2), "<=", 1.3, "x")
     res.note("the CPU-per-request lines are the noise-resistant view: req/s and latency move with whatever else "
              "runs on the machine, server CPU time per request much less")
     res.note(f"load: {h.tool}, {h.connections} connections, server pinned to CPU 0, load generator to CPU 1; "

@@ -520,13 +520,13 @@ class Client:
                     raise error_for(resp.status, await resp.read(), resp.headers)
                 if on_connect:
                     on_connect()
-                event, data_lines = "", []
+                event, data_lines = "", list[str]()
                 async for raw in resp.content:
                     line = raw.decode("utf-8", "replace").rstrip("\r\n")
                     if not line:
                         if event and data_lines:
                             yield event, stream_payload("\n".join(data_lines))
-                        event, data_lines = "", []
+                        event, data_lines = "", list[str]()
                     elif line.startswith(":"):
                         continue
                     elif line.startswith("event:"):

@@ -3,21 +3,32 @@ caller from the bearer token, pagination headers and JSON answers."""
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, BinaryIO
+from typing import IO, Any
 from urllib.parse import urlencode
 
 import msgspec
 from aiohttp import web
 from multidict import MultiDict
 
-from server.records import Account
+from server.domain.paging import Page
+from server.domain.records import Account
+from server.ids import parse_id
+from server.ratelimit import rate_limit_headers
 from server.services import oauth as oauth_service
 from server.services import scopes as scope_rules
-from server.services.errors import BadRequest, Forbidden, ServiceError, Unauthorized, Unprocessable
+from server.services.errors import (
+    BadRequest,
+    Forbidden,
+    NotFound,
+    ServiceError,
+    TooMany,
+    Unauthorized,
+    Unprocessable,
+)
 from server.state import State
-from server.storage import accounts as account_store
-from server.storage.paging import Page
 
 STATE = web.AppKey("state", State)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -36,24 +47,33 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
                         content_type=content_type, charset="utf-8")
 
 
+# Params has methods named str, int, bool, list and dict (the lenient readers clients need); inside the
+# class those names are the methods, so its annotations use these aliases of the built-in types.
+Text = str
+Int = int
+Bool = bool
+List = list
+Dict = dict
+
+
 class Params:
     """Query string and body (form, multipart or JSON) merged; body wins. `key[]` and `key` both work."""
 
-    def __init__(self, values: MultiDict[Any], json_body: dict[str, Any] | None = None) -> None:
+    def __init__(self, values: MultiDict[Any], json_body: Dict[Text, Any] | None = None) -> None:
         self._values = values
         self._json = json_body or {}
 
-    def _raw(self, name: str) -> Any:
+    def _raw(self, name: Text) -> Any:
         if name in self._json:
             return self._json[name]
         if name in self._values:
             return self._values.getone(name)
         return None
 
-    def has(self, name: str) -> bool:
+    def has(self, name: Text) -> Bool:
         return name in self._json or name in self._values or f"{name}[]" in self._values
 
-    def str(self, name: str, default: str | None = None) -> str | None:
+    def str(self, name: Text, default: Text | None = None) -> Text | None:
         value = self._raw(name)
         if value is None:
             return default
@@ -63,11 +83,11 @@ class Params:
             return str(value)
         raise Unprocessable(f"{name} must be a string")
 
-    def text(self, name: str, default: str = "") -> str:
+    def text(self, name: Text, default: Text = "") -> Text:
         value = self.str(name)
         return default if value is None else value
 
-    def bool(self, name: str, default: bool | None = None) -> bool | None:
+    def bool(self, name: Text, default: Bool | None = None) -> Bool | None:
         value = self._raw(name)
         if value is None:
             return default
@@ -80,7 +100,7 @@ class Params:
             return False
         raise Unprocessable(f"{name} must be true or false")
 
-    def int(self, name: str, default: int | None = None) -> int | None:
+    def int(self, name: Text, default: Int | None = None) -> Int | None:
         value = self._raw(name)
         if value is None or value == "":
             return default
@@ -91,17 +111,27 @@ class Params:
         except ValueError:
             raise Unprocessable(f"{name} must be a number") from None
 
-    def id(self, name: str) -> int | None:
+    def id(self, name: Text) -> Int | None:
         """An id parameter; ids are decimal strings, anything else can match nothing."""
         value = self._raw(name)
         if value is None or value == "":
             return None
-        text = str(value).strip()
-        if not text.isdigit() or len(text) > 19:
+        parsed = None if isinstance(value, bool) else parse_id(str(value))
+        if parsed is None:
             raise Unprocessable(f"{name} is not a valid id")
-        return int(text)
+        return parsed
 
-    def list(self, name: str) -> list[Any]:
+    def ids(self, name: Text) -> List[Int]:
+        """A list of ids (`name[]=1&name[]=2` or a JSON array); one bad entry refuses the request."""
+        out = []
+        for value in self.list(name):
+            parsed = None if isinstance(value, bool) else parse_id(str(value))
+            if parsed is None:
+                raise Unprocessable(f"{name} contains an invalid id")
+            out.append(parsed)
+        return out
+
+    def list(self, name: Text) -> List[Any]:
         for key in (name, f"{name}[]"):
             if key in self._json:
                 value = self._json[key]
@@ -113,7 +143,7 @@ class Params:
             values = [v for _, v in indexed]
         return list(values)
 
-    def dict(self, name: str) -> dict[str, Any]:
+    def dict(self, name: Text) -> Dict[Text, Any]:
         """Nested parameters: JSON objects or form keys like source[privacy]."""
         value = self._json.get(name)
         if isinstance(value, dict):
@@ -125,7 +155,7 @@ class Params:
                 out[key[len(prefix):-1]] = val
         return out
 
-    def file(self, name: str) -> BinaryIO | None:
+    def file(self, name: Text) -> IO[bytes] | None:
         """An uploaded file's contents (multipart form); None when not sent or sent empty."""
         value = self._values.get(name)
         if value is None or value == "":
@@ -134,7 +164,7 @@ class Params:
             raise Unprocessable(f"{name} must be an uploaded file")
         return value.file
 
-    def items(self) -> Iterable[tuple[str, Any]]:
+    def items(self) -> Iterable[tuple[Text, Any]]:
         yield from self._values.items()
         yield from self._json.items()
 
@@ -186,18 +216,33 @@ def check_scopes(creds: oauth_service.Credentials, scopes: tuple[str, ...]) -> N
         raise Forbidden("This action is outside the authorized scopes")
 
 
-async def require_user(request: web.Request, *scopes: str) -> Account:
-    """The signed-in account behind the token, which must carry one of `scopes`."""
+async def _user_credentials(request: web.Request, scopes: tuple[str, ...]) -> oauth_service.Credentials:
+    """The credentials of a token that belongs to an account and carries one of `scopes`."""
     creds = await credentials(request)
     if creds is None:
         raise Unauthorized("The access token is invalid")
     check_scopes(creds, scopes)
     if creds.account_id is None:
         raise Unprocessable("This method requires an authenticated user")
-    account = await account_store.get(state_of(request).db, creds.account_id)
+    return creds
+
+
+async def require_user(request: web.Request, *scopes: str) -> Account:
+    """The signed-in account behind the token, which must carry one of `scopes`."""
+    account = await oauth_service.account_of(state_of(request), await _user_credentials(request, scopes))
     if account is None:
         raise Unauthorized("The access token is invalid")
     return account
+
+
+async def require_user_id(request: web.Request, *scopes: str) -> int:
+    """The id of the signed-in account behind the token, which must carry one of `scopes`, for handlers
+    that need no more of the caller than who it is: no query when the token is in the token cache
+    (the credentials were checked against the account, its user and their access when cached, and any
+    change to them invalidates the cache; local account rows are never deleted, only scrubbed)."""
+    creds = await _user_credentials(request, scopes)
+    assert creds.account_id is not None  # checked by _user_credentials
+    return creds.account_id
 
 
 async def optional_user(request: web.Request, *scopes: str) -> Account | None:
@@ -206,7 +251,7 @@ async def optional_user(request: web.Request, *scopes: str) -> Account | None:
     if creds is None or creds.account_id is None:
         return None
     check_scopes(creds, scopes)
-    return await account_store.get(state_of(request).db, creds.account_id)
+    return await oauth_service.account_of(state_of(request), creds)
 
 
 def page(p: Params, default: int = 20, maximum: int = 40) -> Page:
@@ -227,18 +272,22 @@ def link_header(request: web.Request, ids: list[int]) -> dict[str, str]:
 
 
 def path_id(request: web.Request, name: str = "id") -> int:
-    text = request.match_info.get(name, "")
-    if not text.isdigit() or len(text) > 19:
-        from server.services.errors import NotFound
+    """The id in the route; one that cannot be ours is simply not found (as in Mastodon)."""
+    parsed = parse_id(request.match_info.get(name, ""))
+    if parsed is None:
         raise NotFound()
-    return int(text)
+    return parsed
 
 
 def error_response(exc: ServiceError) -> web.Response:
     body: dict[str, Any] = {"error": exc.message}
     if exc.description:
         body["error_description"] = exc.description
-    return json_response(body, status=exc.status)
+    response = json_response(body, status=exc.status)
+    if isinstance(exc, TooMany):
+        response.headers.update(rate_limit_headers(exc.limit, 0, exc.reset_at))
+        response.headers["Retry-After"] = str(max(1, math.ceil(exc.reset_at - time.time())))
+    return response
 
 
 def add_routes(app: web.Application, routes: Iterable[tuple[str, str, Handler]]) -> None:

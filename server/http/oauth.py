@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import base64
-import html
+import math
 import secrets
+import time
 from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 
 from aiohttp import web
 
 from server.http.base import add_routes, credentials, json_response, params, state_of
-from server.http.web import html_page
-from server.ids import now_iso
+from server.http.web import render_page
 from server.services import accounts as account_service
+from server.services import audit
 from server.services import oauth as service
-from server.services.errors import Unauthorized
+from server.services.errors import TooMany, Unauthorized
 from server.services.scopes import GRANULAR, TOP_LEVEL
-from server.services.secrets import same, token_hash
-from server.storage import accounts as account_store
-from server.storage import oauth as store
+from server.services.secrets import same
 
 SESSION_COOKIE = "crosstalk_session"
 CSRF_COOKIE = "crosstalk_csrf"
@@ -54,7 +53,7 @@ async def verify_app(request: web.Request) -> web.Response:
     creds = await credentials(request)
     if creds is None or creds.token.app_id is None:
         raise Unauthorized("The access token is invalid")
-    app = await store.app_by_id(st.db, creds.token.app_id)
+    app = await service.app_of(st, creds)
     if app is None:
         raise Unauthorized("The access token is invalid")
     data = _app_json(app)
@@ -68,7 +67,11 @@ async def _session_account(request: web.Request) -> int | None:
     sid = request.cookies.get(SESSION_COOKIE)
     if not sid:
         return None
-    return await store.session_account(state_of(request).db, token_hash(sid))
+    return await service.session_account(state_of(request), sid)
+
+
+def _message(request: web.Request, title: str, message: str, status: int) -> web.Response:
+    return render_page(request, "message.html", title=title, message=message, http_status=status)
 
 
 def _csrf(request: web.Request) -> str:
@@ -81,25 +84,21 @@ def _clean(value: str | None) -> str | None:
 
 
 def _form(request: web.Request, fields: dict[str, str], csrf: str, app_name: str, scopes: list[str],
-          login: bool, error: str = "") -> web.Response:
-    hidden = "".join(f'<input type="hidden" name="{k}" value="{html.escape(v, quote=True)}">'
-                     for k, v in fields.items() if v is not None)
-    login_html = (
-        '<label>E-mail or username <input name="username" autocomplete="username" required></label>'
-        '<label>Password <input name="password" type="password" autocomplete="current-password" required></label>'
-        if login else "")
-    scope_items = "".join(f"<li><code>{html.escape(s)}</code></li>" for s in scopes)
-    body = (f"<h1>Authorize {html.escape(app_name)}</h1>"
-            + (f'<p class="error" role="alert">{html.escape(error)}</p>' if error else "")
-            + f"<p><strong>{html.escape(app_name)}</strong> asks for access to your account with these permissions:</p>"
-            f"<ul>{scope_items}</ul>"
-            f'<form method="post" action="/oauth/authorize">{hidden}'
-            f'<input type="hidden" name="authenticity_token" value="{html.escape(csrf, quote=True)}">'
-            f'{login_html}<button type="submit" name="decision" value="approve">Authorize</button> '
-            f'<button type="submit" name="decision" value="deny" formnovalidate>Deny</button></form>')
-    response = html_page("Authorize", body, status=422 if error else 200)
+          login: bool, error: str = "", status: int | None = None) -> web.Response:
+    """The login/consent form; with an error it answers 422 unless another status is given. With single
+    sign-on it offers the identity provider's button (coming back to this very page), and with local
+    passwords switched off nothing else is asked before signing in."""
+    settings = state_of(request).settings
+    shown = {k: v for k, v in fields.items() if v is not None}
+    sso = None
+    if login and settings.oidc.enabled:
+        sso = {"return_to": "/oauth/authorize?" + urlencode(shown), "label": settings.oidc.button_label}
+    response = render_page(request, "authorize.html", title="Authorize", http_status=status or (422 if error else 200),
+                           app_name=app_name, scopes=scopes, csrf=csrf, login=login, error=error, fields=shown,
+                           local_passwords=settings.auth.local_passwords, sso=sso,
+                           sso_only=sso is not None and not settings.auth.local_passwords)
     response.set_cookie(CSRF_COOKIE, csrf, httponly=True, samesite="Lax", path="/oauth",
-                        secure=state_of(request).config["scheme"] == "https")
+                        secure=state_of(request).settings.scheme == "https")
     return response
 
 
@@ -110,8 +109,7 @@ async def authorize_page(request: web.Request) -> web.Response:
         app = await service.find_app(st, q.get("client_id"))
         _uri, scopes = service.check_authorize_request(app, q.get("redirect_uri"), q.get("scope"))
     except service.OAuthError as exc:
-        return html_page("Authorization error", f"<h1>Authorization error</h1><p>{html.escape(exc.description or exc.message)}</p>",
-                         status=400)
+        return _message(request, "Authorization error", exc.description or exc.message, 400)
     fields = {k: q[k] for k in AUTH_FIELDS if k in q}
     force = (_clean(q.get("force_login")) or "").lower() in ("true", "1")
     signed_in = None if force else await _session_account(request)
@@ -132,18 +130,16 @@ async def authorize_submit(request: web.Request) -> web.Response:
         app = await service.find_app(st, fields.get("client_id"))
         redirect_uri, scopes = service.check_authorize_request(app, fields.get("redirect_uri"), fields.get("scope"))
     except service.OAuthError as exc:
-        return html_page("Authorization error", f"<h1>Authorization error</h1><p>{html.escape(exc.description or exc.message)}</p>",
-                         status=400)
+        return _message(request, "Authorization error", exc.description or exc.message, 400)
     cookie_token = request.cookies.get(CSRF_COOKIE, "")
     form_token = str(form.get("authenticity_token", ""))
     if not cookie_token or not same(cookie_token, form_token):
-        return html_page("Authorization error", "<h1>Authorization error</h1><p>The form expired or was not "
-                         "submitted from this site (CSRF check failed). Please reload the page and try again.</p>",
-                         status=403)
+        return _message(request, "Authorization error", "The form expired or was not submitted from this site "
+                        "(CSRF check failed). Please reload the page and try again.", 403)
     state_param = _clean(fields.get("state"))
     if form.get("decision") == "deny":
         if redirect_uri == service.OOB:
-            return html_page("Authorization denied", "<h1>Authorization denied</h1>")
+            return _message(request, "Authorization denied", "", 200)
         values = {"error": "access_denied", "error_description": "The resource owner denied the request."}
         if state_param:
             values["state"] = state_param
@@ -152,28 +148,35 @@ async def authorize_submit(request: web.Request) -> web.Response:
     account_id = None
     new_session = None
     if "username" in form or "password" in form:
-        found = await account_service.authenticate(st, str(form.get("username", "")), str(form.get("password", "")))
+        login = str(form.get("username", ""))
+        try:
+            found = await account_service.sign_in(st, login, str(form.get("password", "")), request.remote)
+        except TooMany as exc:
+            response = _form(request, fields, cookie_token, app.name, scopes, login=True, status=429,
+                             error="Too many failed sign-in attempts. Please wait a while and try again.")
+            response.headers["Retry-After"] = str(max(1, math.ceil(exc.reset_at - time.time())))
+            return response
         if found is None:
+            await audit.record_now(st, audit.Actor(name="anonymous", address=request.remote), "login.failure",
+                                   outcome="refused", target=login[:100], detail={"method": "password"})
             return _form(request, fields, cookie_token, app.name, scopes, login=True,
-                         error="Invalid e-mail address or password.")
+                         error="Invalid e-mail address or password." if st.settings.auth.local_passwords else
+                         "Password sign-in is switched off; use single sign-on.")
+        await audit.record_now(st, audit.person(found[1].username, found[1].id, request.remote), "login.success",
+                               target_type="account", target_id=found[1].id, target=found[1].acct,
+                               detail={"method": "password"})
         account_id = found[1].id
-        new_session = secrets.token_urlsafe(32)
-        async with st.db.transaction() as tx:
-            await store.insert_session(tx, token_hash(new_session), account_id, SESSION_SECONDS)
-            await account_store.update_user_prefs(tx, account_id, {"last_sign_in_at": now_iso()})
+        new_session = await service.start_session(st, account_id, SESSION_SECONDS)
     else:
         account_id = await _session_account(request)
         if account_id is None:
             return _form(request, fields, cookie_token, app.name, scopes, login=True,
                          error="Please sign in.")
-    account = await account_store.get(st.db, account_id)
-    assert account is not None
+    account = await account_service.existing(st, account_id)
     code = await service.issue_code(st, app, account, redirect_uri, scopes, _clean(fields.get("code_challenge")),
                                     _clean(fields.get("code_challenge_method")))
     if redirect_uri == service.OOB:
-        response = html_page("Authorization code",
-                             "<h1>Authorization code</h1><p>Copy this code and paste it into the application:</p>"
-                             f'<p><code id="authorization-code">{html.escape(code)}</code></p>')
+        response = render_page(request, "authorization_code.html", title="Authorization code", code=code)
     else:
         values = {"code": code}
         if state_param:
@@ -181,7 +184,7 @@ async def authorize_submit(request: web.Request) -> web.Response:
         response = web.Response(status=302, headers={"Location": _redirect_with(redirect_uri, values)})
     if new_session:
         response.set_cookie(SESSION_COOKIE, new_session, max_age=SESSION_SECONDS, httponly=True, samesite="Lax",
-                            secure=st.config["scheme"] == "https")
+                            secure=st.settings.scheme == "https")
     return response
 
 
@@ -207,14 +210,13 @@ async def token(request: web.Request) -> web.Response:
         st, grant_type=p.str("grant_type"), client_id=p.str("client_id") or basic_id,
         client_secret=p.str("client_secret") or basic_secret, code=p.str("code"), redirect_uri=p.str("redirect_uri"),
         code_verifier=p.str("code_verifier"), refresh_token=p.str("refresh_token"), username=p.str("username"),
-        password=p.str("password"), scope=_clean(p.str("scope")))
+        password=p.str("password"), scope=_clean(p.str("scope")), address=request.remote)
     data = {"access_token": response.access_token, "token_type": response.token_type, "scope": response.scope,
             "created_at": response.created_at}
     if response.refresh_token:
         data["refresh_token"] = response.refresh_token
     if response.account_id is not None:
-        async with st.db.transaction() as tx:
-            await account_store.update_user_prefs(tx, response.account_id, {"last_sign_in_at": now_iso()})
+        await service.signed_in(st, response.account_id)
     return json_response(data, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
 
@@ -223,17 +225,18 @@ async def revoke(request: web.Request) -> web.Response:
     p = await params(request)
     basic_id, basic_secret = _basic_auth(request)
     await service.revoke(st, client_id=p.str("client_id") or basic_id,
-                         client_secret=p.str("client_secret") or basic_secret, token=p.str("token"))
+                         client_secret=p.str("client_secret") or basic_secret, token=p.str("token"),
+                         address=request.remote)
     return json_response({})
 
 
 async def metadata(request: web.Request) -> web.Response:
     """RFC 8414 metadata; only on https, because Mastodon.py refuses http URLs advertised here."""
     st = state_of(request)
-    if st.config["scheme"] != "https":
+    if st.settings.scheme != "https":
         raise web.HTTPNotFound()
     grants = ["authorization_code", "client_credentials", "refresh_token"]
-    if st.config["password_grant"]:
+    if st.settings.password_grant and st.settings.auth.local_passwords:
         grants.append("password")
     scopes = sorted(TOP_LEVEL | {f"{k}:{v}" for k, vs in GRANULAR.items() for v in vs})
     return json_response({

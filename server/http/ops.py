@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 
-from server import metrics
-from server.http.base import STATE, json_response, state_of
+from server.domain.addresses import Network, in_networks, parse_networks
+from server.http.base import STATE, Handler, json_response, state_of
+from server.services import health
 from server.state import State
 
-READY_TIMEOUT = 2.0
 # Routes whose access lines are logged at debug level: probes and scrapes would drown the log.
 QUIET_ROUTES = frozenset({"/livez", "/readyz", "/metrics"})
 
@@ -20,28 +19,28 @@ async def livez(request: web.Request) -> web.Response:
     return json_response({"status": "ok"}, headers={"Cache-Control": "no-store"})
 
 
-async def readiness(state: State) -> dict[str, str]:
-    """Each check → "ok" or what is wrong."""
-    checks: dict[str, str] = {}
-    try:
-        version = await asyncio.wait_for(state.db.schema_version(), READY_TIMEOUT)
-        checks["database"] = "ok"
-        latest = state.db.latest_version()
-        checks["migrations"] = "ok" if version >= latest else f"schema at version {version}, expected {latest}"
-    except Exception as exc:  # any failure to read means "not ready", never a 500
-        checks["database"] = f"unreachable: {exc.__class__.__name__}: {exc}".strip()
-        checks["migrations"] = "unknown"
-    dead = state.dead_workers()
-    checks["workers"] = "ok" if not dead else "stopped: " + ", ".join(dead)
-    if state.stopping.is_set():
-        checks["shutdown"] = "in progress"
-    return checks
+def metrics_handler(state: State, networks: list[Network], behind_port: bool) -> Handler:
+    """The /metrics handler. On the public port, a request that came through a reverse proxy
+    (Forwarded / X-Forwarded-For) is refused even from an allowed address: the proxy's own
+    address is usually local, and would otherwise expose metrics to the internet."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        proxied = "Forwarded" in request.headers or "X-Forwarded-For" in request.headers
+        if not in_networks(request.remote, networks) or (proxied and not behind_port):
+            return web.json_response({"error": "Metrics are not available from this address"}, status=403)
+        try:
+            body = await health.metrics_text(state)
+        except TimeoutError:
+            return web.json_response({"error": "Metrics probes timed out"}, status=503)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    return handler
 
 
 async def readyz(request: web.Request) -> web.Response:
     """Ready to serve: the database answers, migrations are applied, every delivery worker runs,
     and we are not shutting down."""
-    checks = await readiness(state_of(request))
+    checks = await health.readiness(state_of(request))
     ok = all(v == "ok" for v in checks.values())
     return json_response({"status": "ok" if ok else "unavailable", "checks": checks},
                          status=200 if ok else 503, headers={"Cache-Control": "no-store"})
@@ -51,18 +50,18 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/livez", livez)
     app.router.add_get("/readyz", readyz)
     state = app[STATE]
-    config = state.config
-    if config["metrics.enabled"] and config["metrics.port"] == 0:
-        networks = metrics.parse_networks(config["metrics.allowed_addresses"])
-        app.router.add_get("/metrics", metrics.handler(state, networks, behind_port=False))
+    settings = state.settings
+    if settings.metrics.enabled and settings.metrics.port == 0:
+        networks = parse_networks(settings.metrics.allowed_addresses)
+        app.router.add_get("/metrics", metrics_handler(state, networks, behind_port=False))
 
 
 def metrics_app(state: State) -> web.Application:
     """The app for a separate metrics port (metrics.port): only /metrics, /livez and /readyz."""
     app = web.Application()
     app[STATE] = state
-    networks = metrics.parse_networks(state.config["metrics.allowed_addresses"])
-    app.router.add_get("/metrics", metrics.handler(state, networks, behind_port=True))
+    networks = parse_networks(state.settings.metrics.allowed_addresses)
+    app.router.add_get("/metrics", metrics_handler(state, networks, behind_port=True))
     app.router.add_get("/livez", livez)
     app.router.add_get("/readyz", readyz)
     return app

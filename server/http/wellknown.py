@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from aiohttp import web
 
 from federation import documents as docs
 from server.http.base import add_routes, json_response, state_of
-from server.storage import accounts as account_store
-from server.version import VERSION
+from server.services.errors import Gone, NotFound
+from server.services.federation import serving
+from server.version import MASTODON_COMPAT, SOURCE_URL, VERSION
 
 
 async def webfinger(request: web.Request) -> web.Response:
@@ -22,16 +25,17 @@ async def webfinger(request: web.Request) -> web.Response:
     if parsed is None:
         return json_response({"error": "Record not found"}, status=404)
     kind, value = parsed
-    account = None
-    if kind == "acct":
-        account = await account_store.by_username(st.db, value)
-    else:
-        account = await account_store.by_uri(st.db, value) or await account_store.by_profile_url(st.db, value)
-    if account is None or not account.local:
+    try:
+        account, page = await serving.webfinger_account(st, kind, value)
+    except NotFound:
         return json_response({"error": "Record not found"}, status=404)
-    if account.deleted_at is not None or account.suspended:
+    except Gone:
         return json_response({"error": "Gone"}, status=410)
-    jrd = docs.webfinger_jrd(account.username, st.domain, account.uri, account.url)
+    # The instance actor answers under one subject, its preferredUsername: peers check that they match.
+    if account.id == st.remote.instance_actor_id:
+        jrd = docs.webfinger_jrd(docs.instance_actor_username(st.domain), st.domain, account.uri, page)
+    else:
+        jrd = docs.webfinger_jrd(account.username, st.domain, account.uri, page)
     return json_response(jrd, content_type=docs.JRD_JSON)
 
 
@@ -48,15 +52,26 @@ async def nodeinfo_links(request: web.Request) -> web.Response:
 
 async def nodeinfo(request: web.Request) -> web.Response:
     st = state_of(request)
-    version = request.match_info["version"]
-    if version not in ("2.0", "2.1"):
-        return json_response({"error": "Record not found"}, status=404)
-    usage = await account_store.usage_counts(st.db)
-    metadata = {"nodeName": st.config["instance.title"], "nodeDescription": st.config["instance.description"]}
+    match request.match_info["version"]:
+        case "2.0":
+            version: Literal["2.0", "2.1"] = "2.0"
+        case "2.1":
+            version = "2.1"
+        case _:
+            return json_response({"error": "Record not found"}, status=404)
+    usage = await serving.usage_counts(st)
+    metadata: dict[str, object] = {
+        "nodeName": st.settings.instance.title, "nodeDescription": st.settings.instance.description,
+        # We name ourselves in software.name; client libraries that pick an API dialect from NodeInfo
+        # (megalodon, used by Whalebird and Fedistar) refuse names they do not know, unless
+        # metadata.upstream.name says which API the server speaks (as Mastodon forks such as kmyblue do).
+        "upstream": {"name": "mastodon", "version": MASTODON_COMPAT},
+    }
     if st.boundary is not None:  # the federation mode, and partner policies the admin chose to publish
         metadata.update(await st.boundary.published_policy())
     doc = docs.nodeinfo(version, VERSION, usage["users"], usage["active_month"], usage["active_halfyear"],
-                        usage["posts"], st.config["registrations"] != "closed", metadata)
+                        usage["posts"], st.settings.registrations != "closed", metadata,
+                        repository=SOURCE_URL, homepage=SOURCE_URL)
     profile = f'http://nodeinfo.diaspora.software/ns/schema/{version}#'
     return json_response(doc, content_type="application/json", headers={"Link": f'<{profile}>; rel="profile"'})
 

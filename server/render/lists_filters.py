@@ -8,8 +8,8 @@ from typing import Any
 
 import msgspec
 
-from server.records import Filter, FilterKeyword, FilterStatus, Marker, UserList
-from server.state import State
+from server.domain.records import Filter, FilterKeyword, FilterStatus, Marker, UserList
+from server.render.bundles import Site, TagView
 
 
 def list_json(item: UserList) -> dict[str, Any]:
@@ -47,7 +47,7 @@ def marker_json(m: Marker) -> dict[str, Any]:
     return {"last_read_id": str(m.last_read_id), "version": m.version, "updated_at": m.updated_at}
 
 
-def tag_json(state: State, name: str, usage: list[tuple[str, int, int]] | None = None,
+def tag_json(site: Site, name: str, usage: list[tuple[str, int, int]] | None = None,
              following: bool | None = None, tag_id: int | None = None) -> dict[str, Any]:
     """Tag entity with a week of history (newest day first), as Mastodon shows it."""
     by_day = {day: (uses, accounts) for day, uses, accounts in usage or []}
@@ -58,9 +58,13 @@ def tag_json(state: State, name: str, usage: list[tuple[str, int, int]] | None =
         day = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
         uses, accounts = by_day.get(day, (0, 0))
         history.append({"day": str(ts), "uses": str(uses), "accounts": str(accounts)})
-    data: dict[str, Any] = {"name": name, "url": f"{state.base_url}/tags/{name.lower()}", "history": history}
+    data: dict[str, Any] = {"name": name, "url": f"{site.base_url}/tags/{name.lower()}", "history": history}
     if tag_id is not None:
         data["id"] = str(tag_id)
     if following is not None:
         data["following"] = following
     return data
+
+
+def tags_json(site: Site, tags: list[TagView]) -> list[dict[str, Any]]:
+    return [tag_json(site, t.name, t.usage, t.following, t.tag_id) for t in tags]

@@ -1,7 +1,9 @@
-"""Domain records → Mastodon API entities (plain dicts, encoded by msgspec at the edge).
+"""Domain records → Mastodon API entities (plain dicts, encoded by msgspec at the edge). Pure: what a
+page needs is loaded beforehand, in a fixed number of queries whatever the page size, by
+server/services/loaders.py into the bundles of server/render/bundles.py.
 
-Status rendering is batched: one call gathers everything a page of statuses needs in a fixed number
-of queries, whatever the page size.
+A status renders as a function of its bundle and the viewer's bits (flags, poll votes, filter results),
+so a rendering for nobody in particular can be kept and finished per viewer.
 """
 
 from __future__ import annotations
@@ -10,237 +12,252 @@ from typing import Any
 
 import msgspec
 
-from server.records import Account, Notification, Status, User
-from server.render import polls as poll_render
-from server.services import filtering
-from server.state import State
-from server.storage import accounts as account_store
-from server.storage import media as media_store
-from server.storage import oauth as oauth_store
-from server.storage import relations
-from server.storage import statuses as status_store
-from server.storage.relations import Relationship
+from server.domain.records import Account, Status, StatusEdit
+from server.ids import now_iso
+from server.render.accounts import (
+    DEFAULT_AVATAR,
+    DEFAULT_HEADER,
+    account_json,
+    credential_account_json,
+    media_json,
+    relationship_json,
+)
+from server.render.bundles import (
+    ConversationPage,
+    NotificationPage,
+    Site,
+    StatusBundle,
+    StatusPage,
+    ViewerBits,
+)
+from server.render.polls import poll_json
+from server.render.reports import report_json
 
-DEFAULT_AVATAR = "/static/avatar.png"
-DEFAULT_HEADER = "/static/header.png"
+_encoder = msgspec.json.Encoder()
+
+__all__ = ["DEFAULT_AVATAR", "DEFAULT_HEADER", "account_bytes", "account_json", "accounts_json", "conversations_json",
+           "credential_account_json", "emoji_reactions_json", "fixed_status_json", "media_json", "notifications_json",
+           "relationship_json", "status_fragment", "status_history_json", "status_json", "status_parts_json",
+           "statuses_bytes", "statuses_json", "statuses_raw"]
 
 
-def _image(base_url: str, url: str, default: str) -> str:
-    if not url:
-        return base_url + default
-    return url if url.startswith(("http://", "https://")) else base_url + url
+def emoji_reactions_json(counts: list[tuple[str, int]], mine: set[str]) -> list[dict[str, Any]]:
+    """Akkoma's `pleroma.emoji_reactions`: [{name, count, me}], the most used first."""
+    return [{"name": name, "count": count, "me": name in mine} for name, count in counts]
 
 
-def account_json(state: State, a: Account) -> dict[str, Any]:
-    fields = msgspec.json.decode(a.fields or "[]")
-    avatar = _image(state.base_url, a.avatar_url, DEFAULT_AVATAR)
-    header = _image(state.base_url, a.header_url, DEFAULT_HEADER)
+def accounts_json(site: Site, items: list[Account]) -> list[dict[str, Any]]:
+    return [account_json(site, a) for a in items]
+
+
+def status_parts_json(site: Site, s: Status, bundle: StatusBundle) -> dict[str, Any]:
+    """The parts of a status entity that are the same for every viewer and change only with the status."""
+    mention_list = []
+    for mid in bundle.mentions.get(s.id, []):
+        m = bundle.accounts.get(mid)
+        if m is not None:
+            mention_list.append({"id": str(m.id), "username": m.username, "url": m.url, "acct": m.acct})
+    app = bundle.apps.get(s.app_id) if s.app_id else None
     return {
-        "id": str(a.id),
-        "username": a.username,
-        "acct": a.acct,
-        "display_name": a.display_name,
-        "locked": bool(a.locked),
-        "bot": bool(a.bot),
-        "discoverable": bool(a.discoverable),
-        "indexable": bool(a.discoverable),
-        "group": a.actor_type == "Group",
-        "created_at": a.created_at[:10] + "T00:00:00.000Z",
-        "note": a.note,
-        "url": a.url,
-        "uri": a.uri,
-        "avatar": avatar,
-        "avatar_static": avatar,
-        "header": header,
-        "header_static": header,
-        "followers_count": a.followers_count,
-        "following_count": a.following_count,
-        "statuses_count": a.statuses_count,
-        "last_status_at": a.last_status_at,
-        "hide_collections": False,
-        "noindex": not a.discoverable,
+        "application": {"name": app.name, "website": app.website} if app is not None else None,
+        "media_attachments": [media_json(site, r) for r in bundle.media.get(s.id, [])],
+        "mentions": mention_list,
+        "tags": [{"name": t.lower(), "url": f"{site.base_url}/tags/{t.lower()}"} for t in bundle.tags.get(s.id, [])],
+    }
+
+
+def fixed_status_json(s: Status, fixed: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a status entity that are the same for every viewer, without its account, the
+    status it boosts, its poll and reactions (which change apart from the status) and the viewer's own
+    parts. `fixed` is what `status_parts_json` answers."""
+    return {
+        "id": str(s.id),
+        "uri": s.uri,
+        "url": s.url,
+        "created_at": s.created_at,
+        "content": s.content,
+        "visibility": s.visibility,
+        "sensitive": bool(s.sensitive),
+        "spoiler_text": s.spoiler_text,
+        "language": s.language,
+        "application": fixed["application"],
+        "media_attachments": fixed["media_attachments"],
+        "mentions": fixed["mentions"],
+        "tags": fixed["tags"],
         "emojis": [],
-        "roles": [],
-        "fields": [{"name": f[0], "value": f[1], "verified_at": None} for f in fields],
+        "reblogs_count": s.reblogs_count,
+        "favourites_count": s.favourites_count,
+        "replies_count": s.replies_count,
+        "in_reply_to_id": str(s.in_reply_to_id) if s.in_reply_to_id else None,
+        "in_reply_to_account_id": str(s.in_reply_to_account_id) if s.in_reply_to_account_id else None,
+        "card": None,
+        "edited_at": s.edited_at,
+        "local_only": bool(s.local_only),
     }
 
 
-def credential_account_json(state: State, a: Account, user: User | None) -> dict[str, Any]:
-    data = account_json(state, a)
-    fields = msgspec.json.decode(a.fields or "[]")
-    data["source"] = {
-        "privacy": user.default_visibility if user else "public",
-        "sensitive": bool(user.default_sensitive) if user else False,
-        "language": (user.default_language if user else None) or "",
-        "note": a.note_source,
-        "fields": [{"name": f[0], "value": f[2] if len(f) > 2 else f[1], "verified_at": None} for f in fields],
-        "follow_requests_count": 0,
-        "hide_collections": False,
-        "discoverable": bool(a.discoverable),
-        "indexable": bool(a.discoverable),
+def status_fragment(s: Status, fixed: dict[str, Any]) -> bytes:
+    """`fixed_status_json` encoded, without its closing brace: the start of the status's JSON object,
+    which `statuses_bytes` finishes per viewer."""
+    return _encoder.encode(fixed_status_json(s, fixed))[:-1]
+
+
+def account_bytes(site: Site, a: Account) -> bytes:
+    return _encoder.encode(account_json(site, a))
+
+
+def _tail_json(s: Status, bundle: StatusBundle, viewer: ViewerBits | None, now: str,
+               with_source: bool) -> dict[str, Any]:
+    """The fields of a status entity that change apart from the status (poll, reactions) or depend on
+    the viewer."""
+    poll = bundle.polls.get(s.id)
+    viewer_id = viewer.viewer_id if viewer is not None else None
+    data: dict[str, Any] = {
+        "poll": poll_json(poll, viewer_id, viewer.votes.get(poll.id) if viewer else None, now) if poll else None,
+        "filtered": [],
+        "pleroma": {"emoji_reactions": emoji_reactions_json(
+            bundle.reactions.get(s.id, []), viewer.reacted.get(s.id, set()) if viewer is not None else set())},
     }
-    if user is not None:
-        data["role"] = {"id": "3" if user.admin else "-99", "name": "Admin" if user.admin else "",
-                        "permissions": "1" if user.admin else "0", "color": "", "highlighted": bool(user.admin)}
+    if viewer is not None:
+        flags = viewer.flags
+        data["favourited"] = s.id in flags.favourited
+        data["reblogged"] = s.id in flags.reblogged
+        data["bookmarked"] = s.id in flags.bookmarked
+        data["muted"] = False
+        if s.account_id == viewer_id:
+            data["pinned"] = s.id in flags.pinned
+        data["filtered"] = viewer.filtered.get(s.id, [])
+    if with_source:
+        data["text"] = s.source_text
     return data
 
 
-def relationship_json(account_id: int, rel: Relationship) -> dict[str, Any]:
-    return {
-        "id": str(account_id),
-        "following": rel.following,
-        "showing_reblogs": rel.showing_reblogs,
-        "notifying": rel.notifying,
-        "languages": None,
-        "followed_by": rel.followed_by,
-        "blocking": rel.blocking,
-        "blocked_by": rel.blocked_by,
-        "muting": rel.muting,
-        "muting_notifications": rel.muting_notifications,
-        "requested": rel.requested,
-        "requested_by": rel.requested_by,
-        "domain_blocking": rel.domain_blocking,
-        "endorsed": False,
-        "note": "",
-    }
+def _own_status_json(site: Site, s: Status, bundle: StatusBundle, viewer: ViewerBits | None, now: str,
+                     with_source: bool, account: dict[str, Any] | None) -> dict[str, Any]:
+    data = fixed_status_json(s, bundle.parts.get(s.id) or status_parts_json(site, s, bundle))
+    data["account"] = account
+    data["reblog"] = None
+    data.update(_tail_json(s, bundle, viewer, now, with_source))
+    return data
 
 
-async def accounts_json(state: State, ids: list[int]) -> list[dict[str, Any]]:
-    found = await account_store.get_many(state.db, ids)
-    return [account_json(state, found[i]) for i in ids if i in found]
+def status_json(site: Site, s: Status, bundle: StatusBundle, viewer: ViewerBits | None = None,
+                with_source: bool = False, now: str | None = None,
+                accounts: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One status (with the one it boosts). `accounts` shares account entities across a page."""
+    now = now or now_iso()
+    cache = accounts if accounts is not None else {}
+
+    def account(account_id: int) -> dict[str, Any] | None:
+        if account_id not in cache and account_id in bundle.accounts:
+            cache[account_id] = account_json(site, bundle.accounts[account_id])
+        return cache.get(account_id)
+
+    data = _own_status_json(site, s, bundle, viewer, now, with_source, account(s.account_id))
+    if s.reblog_of_id is not None:
+        original = bundle.statuses.get(s.reblog_of_id)
+        data["reblog"] = None if original is None else _own_status_json(
+            site, original, bundle, viewer, now, with_source, account(original.account_id))
+    return data
 
 
-async def relationships_json(state: State, viewer_id: int, ids: list[int]) -> list[dict[str, Any]]:
-    rels = await relations.relationships(state.db, viewer_id, ids)
-    return [relationship_json(i, rels[i]) for i in ids]
+def statuses_json(site: Site, page: StatusPage) -> list[dict[str, Any]]:
+    now = now_iso()
+    accounts: dict[int, dict[str, Any]] = {}
+    return [status_json(site, s, page.bundle, page.viewer, page.with_source, now, accounts) for s in page.items]
 
 
-def media_json(state: State, row: Any) -> dict[str, Any]:
-    meta = msgspec.json.decode(row["meta"] or "{}")
-    if row["focus_x"] or row["focus_y"]:
-        meta["focus"] = {"x": row["focus_x"], "y": row["focus_y"]}
-    url = f"{state.base_url}/media/{row['file_path']}" if row["file_path"] else row["remote_url"]
-    preview = f"{state.base_url}/media/{row['preview_path']}" if row["preview_path"] else url
-    return {
-        "id": str(row["id"]),
-        "type": row["type"],
-        "url": None if row["processing"] else url,
-        "preview_url": preview,
-        "remote_url": row["remote_url"],
-        "preview_remote_url": None,
-        "text_url": None,
-        "meta": meta,
-        "description": row["description"],
-        "blurhash": row["blurhash"],
-    }
+_PLAIN_TAIL = b',"poll":null,"filtered":[],"pleroma":{"emoji_reactions":[]}'
+_TF = (b"false", b"true")
+_VIEWER_TAILS: dict[tuple[bool, bool, bool, bool | None], bytes] = {}
 
 
-async def _media_for(state: State, status_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    out: dict[int, list[dict[str, Any]]] = {}
-    for r in await media_store.for_statuses(state.db, status_ids):
-        out.setdefault(r["status_id"], []).append(media_json(state, r))
-    return out
+def _plain_viewer_tail(favourited: bool, reblogged: bool, bookmarked: bool, pinned: bool | None) -> bytes:
+    """`_tail_json` encoded (without its opening brace) for a status without poll, reactions, source or
+    filter results: one of a few constants."""
+    key = (favourited, reblogged, bookmarked, pinned)
+    found = _VIEWER_TAILS.get(key)
+    if found is None:
+        found = b"".join((_PLAIN_TAIL, b',"favourited":', _TF[favourited], b',"reblogged":', _TF[reblogged],
+                          b',"bookmarked":', _TF[bookmarked], b',"muted":false',
+                          b"" if pinned is None else b',"pinned":' + _TF[pinned], b"}"))
+        _VIEWER_TAILS[key] = found
+    return found
 
 
-async def statuses_json(state: State, viewer_id: int | None, items: list[Status],
-                        with_source: bool = False) -> list[dict[str, Any]]:
-    if not items:
-        return []
-    originals = await status_store.get_many(state.db, [s.reblog_of_id for s in items if s.reblog_of_id])
-    every = {s.id: s for s in items} | originals
-    ids = list(every)
-    mentions = await status_store.mentions_for(state.db, ids)
-    account_ids = {s.account_id for s in every.values()}
-    for mentioned in mentions.values():
-        account_ids.update(mentioned)
-    found_accounts = await account_store.get_many(state.db, account_ids)
-    account_cache: dict[int, dict[str, Any]] = {}
+def statuses_bytes(site: Site, page: StatusPage) -> bytes:
+    """The page as `statuses_json` renders it, encoded: each status spliced from its kept fragment and
+    its account's kept encoding (`bundle.fragments`, `bundle.account_fragments`; rendered here where
+    the bundle has none) and the few fields that change apart from it or with the viewer."""
+    bundle, viewer, with_source = page.bundle, page.viewer, page.with_source
+    fragments, account_fragments = bundle.fragments, bundle.account_fragments
+    polls, reactions = bundle.polls, bundle.reactions
+    filtered = viewer.filtered if viewer is not None else {}
+    flags = viewer.flags if viewer is not None else None
+    viewer_id = viewer.viewer_id if viewer is not None else None
+    encode = _encoder.encode
+    now = now_iso() if polls else ""
 
-    def acct(account_id: int) -> dict[str, Any] | None:
-        if account_id not in account_cache and account_id in found_accounts:
-            account_cache[account_id] = account_json(state, found_accounts[account_id])
-        return account_cache.get(account_id)
+    def account(account_id: int) -> bytes:
+        found = account_fragments.get(account_id)
+        if found is None:
+            a = bundle.accounts.get(account_id)
+            found = b"null" if a is None else account_bytes(site, a)
+        return found
 
-    tags = await status_store.tags_for(state.db, ids)
-    media = await _media_for(state, ids)
-    polls = await poll_render.polls_for_statuses(state, viewer_id, ids)
-    flags = await status_store.viewer_flags(state.db, viewer_id, ids) if viewer_id is not None else None
-    viewer_filters = await filtering.active_filters(state, viewer_id) if viewer_id is not None else []
-    found_apps = await oauth_store.apps_by_ids(state.db, {s.app_id for s in every.values() if s.app_id})
-    apps = {app.id: {"name": app.name, "website": app.website} for app in found_apps.values()}
-
-    def one(s: Status) -> dict[str, Any]:
-        mention_list = []
-        for mid in mentions.get(s.id, []):
-            m = found_accounts.get(mid)
-            if m is not None:
-                mention_list.append({"id": str(m.id), "username": m.username, "url": m.url, "acct": m.acct})
-        data: dict[str, Any] = {
-            "id": str(s.id),
-            "uri": s.uri,
-            "url": s.url,
-            "created_at": s.created_at,
-            "account": acct(s.account_id),
-            "content": s.content,
-            "visibility": s.visibility,
-            "sensitive": bool(s.sensitive),
-            "spoiler_text": s.spoiler_text,
-            "language": s.language,
-            "application": apps.get(s.app_id) if s.app_id else None,
-            "media_attachments": media.get(s.id, []),
-            "mentions": mention_list,
-            "tags": [{"name": t.lower(), "url": f"{state.base_url}/tags/{t.lower()}"} for t in tags.get(s.id, [])],
-            "emojis": [],
-            "reblogs_count": s.reblogs_count,
-            "favourites_count": s.favourites_count,
-            "replies_count": s.replies_count,
-            "in_reply_to_id": str(s.in_reply_to_id) if s.in_reply_to_id else None,
-            "in_reply_to_account_id": str(s.in_reply_to_account_id) if s.in_reply_to_account_id else None,
-            "reblog": None,
-            "poll": polls.get(s.id),
-            "card": None,
-            "edited_at": s.edited_at,
-            "local_only": bool(s.local_only),
-            "filtered": [],
-        }
-        if flags is not None:
-            data["favourited"] = s.id in flags.favourited
-            data["reblogged"] = s.id in flags.reblogged
-            data["bookmarked"] = s.id in flags.bookmarked
-            data["muted"] = False
-            if s.account_id == viewer_id:
-                data["pinned"] = s.id in flags.pinned
-        if with_source:
-            data["text"] = s.source_text
-        return data
+    def own(s: Status, reblog: bytes) -> bytes:
+        sid = s.id
+        fragment = fragments.get(sid)
+        if fragment is None:
+            fragment = status_fragment(s, bundle.parts.get(sid) or status_parts_json(site, s, bundle))
+        if with_source or sid in polls or sid in reactions or sid in filtered:
+            tail = b"," + encode(_tail_json(s, bundle, viewer, now, with_source))[1:]
+        elif flags is None:
+            tail = _PLAIN_TAIL + b"}"
+        else:
+            tail = _plain_viewer_tail(sid in flags.favourited, sid in flags.reblogged, sid in flags.bookmarked,
+                                      sid in flags.pinned if s.account_id == viewer_id else None)
+        return b"".join((fragment, b',"account":', account(s.account_id), b',"reblog":', reblog, tail))
 
     out = []
-    for s in items:
-        data = one(s)
+    for s in page.items:
+        reblog = b"null"
         if s.reblog_of_id is not None:
-            original = originals.get(s.reblog_of_id)
-            data["reblog"] = one(original) if original is not None else None
-        filtering.annotate(viewer_filters, data)
-        out.append(data)
-    return out
+            original = bundle.statuses.get(s.reblog_of_id)
+            if original is not None:
+                reblog = own(original, b"null")
+        out.append(own(s, reblog))
+    return b"[" + b",".join(out) + b"]"
 
 
+def statuses_raw(site: Site, page: StatusPage) -> msgspec.Raw:
+    """`statuses_bytes` as a value the JSON encoder writes as it is (a list of statuses)."""
+    return msgspec.Raw(statuses_bytes(site, page))
 
-async def notifications_json(state: State, viewer_id: int, notes: list[Notification]) -> list[dict[str, Any]]:
-    status_ids = [n.status_id for n in notes if n.status_id]
-    found_statuses = await status_store.get_many(state.db, status_ids)
-    rendered = {s["id"]: s for s in await statuses_json(state, viewer_id, list(found_statuses.values()))}
-    found_accounts = await account_store.get_many(state.db, [n.from_account_id for n in notes])
-    reports = await _reports_for(state, [n.id for n in notes if n.type == "admin.report"])
+
+def status_history_json(site: Site, page: StatusPage, author: Account, edits: list[StatusEdit]) -> list[dict[str, Any]]:
+    """The versions of a status, oldest first (the status itself when it was never edited)."""
+    status = page.items[0]
+    media = statuses_json(site, page)[0]["media_attachments"]
+    author_json = account_json(site, author)
+    versions = [(e.content, e.spoiler_text, e.sensitive, e.created_at) for e in edits] or [
+        (status.content, status.spoiler_text, status.sensitive, status.created_at)]
+    return [{"content": c, "spoiler_text": sp, "sensitive": bool(se), "created_at": at, "account": author_json,
+             "poll": None, "media_attachments": media, "emojis": []} for c, sp, se, at in versions]
+
+
+def notifications_json(site: Site, page: NotificationPage) -> list[dict[str, Any]]:
+    rendered = {s["id"]: s for s in statuses_json(site, page.statuses)}
     out = []
-    for n in notes:
-        account = found_accounts.get(n.from_account_id)
+    for n in page.items:
+        account = page.accounts.get(n.from_account_id)
         if account is None:
             continue
         data: dict[str, Any] = {"id": str(n.id), "type": n.type, "created_at": n.created_at,
-                                "group_key": f"ungrouped-{n.id}", "account": account_json(state, account)}
-        if n.id in reports:
-            data["report"] = reports[n.id]
+                                "group_key": f"ungrouped-{n.id}", "account": account_json(site, account)}
+        report = page.reports.get(n.id)
+        if report is not None:
+            data["report"] = report_json(site, report, page.accounts.get(report.target_account_id))
         if n.status_id:
             status = rendered.get(str(n.status_id))
             if status is None:
@@ -250,13 +267,17 @@ async def notifications_json(state: State, viewer_id: int, notes: list[Notificat
     return out
 
 
-async def _reports_for(state: State, notification_ids: list[int]) -> dict[int, dict[str, Any]]:
-    """notification id → the Report entity an admin.report notification is about."""
-    if not notification_ids:
-        return {}
-    from server.render.reports import reports_json  # it renders accounts with this module
-    from server.storage import reports as report_store
-    links = await report_store.for_notifications(state.db, notification_ids)
-    found = await report_store.get_many(state.db, links.values())
-    rendered = {r["id"]: r for r in await reports_json(state, list(found.values()))}
-    return {n: rendered[str(r)] for n, r in links.items() if str(r) in rendered}
+def conversations_json(site: Site, page: ConversationPage) -> list[dict[str, Any]]:
+    """Also what the streaming layer sends for a `conversation` event (see services.conversations)."""
+    rendered = {s["id"]: s for s in statuses_json(site, page.statuses)}
+    out = []
+    for c in page.items:
+        # A note to oneself has no other participants; Mastodon then lists the owner.
+        ids = c.participant_ids or [page.viewer_id]
+        out.append({
+            "id": str(c.id),
+            "unread": bool(c.unread),
+            "accounts": [account_json(site, page.accounts[a]) for a in ids if a in page.accounts],
+            "last_status": rendered.get(str(c.last_status_id)),
+        })
+    return out

@@ -1,14 +1,10 @@
-"""Poll entities, batched for a page of statuses."""
+"""Poll entities."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
-from server.ids import now_iso
-from server.records import Poll
-from server.state import State
-from server.storage import polls as store
+from server.domain.records import Poll
 
 
 def poll_json(poll: Poll, viewer_id: int | None, own_votes: list[int] | None, now: str) -> dict[str, Any]:
@@ -31,18 +27,3 @@ def poll_json(poll: Poll, viewer_id: int | None, own_votes: list[int] | None, no
         data["voted"] = viewer_id == poll.account_id or own_votes is not None
         data["own_votes"] = own_votes or []
     return data
-
-
-async def polls_for_statuses(state: State, viewer_id: int | None, status_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-    """status id → Poll entity for the viewer, in two queries whatever the page size."""
-    polls = await store.for_statuses(state.db, status_ids)
-    if not polls:
-        return {}
-    votes = await store.own_votes(state.db, viewer_id, [p.id for p in polls.values()]) if viewer_id is not None else {}
-    now = now_iso()
-    return {sid: poll_json(p, viewer_id, votes.get(p.id), now) for sid, p in polls.items()}
-
-
-async def one_poll_json(state: State, viewer_id: int | None, poll: Poll) -> dict[str, Any]:
-    votes = await store.own_votes(state.db, viewer_id, [poll.id]) if viewer_id is not None else {}
-    return poll_json(poll, viewer_id, votes.get(poll.id), now_iso())

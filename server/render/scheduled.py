@@ -6,18 +6,16 @@ from typing import Any
 
 import msgspec
 
-from server.records import ScheduledStatus
-from server.render.mastodon import media_json
-from server.state import State
-from server.storage import scheduled as store
+from server.render.accounts import media_json
+from server.render.bundles import ScheduledPage, Site
 
 
-async def scheduled_statuses_json(state: State, items: list[ScheduledStatus]) -> list[dict[str, Any]]:
+def scheduled_statuses_json(site: Site, page: ScheduledPage) -> list[dict[str, Any]]:
     out = []
-    for item in items:
+    for item in page.items:
         p = msgspec.json.decode(item.params)
         media_ids = p.get("media_ids") or []
-        rows = await store.media_rows(state.db, item.account_id, media_ids)
+        rows = page.media.get(item.id, [])
         poll = p.get("poll")
         out.append({
             "id": str(item.id),
@@ -38,6 +36,6 @@ async def scheduled_statuses_json(state: State, items: list[ScheduledStatus]) ->
                 "idempotency": None,
                 "with_rate_limit": False,
             },
-            "media_attachments": [media_json(state, r) for r in rows],
+            "media_attachments": [media_json(site, r) for r in rows],
         })
     return out

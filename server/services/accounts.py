@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
 import msgspec
 
-from server.records import Account, User
-from server.services import secrets, text
-from server.services.errors import NotFound, Unprocessable
-from server.state import State
+from server.domain import text
+from server.domain.events import ProfileUpdated
+from server.domain.records import Account, User
+from server.ratelimit import address_subject
+from server.services import secrets
+from server.services.errors import NotFound, TooMany, Unprocessable
+from server.state import Invalidation, State
 from server.storage import accounts as store
 
 USERNAME = re.compile(r"^[A-Za-z0-9_]{1,30}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 MAX_FIELDS = 6
+MAX_MENTION_LOOKUPS = 10  # unknown remote accounts looked up for one post
+MENTION_LOOKUP_SECONDS = 10.0
 RESERVED = {"admin", "root", "actor", "inbox", "api", "oauth", "users", "well-known", "nodeinfo", "instance",
             "system", "support", "postmaster", "webmaster", "hostmaster"}
 
@@ -43,15 +49,34 @@ async def create_user(state: State, username: str, email: str, password: str, *,
     return account
 
 
-async def authenticate(state: State, login: str, password: str) -> tuple[User, Account] | None:
-    """A user by e-mail or username and password, or None. Disabled or unapproved users never sign in."""
-    found = await store.user_by_login(state.db, login.strip())
-    if found is None:
-        await secrets.check_password(password, secrets.hash_password_sync("timing-equaliser"))
+async def sign_in(state: State, login: str, password: str, address: str | None) -> tuple[User, Account] | None:
+    """A user by e-mail or username and password, or None. Disabled or unapproved users never sign in.
+
+    Failed attempts are limited per client address and per account (an unknown login name counts as
+    one); past a limit the attempt is refused with TooMany before the password is looked at. An
+    attempt is counted before the check, so concurrent guesses cannot slip past the limit, and taken
+    back if it succeeds. Known and unknown users cost one scrypt run each, so timing tells nothing.
+    """
+    if not state.settings.auth.local_passwords:
+        return None  # auth.local_passwords = false: only the identity provider signs people in
+    login = login.strip()
+    found = await store.user_by_login(state.db, login)
+    limits = state.rate_limits
+    counted = []
+    if limits.enabled:
+        who = f"account:{found[1].id}" if found else f"login:{login.casefold()}"
+        for limit, subject in ((limits.sign_in_address, address_subject(address)), (limits.sign_in_account, who)):
+            usage = await limits.hit(limit, subject)
+            counted.append((usage, subject))
+            if usage.exceeded:
+                raise TooMany("Too many failed sign-in attempts; try again later", limit=limit.limit,
+                              reset_at=usage.reset_at)
+    matches = await secrets.check_password(password, found[0].password_hash if found else None)
+    if found is None or not matches:
         return None
+    for usage, subject in counted:
+        await limits.undo(usage, subject)
     user, account = found
-    if not await secrets.check_password(password, user.password_hash):
-        return None
     if user.disabled or not user.approved or account.suspended:
         return None
     return found
@@ -68,7 +93,7 @@ async def reset_password(state: State, username: str, password: str) -> None:
     async with state.db.transaction() as tx:
         await store.set_password(tx, account.id, password_hash)
         await oauth_store.revoke_all_for_account(tx, account.id)
-    state.token_cache.clear()
+        await state.invalidations.announce(tx, Invalidation.ACCESS, str(account.id))
 
 
 async def render_note(state: State, source: str) -> str:
@@ -77,14 +102,35 @@ async def render_note(state: State, source: str) -> str:
     return text.render(source, state.base_url, state.domain, resolved).html
 
 
-async def resolve_mentions(state: State, handles: list[tuple[str, str | None]]) -> dict[tuple[str, str | None], text.MentionTarget]:
-    """Known accounts for mentioned handles; remote ones the instance has never seen stay unlinked here."""
+async def resolve_mentions(state: State, handles: list[tuple[str, str | None]], *,
+                           look_up_unknown: bool = False) -> dict[tuple[str, str | None], text.MentionTarget]:
+    """Accounts for mentioned handles. With `look_up_unknown` (a post), remote accounts the instance
+    has never seen are looked up through WebFinger, as Mastodon and GoToSocial do, so that the post
+    reaches them: a few at once and within a time limit; those not found stay unlinked."""
     resolved = {}
+    unknown: list[tuple[str, str]] = []
     for username, domain in handles:
         account = await store.by_username(state.db, username, domain or "")
-        if account is not None and not account.suspended and account.deleted_at is None:
-            resolved[(username, domain)] = text.MentionTarget(url=account.url, username=account.username)
+        if account is None and domain and look_up_unknown and state.resolve_account is not None:
+            unknown.append((username, domain))
+        elif account is not None and not account.suspended and account.deleted_at is None:
+            resolved[(username, domain)] = _mention_target(account)
+    resolve = state.resolve_account
+    if unknown and resolve is not None:
+        lookups = {asyncio.ensure_future(resolve(f"{u}@{d}")): (u, d)
+                   for u, d in unknown[:MAX_MENTION_LOOKUPS]}
+        done, pending = await asyncio.wait(lookups, timeout=MENTION_LOOKUP_SECONDS)
+        for task in pending:
+            task.cancel()
+        for task in done:
+            account = task.result() if task.exception() is None else None
+            if account is not None and not account.suspended and account.deleted_at is None:
+                resolved[lookups[task]] = _mention_target(account)
     return resolved
+
+
+def _mention_target(account: Account) -> text.MentionTarget:
+    return text.MentionTarget(url=account.url, username=account.username, account_id=account.id)
 
 
 class ProfileChanges(msgspec.Struct, kw_only=True):
@@ -143,6 +189,8 @@ async def update_profile(state: State, account: Account, ch: ProfileChanges) -> 
     async with state.db.transaction() as tx:
         await store.update_profile(tx, account.id, changes)
         await store.update_user_prefs(tx, account.id, prefs)
+        if account.local:
+            await state.events.record(tx, ProfileUpdated(account_id=account.id))
     updated = await store.get(state.db, account.id)
     assert updated is not None
     return updated
@@ -151,5 +199,36 @@ async def update_profile(state: State, account: Account, ch: ProfileChanges) -> 
 async def require_account(state: State, account_id: int | None) -> Account:
     account = await store.get(state.db, account_id) if account_id is not None else None
     if account is None or account.suspended or account.deleted_at is not None:
+        raise NotFound()
+    return account
+
+
+async def with_user(state: State, account: Account) -> tuple[Account, User | None]:
+    """A signed-in account with its user settings, for the credential account entity."""
+    return account, await store.user(state.db, account.id)
+
+
+async def lookup(state: State, acct: str) -> Account:
+    """An account by `user` or `user@domain`; a remote one we do not know is fetched when federation
+    runs. 404 for unknown, suspended or deleted accounts."""
+    acct = acct.strip().lstrip("@")
+    if not acct:
+        raise Unprocessable("acct is required")
+    username, _, domain = acct.partition("@")
+    if domain.lower() == state.domain:
+        domain = ""
+    account = await store.by_username(state.db, username, domain)
+    resolver = state.resolve_account  # None unless federation runs
+    if account is None and domain and resolver is not None:
+        account = await resolver(f"{username}@{domain}")
+    if account is None or account.suspended or account.deleted_at:
+        raise NotFound()
+    return account
+
+
+async def existing(state: State, account_id: int) -> Account:
+    """An account that must exist (a session or token names it); 404 if it is gone."""
+    account = await store.get(state.db, account_id)
+    if account is None:
         raise NotFound()
     return account

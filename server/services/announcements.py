@@ -7,11 +7,12 @@ from datetime import datetime
 
 import msgspec
 
-from server.events import Event
+from server.bus.memory import StreamEvent
+from server.domain import text
+from server.domain.records import Account, Announcement
 from server.ids import iso, now_iso
-from server.records import Account, Announcement
+from server.render.bundles import AnnouncementPage
 from server.services import accounts as account_service
-from server.services import text
 from server.services.errors import NotFound, Unprocessable
 from server.state import State
 from server.storage import accounts
@@ -62,7 +63,7 @@ async def create(state: State, body: str, *, starts_at: datetime | None = None, 
     body = body.strip()
     if not body:
         raise Unprocessable("Text can't be blank")
-    limit = state.config["statuses.max_characters"]
+    limit = state.settings.statuses.max_characters
     if len(body) > limit:
         raise Unprocessable(f"Text character limit of {limit} exceeded")
     if (starts_at is None) != (ends_at is None):
@@ -90,6 +91,19 @@ async def delete(state: State, announcement_id: int) -> None:
         if not await store.delete(tx, announcement_id):
             raise NotFound(f"no announcement {announcement_id}")
     await _tell_everyone(state, "announcement.delete", str(announcement_id))
+
+
+async def active(state: State, viewer: Account | None) -> AnnouncementPage:
+    """The published, unexpired announcements with the viewer's read state and reactions."""
+    items = await store.active(state.db, now_iso())
+    viewer_id = viewer.id if viewer else None
+    ids = [a.id for a in items]
+    read = await store.read_ids(state.db, viewer_id, ids) if viewer_id is not None else set()
+    reactions = await store.reactions_for(state.db, ids, viewer_id)
+    mentions = await store.mentions_for(state.db, ids)
+    people = await accounts.get_many(state.db, {m for ms in mentions.values() for m in ms})
+    return AnnouncementPage(viewer_id=viewer_id, items=items, read=read, reactions=reactions, mentions=mentions,
+                            accounts=people)
 
 
 async def active_one(state: State, announcement_id: int) -> Announcement:
@@ -135,4 +149,4 @@ async def _reaction_changed(state: State, announcement_id: int, name: str) -> No
 async def _tell_everyone(state: State, name: str, payload: str) -> None:
     """Streaming events every local user receives on their user stream; payload is the JSON text."""
     for account_id in await store.local_account_ids(state.db):
-        state.bus.publish(Event(topic=f"user:{account_id}", name=name, payload=payload, account_id=account_id))
+        state.bus.publish(StreamEvent(topic=f"user:{account_id}", name=name, payload=payload, account_id=account_id))

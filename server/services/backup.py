@@ -1,15 +1,17 @@
-"""Backup and restore of a whole instance: the database through SQLite's online backup API (safe
-while the server runs) plus every other file in the data directory (media).
+"""Backup and restore of a whole instance: a consistent snapshot of the database (safe while the
+server runs; see server/storage/snapshots.py for how each engine takes one) plus every other file in
+the data directory (media).
 
 A backup is a directory:
     manifest.json        written last: a backup without it is incomplete
-    crosstalk.sqlite3    a consistent snapshot, standalone (no WAL file)
+    crosstalk.sqlite3    SQLite: a consistent snapshot, standalone (no WAL file)
+    database/*.copy      PostgreSQL: one file per table, all from one snapshot
     files/...            the rest of the data directory (media/...), same layout
+A backup restores into the engine it was taken from.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -18,17 +20,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from server.config import Config
 from server.ids import now_iso
 from server.services.errors import ServiceError
-from server.storage import maintenance
-from server.storage.migrations import MIGRATIONS
+from server.settings import Settings
+from server.storage import snapshots
+from server.storage.snapshots import SnapshotError
 from server.version import VERSION
 
+_ENGINES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 FORMAT = "crosstalk-backup"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-DB_FILE = "crosstalk.sqlite3"
 FILES_DIR = "files"
 # Entries of a data directory that are not data: volume artefacts and our own scratch files.
 IGNORED = {"lost+found", ".write-test"}
@@ -51,18 +53,9 @@ class Progress:
         self.out.flush()
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _data_files(data_dir: Path, db_name: str, exclude: Path) -> Iterator[Path]:
-    """Every file of the data directory except the live database, its companions, scratch files
-    and `exclude` (the backup itself, when it is written inside the data directory)."""
-    skip = {db_name, *(db_name + s for s in maintenance.SIDECAR_SUFFIXES)}
+def _data_files(data_dir: Path, skip: set[str], exclude: Path) -> Iterator[Path]:
+    """Every file of the data directory except the live database (`skip`: its file and companions),
+    scratch files and `exclude` (the backup itself, when it is written inside the data directory)."""
     exclude = exclude.resolve()
     for root, dirs, files in os.walk(data_dir):
         rel_root = Path(root).relative_to(data_dir)
@@ -82,32 +75,27 @@ def _empty_or_missing(path: Path) -> bool:
     return not path.exists() or (path.is_dir() and not [p for p in path.iterdir() if p.name not in IGNORED])
 
 
-def backup(config: Config, target: Path, out: TextIO, pages_per_step: int = 1024) -> dict[str, Any]:
+def backup(settings: Settings, target: Path, out: TextIO, pages_per_step: int = 1024) -> dict[str, Any]:
     """Copy the running (or stopped) instance's data into `target`, which must be new or empty."""
-    source_db = config.db_path
-    if not source_db.exists():
-        raise ServiceError(f"there is no database at {source_db}: check data_dir (CROSSTALK_DATA_DIR)")
+    database = snapshots.for_settings(settings)
     if not _empty_or_missing(target):
         raise ServiceError(f"{target} exists and is not empty; back up into a new directory")
     target.mkdir(parents=True, exist_ok=True)
     progress = Progress(out)
 
-    partial = target / (DB_FILE + ".partial")
-    maintenance.online_backup(source_db, partial, lambda done, total: progress("database", done, total, "pages"),
-                              pages_per_step=pages_per_step)
-    check = maintenance.integrity_check(partial)
-    if check != "ok":
-        raise ServiceError(f"the copied database failed its integrity check ({check}); the source may be damaged")
-    partial.rename(target / DB_FILE)
-    db_bytes = (target / DB_FILE).stat().st_size
+    try:
+        section, schema_version = database.take(
+            target, lambda done, total, unit: progress("database", done, total, unit), pages_per_step)
+    except SnapshotError as exc:
+        raise ServiceError(str(exc)) from None
     progress("database", 1, 1, "copied", final=True)
 
     # Files after the database: everything the snapshot refers to existed when it was taken.
-    files = list(_data_files(config.data_dir, source_db.name, exclude=target))
+    files = list(_data_files(settings.data_path, database.data_dir_entries(), exclude=target))
     total_bytes = sum(f.stat().st_size for f in files if f.exists())
     copied = copied_bytes = 0
     for path in files:
-        dest = target / FILES_DIR / path.relative_to(config.data_dir)
+        dest = target / FILES_DIR / path.relative_to(settings.data_path)
         dest.parent.mkdir(parents=True, exist_ok=True)
         try:
             shutil.copy2(path, dest)
@@ -119,15 +107,14 @@ def backup(config: Config, target: Path, out: TextIO, pages_per_step: int = 1024
     progress("files", copied_bytes, total_bytes, "bytes", final=True)
 
     media_root = target / FILES_DIR / "media"
-    missing = [p for p in maintenance.local_media_paths(target / DB_FILE) if not (media_root / p).exists()]
+    missing = [p for p in database.media_paths(target, section) if not (media_root / p).exists()]
     if missing:
         out.write(f"warning: {len(missing)} media file(s) named in the database were not found, e.g. {missing[0]}\n")
 
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "crosstalk_version": VERSION,
-        "schema_version": maintenance.schema_version(target / DB_FILE), "created_at": now_iso(),
-        "domain": config.domain,
-        "database": {"file": DB_FILE, "bytes": db_bytes, "sha256": _sha256(target / DB_FILE)},
+        "schema_version": schema_version, "created_at": now_iso(), "domain": settings.domain,
+        "database": section,
         "files": {"directory": FILES_DIR, "count": copied, "bytes": copied_bytes, "missing_media": len(missing)},
     }
     tmp = target / (MANIFEST + ".partial")
@@ -150,25 +137,30 @@ def read_manifest(source: Path) -> dict[str, Any]:
     return manifest
 
 
-def restore(config: Config, source: Path, out: TextIO) -> dict[str, Any]:
+def restore(settings: Settings, source: Path, out: TextIO) -> dict[str, Any]:
     """Put a backup into the configured data directory, which must be empty or missing."""
     manifest = read_manifest(source)
-    db = source / manifest["database"]["file"]
-    latest = max(v for v, _, _ in MIGRATIONS)
+    database = snapshots.for_settings(settings)
+    section = manifest["database"]
+    engine = section.get("engine", "sqlite")  # backups from before PostgreSQL support are SQLite ones
+    if engine != database.engine:
+        raise ServiceError(f"the backup is of a {_ENGINES.get(engine, engine)} database but this configuration uses "
+                           f"{_ENGINES[database.engine]} (database.url); restore it into the same kind of database")
+    latest = database.latest_version()
     if manifest.get("schema_version", 0) > latest:
         raise ServiceError(f"the backup's database is at schema version {manifest['schema_version']}, newer than "
                            f"this Crosstalk ({VERSION}, version {latest}); restore it with a newer release")
-    if not db.exists() or _sha256(db) != manifest["database"]["sha256"]:
-        raise ServiceError(f"{db} is missing or does not match the manifest's checksum")
-    check = maintenance.integrity_check(db)
-    if check != "ok":
-        raise ServiceError(f"the backup's database failed its integrity check ({check})")
-    data_dir = config.data_dir
-    if not _empty_or_missing(data_dir):
-        raise ServiceError(f"the data directory {data_dir} is not empty; restore only into an empty one "
-                           "(move the old one aside first)")
-    if manifest.get("domain") and manifest["domain"] != config.domain:
-        raise ServiceError(f"the backup is of {manifest['domain']} but this configuration is for {config.domain}; "
+    data_dir = settings.data_path
+    try:
+        database.verify(source, section)
+        if not _empty_or_missing(data_dir):
+            raise ServiceError(f"the data directory {data_dir} is not empty; restore only into an empty one "
+                               "(move the old one aside first)")
+        database.ensure_target_empty()
+    except SnapshotError as exc:
+        raise ServiceError(str(exc)) from None
+    if manifest.get("domain") and manifest["domain"] != settings.domain:
+        raise ServiceError(f"the backup is of {manifest['domain']} but this configuration is for {settings.domain}; "
                            f"set CROSSTALK_DOMAIN={manifest['domain']} (accounts and posts are known to other "
                            "servers by their domain, so it cannot change)")
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -186,17 +178,11 @@ def restore(config: Config, source: Path, out: TextIO) -> dict[str, Any]:
         progress("files", done, total, "bytes")
     progress("files", done, total, "bytes", final=True)
 
-    # The database last, under a temporary name: a server never sees a half-copied file.
-    partial = data_dir / (DB_FILE + ".partial")
-    db_total = db.stat().st_size
-    with open(db, "rb") as src, open(partial, "wb") as dst:
-        copied = 0
-        for block in iter(lambda: src.read(1 << 20), b""):
-            dst.write(block)
-            copied += len(block)
-            progress("database", copied, db_total, "bytes")
-        dst.flush()
-        os.fsync(dst.fileno())
-    partial.rename(config.db_path)
-    progress("database", db_total, db_total, "bytes", final=True)
+    # The database last, all at once: a server never sees a half-restored one.
+    try:
+        database.restore(source, section, int(manifest.get("schema_version", 0)),
+                         lambda done, total, unit: progress("database", done, total, unit))
+    except SnapshotError as exc:
+        raise ServiceError(str(exc)) from None
+    progress("database", 1, 1, "restored", final=True)
     return manifest

@@ -19,7 +19,8 @@ import msgspec
 
 from federation.addressing import visibility_from_addressing
 from federation.models import as_list, first_str, host_of, id_of, is_public
-from server.records import Account
+from server.domain.groups import GroupFederation, LocalGroup
+from server.domain.records import Account
 from server.state import State
 from server.storage import boundary as store
 
@@ -63,24 +64,32 @@ def _matches(rule: store.DomainRule, host: str) -> bool:
 class Boundary:
     def __init__(self, state: State) -> None:
         self.state = state
-        self.mode: str = state.config["federation.mode"]
+        self.mode: str = state.settings.federation.mode
         self._rules: list[store.DomainRule] = []
         self._version: str | None = None
         self._checked = 0.0
+        self._loading = asyncio.Lock()
         self._pending: list[store.LogEntry] = []
         self._flusher: asyncio.Task[None] | None = None
 
     # -- rules --------------------------------------------------------------------------------------------
 
     async def rules(self) -> list[store.DomainRule]:
-        now = time.monotonic()
-        if now - self._checked > RULES_CHECK_SECONDS:
-            self._checked = now
-            version = await store.rules_version(self.state.db)
-            if version != self._version:
-                self._rules = await store.all_rules(self.state.db)
-                self._version = version
+        """The current rules. Nothing is decided before the first load has finished: callers that
+        arrive while a load is under way wait for it (an empty list would admit blocked domains in
+        blocklist mode and refuse every partner in allowlist mode)."""
+        if self._due():
+            async with self._loading:
+                if self._due():
+                    version = await store.rules_version(self.state.db)
+                    if version != self._version:
+                        self._rules = await store.all_rules(self.state.db)
+                        self._version = version
+                    self._checked = time.monotonic()  # only once the rules in hand are current
         return self._rules
+
+    def _due(self) -> bool:
+        return self._version is None or time.monotonic() - self._checked > RULES_CHECK_SECONDS
 
     def invalidate(self) -> None:
         self._checked = 0.0
@@ -147,12 +156,18 @@ class Boundary:
     # -- outbound -----------------------------------------------------------------------------------------
 
     async def check_fetch(self, url: str) -> None:
+        """May we fetch `url`? Raises Refused (logged). The caller logs the fetch itself once its
+        outcome is known (`record_fetch`)."""
         host = host_of(url)
         decision = await self.decide(host)
         if not decision.allowed:
-            self.record("out", "fetch", host, "rejected", reason=decision.reason)
+            self.record("out", "fetch", host, "rejected", actor=url[:500], reason=decision.reason)
             raise Refused(decision.reason or "refused")
-        self.record("out", "fetch", host, "ok", activity_type=None, actor=url[:500])
+
+    def record_fetch(self, url: str, error: str | None = None) -> None:
+        """An outbound fetch that was made: `url` exactly as requested, `error` when it failed."""
+        self.record("out", "fetch", host_of(url), "failed" if error else "ok", actor=url[:500],
+                    reason=error[:300] if error else None)
 
     async def plan_delivery(self, sender: Account, activity: dict[str, Any],
                             targets: list[tuple[str, str]]) -> list[tuple[dict[str, Any], list[tuple[str, str]]]]:
@@ -188,6 +203,51 @@ class Boundary:
         """At delivery time (rules may have changed since the activity was queued): the refusal reason."""
         decision = await self.decide(host)
         return None if decision.allowed else decision.reason
+
+    # -- groups -----------------------------------------------------------------------------------------
+    # Where a group's boundary lies: a local-only group never crosses the instance's edge (no remote
+    # member, no delivery, its actor is not served outside); a partners group only to and from the domains
+    # it names; an open group wherever the instance federates. A members-only group's posts reach a
+    # remote member only on a partner: a domain the group names, or (for an open group) a domain the
+    # instance's own rules list as an allowed partner. The instance's rules apply on top of all of it.
+
+    async def group_refusal(self, group: LocalGroup, host: str) -> str | None:
+        """Why `host` may not take part in `group` (join, post, receive), or None when it may."""
+        host = host.lower()
+        if not host or host == self.state.domain:
+            return None
+        if group.federation == GroupFederation.LOCAL:
+            return "the group is local to this instance"
+        named = any(_matches(store.DomainRule(id=0, domain=d, kind="allow"), host) for d in group.partners)
+        if group.federation == GroupFederation.PARTNERS and not named:
+            return f"domain {host} is not a partner of this group"
+        decision = await self.decide(host)
+        if not decision.allowed:
+            return decision.reason or "refused"
+        if group.members_only and not named and decision.allow is None:
+            return f"members-only group: {host} is not a partner instance"
+        return None
+
+    async def admit_group_activity(self, group: LocalGroup, group_uri: str, actor: Account, kind: str) -> None:
+        """A remote actor's Follow of, or post to, a local group; raises Refused (logged)."""
+        reason = await self.group_refusal(group, actor.domain)
+        if reason is not None:
+            self.record("in", "group", actor.domain, "rejected", actor=actor.uri, activity_type=kind,
+                        reason=f"{group_uri}: {reason}")
+            raise Refused(reason)
+
+    async def plan_group_delivery(self, group: LocalGroup, sender: Account, activity: dict[str, Any],
+                                  targets: list[tuple[str, str]]) -> list[tuple[dict[str, Any], list[tuple[str, str]]]]:
+        """What a local group sends: only to the hosts its boundary admits, then as `plan_delivery`."""
+        kind = first_str(activity.get("type")) or "?"
+        admitted = []
+        for inbox, host in targets:
+            reason = await self.group_refusal(group, host)
+            if reason is not None:
+                self.record("out", "delivery", host, "rejected", actor=sender.uri, activity_type=kind, reason=reason)
+                continue
+            admitted.append((inbox, host))
+        return await self.plan_delivery(sender, activity, admitted) if admitted else []
 
     # -- the log ------------------------------------------------------------------------------------------
 

@@ -4,15 +4,28 @@ from __future__ import annotations
 
 import msgspec
 
-from server.events import Event
-from server.records import Account, Conversation, Status
-from server.render import conversations as render
+from server.bus.memory import StreamEvent
+from server.domain.enums import Visibility
+from server.domain.events import DomainEvent, StatusCreated
+from server.domain.paging import Page
+from server.domain.records import Account, Conversation, Status
+from server.render import mastodon as render
+from server.render.bundles import ConversationPage
+from server.services import loaders
 from server.services.errors import NotFound
 from server.state import State
-from server.storage import accounts, relations
+from server.storage import accounts, relations, statuses
 from server.storage import conversations as store
 
 _encoder = msgspec.json.Encoder()
+
+
+async def on_event(state: State, event_id: int, event: DomainEvent) -> None:
+    """Subscriber: a new direct status is filed into its participants' conversations."""
+    if isinstance(event, StatusCreated):
+        status = await statuses.get(state.db, event.status_id)
+        if status is not None and status.deleted_at is None and status.visibility == Visibility.DIRECT:
+            await status_posted(state, status, event.mentioned)
 
 
 async def status_posted(state: State, status: Status, mentioned: list[int]) -> None:
@@ -40,9 +53,9 @@ async def status_posted(state: State, status: Status, mentioned: list[int]) -> N
         conversation = await store.get(state.db, account_id, conversation_id)
         if conversation is None:
             continue
-        rendered = await render.conversations_json(state, account_id, [conversation])
+        rendered = render.conversations_json(state, await loaders.conversation_page(state, account_id, [conversation]))
         if rendered:
-            state.bus.publish(Event(topic=f"direct:{account_id}", name="conversation",
+            state.bus.publish(StreamEvent(topic=f"direct:{account_id}", name="conversation",
                                     payload=_encoder.encode(rendered[0]).decode(), status_id=status.id,
                                     account_id=account_id))
 
@@ -54,11 +67,17 @@ async def own_conversation(state: State, account: Account, conversation_id: int)
     return conversation
 
 
-async def mark_read(state: State, account: Account, conversation_id: int) -> Conversation:
+async def page_for(state: State, account: Account, page: Page) -> ConversationPage:
+    """A page of the account's conversations, newest first (pages are cut by the last status id)."""
+    return await loaders.conversation_page(state, account.id, await store.page_for(state.db, account.id, page))
+
+
+async def mark_read(state: State, account: Account, conversation_id: int) -> ConversationPage:
     async with state.db.transaction() as tx:
         if not await store.mark_read(tx, account.id, conversation_id):
             raise NotFound()
-    return await own_conversation(state, account, conversation_id)
+    conversation = await own_conversation(state, account, conversation_id)
+    return await loaders.conversation_page(state, account.id, [conversation])
 
 
 async def remove(state: State, account: Account, conversation_id: int) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.records import Account
+from server.domain.records import Account
 from server.services.errors import NotFound
 from server.state import State
 from server.storage import accounts, relations
@@ -24,7 +24,9 @@ async def dismiss(state: State, viewer: Account, target_id: int) -> None:
         await store.dismiss(tx, viewer.id, target_id)
 
 
-async def familiar_followers(state: State, viewer: Account, target_ids: list[int]) -> dict[int, list[int]]:
+async def familiar_followers(state: State, viewer: Account, target_ids: list[int]) -> dict[int, list[Account]]:
     """For each target: the accounts following it that the viewer follows (hidden accounts left out)."""
     hidden = await relations.hidden_account_ids(state.db, viewer.id)
-    return await store.familiar_followers(state.db, viewer.id, target_ids, hidden)
+    familiar = await store.familiar_followers(state.db, viewer.id, target_ids, hidden)
+    found = await accounts.get_many(state.db, {a for accs in familiar.values() for a in accs})
+    return {target: [found[a] for a in accs if a in found] for target, accs in familiar.items()}

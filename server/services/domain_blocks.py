@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 
-from server.records import Account
+from server.domain.paging import Page
+from server.domain.records import Account
 from server.services import social
 from server.services.errors import Unprocessable
 from server.services.streaming import relations_changed
@@ -55,3 +56,8 @@ async def unblock(state: State, account: Account, raw: str | None) -> None:
     async with state.db.transaction() as tx:
         await store.remove(tx, account.id, domain)
     relations_changed(state, account.id)
+
+
+async def page_for(state: State, account: Account, page: Page) -> list[tuple[int, str]]:
+    """(row id, domain) of the domains the account blocks, newest first."""
+    return await store.page_for(state.db, account.id, page)

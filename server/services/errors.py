@@ -45,4 +45,10 @@ class Unprocessable(ServiceError):
 
 
 class TooMany(ServiceError):
+    """A rate limit was reached: `limit` requests per window, the window ending at `reset_at` (Unix time)."""
     status = 429
+
+    def __init__(self, message: str, *, limit: int, reset_at: float) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.reset_at = reset_at

@@ -22,6 +22,7 @@ from typing import Any
 from federation import documents as docs
 from server.render import activitypub as ap
 from server.services.errors import NotFound
+from server.services.federation import serving
 from server.state import State
 from server.storage import accounts as account_store
 from server.storage import export as export_store
@@ -40,6 +41,7 @@ async def _activities(state: State, account_id: int) -> list[dict[str, Any]]:
         statuses = await status_store.get_many(state.db, chunk)
         originals = await status_store.get_many(state.db, [s.reblog_of_id for s in statuses.values() if s.reblog_of_id])
         original_authors = await account_store.get_many(state.db, [s.account_id for s in originals.values()])
+        parts = await serving.note_parts(state, [s for s in statuses.values() if s.reblog_of_id is None])
         for status_id in chunk:
             status = statuses[status_id]
             if status.reblog_of_id is not None:
@@ -48,7 +50,7 @@ async def _activities(state: State, account_id: int) -> list[dict[str, Any]]:
                     continue
                 out.append(ap.announce_activity(status, author, original, original_authors[original.account_id]))
             else:
-                out.append(ap.create_activity(await ap.note_document(state, status)))
+                out.append(ap.create_activity(ap.note_document(state.base_url, state.domain, status, parts[status.id])))
     return out
 
 
@@ -61,7 +63,7 @@ async def export_user(state: State, username: str, output: Path) -> dict[str, in
     account = await account_store.by_username(state.db, username, "")
     if account is None:
         raise NotFound(f"there is no local user {username!r}")
-    actor = ap.actor_document(state, account, account.public_key_pem)
+    actor = ap.actor_document(state.base_url, account, account.public_key_pem)
     if not account.public_key_pem:
         actor.pop("publicKey")  # keys are made on first federation; the archive needs none
     activities = await _activities(state, account.id)
@@ -85,7 +87,7 @@ async def export_user(state: State, username: str, output: Path) -> dict[str, in
         "bookmarks.json": _collection("bookmarks.json", bookmarks),
         "followers.json": _collection(actor["followers"], followers),
     }
-    media_root = state.config.data_dir / "media"
+    contents = {rel: data for rel in media if (data := await state.files.read(rel)) is not None}
 
     def write() -> int:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -95,11 +97,9 @@ async def export_user(state: State, username: str, output: Path) -> dict[str, in
             for name, doc in documents.items():
                 archive.writestr(name, json.dumps(doc, indent=2, ensure_ascii=False))
             archive.writestr("following_accounts.csv", rows.getvalue())
-            for rel in media:
-                path = media_root / rel
-                if path.is_file():  # files are stored as is: they are compressed already
-                    archive.write(path, f"media/{rel}", compress_type=zipfile.ZIP_STORED)
-                    stored += 1
+            for rel, data in contents.items():  # stored as they are: images are compressed already
+                archive.writestr(f"media/{rel}", data, compress_type=zipfile.ZIP_STORED)
+                stored += 1
         partial.replace(output)
         return stored
 

@@ -1,5 +1,6 @@
 """Filters: the v2 rules (keywords, statuses, contexts, warn/hide, expiry) and v1 filters mapped onto
-keywords. Matching is in services/filtering.py.
+keywords, and loading a viewer's active filters compiled for matching (the matching itself is pure:
+server/domain/filters.py).
 """
 
 from __future__ import annotations
@@ -9,11 +10,14 @@ from typing import Any
 
 import msgspec
 
-from server.events import Event
-from server.ids import iso
-from server.records import Account, Filter, FilterKeyword, FilterStatus
+from server.bus.memory import StreamEvent
+from server.domain.filters import ActiveFilter, compile_filters
+from server.domain.records import Account, Filter, FilterKeyword, FilterStatus
+from server.ids import iso, now_iso
+from server.ports import Reader
+from server.render.lists_filters import filter_json
+from server.services import statuses as status_service  # a module import: statuses → loaders → filters
 from server.services.errors import NotFound, Unprocessable
-from server.services.statuses import visible_status
 from server.state import State
 from server.storage import filters as store
 
@@ -74,7 +78,7 @@ def expires_at(expires_in: int | None) -> str | None:
 
 def changed(state: State, account_id: int) -> None:
     """Tell the user's streams (Mastodon's filters_changed) so they reload their filters."""
-    state.bus.publish(Event(topic=f"user:{account_id}", name="filters_changed", payload=None, account_id=account_id))
+    state.bus.publish(StreamEvent(topic=f"user:{account_id}", name="filters_changed", payload=None, account_id=account_id))
 
 
 async def get_filter(state: State, account: Account, filter_id: int) -> Filter:
@@ -132,9 +136,9 @@ async def update(state: State, account: Account, filter_id: int, *, title: str |
     async with state.db.transaction() as tx:
         await store.update(tx, filter_id, title=title_, context=context_, action=action_, expires_at=expiry)
         for op, keyword_id, word, whole in plan:
-            if op == "delete":
+            if op == "delete" and keyword_id is not None:
                 await store.delete_keyword(tx, keyword_id)
-            elif op == "update":
+            elif op == "update" and keyword_id is not None:
                 await store.update_keyword(tx, keyword_id, word, whole)
             else:
                 await store.insert_keyword(tx, filter_id, word, whole)
@@ -192,7 +196,7 @@ async def add_status(state: State, account: Account, filter_id: int, status_id: 
     await get_filter(state, account, filter_id)
     if status_id is None:
         raise Unprocessable("Status can't be blank")
-    status = await visible_status(state, account.id, status_id)
+    status = await status_service.visible_status(state, account.id, status_id)
     async with state.db.transaction() as tx:
         created = await store.insert_status(tx, filter_id, status.id)
     if created is None:
@@ -273,3 +277,39 @@ async def v1_delete(state: State, account: Account, keyword_id: int) -> None:
                 await store.statuses_for(tx, [current_filter.id]))[current_filter.id]:
             await store.delete(tx, current_filter.id)
     changed(state, account.id)
+
+
+# -- reading, with the rules ----------------------------------------------------------------------
+
+FullFilter = tuple[Filter, list[FilterKeyword], list[FilterStatus]]
+
+
+async def with_rules(state: State, filters: list[Filter]) -> list[FullFilter]:
+    """Filters with their keywords and statuses (two queries for all)."""
+    ids = [f.id for f in filters]
+    keywords, statuses = await store.keywords_for(state.db, ids), await store.statuses_for(state.db, ids)
+    return [(f, keywords.get(f.id, []), statuses.get(f.id, [])) for f in filters]
+
+
+async def owned(state: State, account: Account) -> list[FullFilter]:
+    return await with_rules(state, await store.owned(state.db, account.id))
+
+
+async def keywords_of(state: State, account: Account, filter_id: int) -> list[FilterKeyword]:
+    f = await get_filter(state, account, filter_id)
+    return (await store.keywords_for(state.db, [f.id])).get(f.id, [])
+
+
+async def statuses_of(state: State, account: Account, filter_id: int) -> list[FilterStatus]:
+    f = await get_filter(state, account, filter_id)
+    return (await store.statuses_for(state.db, [f.id])).get(f.id, [])
+
+
+async def active_filters(db: Reader, account_id: int) -> list[ActiveFilter]:
+    """The account's unexpired filters, compiled: one query when there are none (the common case)."""
+    filters = await store.active(db, account_id, now_iso())
+    if not filters:
+        return []
+    ids = [f.id for f in filters]
+    return compile_filters(filters, await store.keywords_for(db, ids), await store.statuses_for(db, ids),
+                           lambda f: filter_json(f))

@@ -11,15 +11,35 @@ from __future__ import annotations
 
 import io
 import math
+import threading
 import warnings
 from collections.abc import Sequence
+from typing import IO, TYPE_CHECKING
 
 import msgspec
-from PIL import Image, ImageOps, ImageSequence
 
-# A picture whose header promises more pixels than allowed fails instead of being decoded; the warning
-# Pillow gives between one and two times MAX_IMAGE_PIXELS becomes an error too (set once, process-wide).
-warnings.simplefilter("error", Image.DecompressionBombWarning)
+if TYPE_CHECKING:
+    from PIL import Image, ImageOps, ImageSequence
+
+_loading = threading.Lock()
+
+
+def _load_pillow() -> None:
+    """Import Pillow on the first picture (an instance that never sees one does not carry it in memory).
+    A picture whose header promises more pixels than allowed fails instead of being decoded; the
+    warning Pillow gives between one and two times MAX_IMAGE_PIXELS becomes an error too (set once,
+    process-wide)."""
+    if "Image" in globals():
+        return
+    with _loading:
+        if "Image" in globals():
+            return
+        from PIL import Image as image
+        from PIL import ImageOps as ops
+        from PIL import ImageSequence as sequence
+        warnings.simplefilter("error", image.DecompressionBombWarning)
+        globals().update(ImageOps=ops, ImageSequence=sequence)
+        globals()["Image"] = image  # last: its presence means the others are there
 
 PREVIEW_SIDE = 640
 AVATAR_SIZE = (400, 400)
@@ -64,17 +84,23 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
-def _open(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
-    fmt = sniff(data)
+def _open(source: bytes | IO[bytes], max_pixels: int) -> tuple[Image.Image, str]:
+    """Open an upload, given as bytes or as a seekable file (uploads are spooled to disk)."""
+    _load_pillow()
+    stream = io.BytesIO(source) if isinstance(source, bytes) else source
+    stream.seek(0)
+    fmt = sniff(stream.read(12))
     if fmt is None:
         raise ImageRejected("File is not a supported image (JPEG, PNG, GIF or WebP)")
     Image.MAX_IMAGE_PIXELS = max_pixels  # the same configured value on every call
     try:
         # verify() reads the whole structure (PNG checksums included) without decoding; the file
         # object is spent afterwards, so the picture is opened a second time for real.
-        with Image.open(io.BytesIO(data), formats=[fmt]) as probe:
+        stream.seek(0)
+        with Image.open(stream, formats=[fmt]) as probe:
             probe.verify()
-        img = Image.open(io.BytesIO(data), formats=[fmt])
+        stream.seek(0)
+        img = Image.open(stream, formats=[fmt])
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageRejected(f"Image is larger than {max_pixels} pixels") from None
     except Exception:  # any failure on untrusted bytes means a corrupt file
@@ -162,7 +188,8 @@ def _preview(img: Image.Image) -> tuple[Encoded, Image.Image]:
 
 def _frames(img: Image.Image, max_pixels: int) -> tuple[list[Image.Image], list[int]]:
     """Every frame of an animation, decoded, within a budget of max_pixels pixels in all."""
-    frames, durations = [], []
+    frames: list[Image.Image] = []
+    durations: list[int] = []
     budget = max_pixels
     for frame in ImageSequence.Iterator(img):
         budget -= frame.width * frame.height
@@ -173,7 +200,7 @@ def _frames(img: Image.Image, max_pixels: int) -> tuple[list[Image.Image], list[
     return frames, durations
 
 
-def process_attachment(data: bytes, max_pixels: int) -> Processed:
+def process_attachment(data: bytes | IO[bytes], max_pixels: int) -> Processed:
     """Check an uploaded picture and produce its clean copy, preview and blurhash."""
     img, fmt = _open(data, max_pixels)
     mime, ext = FORMATS[fmt]
@@ -213,7 +240,7 @@ def process_attachment(data: bytes, max_pixels: int) -> Processed:
                      duration=sum(durations) / 1000.0)
 
 
-def process_profile_image(data: bytes, max_pixels: int, size: tuple[int, int]) -> Encoded:
+def process_profile_image(data: bytes | IO[bytes], max_pixels: int, size: tuple[int, int]) -> Encoded:
     """An avatar or header: the first frame, upright, cropped to the box's shape and at most its size."""
     img, _fmt = _open(data, max_pixels)
     try:
@@ -297,6 +324,7 @@ def blurhash_encode(pixels: Sequence[tuple[int, int, int]], width: int, height: 
 
 def blurhash_of(img: Image.Image) -> str:
     """BlurHash of a picture, computed on a 32-pixel thumbnail (transparent parts on white)."""
+    _load_pillow()
     small = img.copy()
     small.thumbnail((32, 32), Image.Resampling.BILINEAR)
     if _has_alpha(small):

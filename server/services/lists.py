@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from server.records import Account, UserList
+from server.domain.paging import Page
+from server.domain.records import Account, UserList
+from server.render.bundles import StatusPage
+from server.services import accounts as account_service
+from server.services import loaders
 from server.services.errors import NotFound, Unprocessable
 from server.state import State
 from server.storage import accounts as account_store
@@ -83,3 +87,30 @@ async def remove_members(state: State, account: Account, list_id: int, account_i
     item = await own_list(state, account, list_id)
     async with state.db.transaction() as tx:
         await store.remove_members(tx, item.id, list(dict.fromkeys(account_ids)))
+
+
+async def owned(state: State, account: Account) -> list[UserList]:
+    return await store.owned(state.db, account.id)
+
+
+async def containing(state: State, account: Account, member_id: int) -> list[UserList]:
+    """The account's lists that hold this (existing) account."""
+    target = await account_service.require_account(state, member_id)
+    return await store.owned_containing(state.db, account.id, target.id)
+
+
+async def members(state: State, account: Account, list_id: int, page: Page | None) -> tuple[list[Account], list[int]]:
+    """The members of one of the account's lists (every one when `page` is None), and the row ids
+    paging follows."""
+    item = await own_list(state, account, list_id)
+    rows = await store.members_page(state.db, item.id, page)
+    found = await account_store.get_many(state.db, [a for _, a in rows])
+    return [found[a] for _, a in rows if a in found], [r for r, _ in rows]
+
+
+async def timeline(state: State, account: Account, list_id: int, page: Page) -> StatusPage:
+    """A list's feed, ruled like the home timeline (blocks and mutes, `hide` filters for home)."""
+    item = await own_list(state, account, list_id)
+    hidden = await relations.hidden_account_ids(state.db, account.id)
+    ids = await store.timeline(state.db, item.id, page, hidden)
+    return loaders.without_hidden(await loaders.statuses_by_ids(state, account.id, ids), "home")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.records import Account, Marker
+from server.domain.records import Account, Marker
+from server.ids import parse_id
 from server.services.errors import Unprocessable
 from server.state import State
 from server.storage import markers as store
@@ -23,10 +24,10 @@ async def save(state: State, account: Account, positions: dict[str, Any]) -> lis
     for timeline, value in positions.items():
         if timeline not in TIMELINES:
             continue
-        text = str(value if value is not None else "").strip()
-        if not text.isdigit() or len(text) > 19:
+        last_read_id = None if value is None or isinstance(value, bool) else parse_id(str(value))
+        if last_read_id is None:
             raise Unprocessable(f"{timeline}[last_read_id] must be an id")
-        parsed[timeline] = int(text)
+        parsed[timeline] = last_read_id
     if not parsed:
         raise Unprocessable("Give home[last_read_id] or notifications[last_read_id]")
     async with state.db.transaction() as tx:

@@ -1,9 +1,10 @@
 """Media: uploads (checked and cleaned by services/images.py in worker threads), their descriptions and
 focal points, attaching them to statuses, avatars and headers, and purging the ones nobody uses.
 
-Files live under `<data_dir>/media/` with random names (`attachments/ab/ab12….jpg`), so a file's URL
-cannot be guessed from its id; they are written only after the picture has passed every check, and
-removed again if the database write fails.
+Files live in the instance's file store (`<data_dir>/media/` or an S3-compatible bucket, see
+server/storage/files.py and s3.py) with random names (`attachments/ab/ab12….jpg`), so a file's URL cannot
+be guessed from its id; they are written only after the picture has passed every check, and removed
+again if the database write fails.
 """
 
 from __future__ import annotations
@@ -14,17 +15,17 @@ import logging
 import os
 import re
 import secrets
+import tempfile
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import IO, Any, TypeVar
 
 import msgspec
 
+from server.domain.records import Account
 from server.ids import iso, new_id, now_iso
-from server.records import Account
+from server.ports import StoredFile, Tx
 from server.services import images
 from server.services.errors import NotFound, Unprocessable
 from server.state import State
@@ -40,61 +41,36 @@ FILE_NAME = re.compile(r"^(attachments|avatars|headers)/[0-9a-f]{2}/[0-9a-f]{32}
 CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "gif": "image/gif", "webp": "image/webp"}
 
 T = TypeVar("T")
-_executor: ThreadPoolExecutor | None = None
 
 
-async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
-    """Image work and file I/O off the event loop, two at a time (a decoded picture can be large)."""
-    global _executor
-    if _executor is None:
-        _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="media")
-    return await asyncio.get_running_loop().run_in_executor(_executor, partial(fn, *args))
+async def _in_thread(state: State, fn: Callable[..., T], *args: Any) -> T:
+    """Image work off the event loop, in the instance's image workers."""
+    return await asyncio.get_running_loop().run_in_executor(state.image_workers, partial(fn, *args))
 
 
-def media_root(state: State) -> Path:
-    return state.config.data_dir / "media"
+def content_type(name: str) -> str:
+    return CONTENT_TYPES[name.rsplit(".", 1)[1]]
 
 
-def local_file(state: State, relative: str) -> tuple[Path, str] | None:
-    """The file behind /media/<relative> and its content type, if the name is one of ours."""
-    if not FILE_NAME.match(relative):
+async def stored_file(state: State, name: str) -> tuple[StoredFile, str] | None:
+    """The file behind /media/<name> and its content type, if the name is one of ours and it exists."""
+    if not FILE_NAME.match(name):
         return None
-    path = media_root(state) / relative
-    return path, CONTENT_TYPES[relative.rsplit(".", 1)[1]]
+    found = await state.files.open(name)
+    return None if found is None else (found, content_type(name))
+
+
+async def _write_files(state: State, files: list[tuple[str, bytes]]) -> None:
+    await state.files.write([(name, data, content_type(name)) for name, data in files])
+
+
+async def _remove_files(state: State, names: list[str | None]) -> None:
+    await state.files.remove([name for name in names if name and FILE_NAME.match(name)])
 
 
 def _new_name(folder: str) -> str:
     token = secrets.token_hex(16)
     return f"{folder}/{token[:2]}/{token}"
-
-
-def _write_files(root: Path, files: list[tuple[str, bytes]]) -> None:
-    """Write each file whole (temporary name, then rename); on any failure remove what was written."""
-    done: list[Path] = []
-    try:
-        for relative, data in files:
-            path = root / relative
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temp = path.with_name(f".{path.name}.tmp")
-            with open(temp, "wb") as fh:
-                fh.write(data)
-            os.replace(temp, path)
-            done.append(path)
-    except BaseException:
-        for path in done:
-            path.unlink(missing_ok=True)
-        for relative, _ in files:
-            (root / relative).with_name(f".{Path(relative).name}.tmp").unlink(missing_ok=True)
-        raise
-
-
-def _remove_files(root: Path, relatives: list[str]) -> None:
-    for relative in relatives:
-        if relative and FILE_NAME.match(relative):
-            try:
-                (root / relative).unlink(missing_ok=True)
-            except OSError as exc:
-                log.warning("could not remove media file %s: %s", relative, exc.strerror)
 
 
 def parse_focus(text: str | None) -> tuple[float, float] | None:
@@ -117,8 +93,25 @@ def _check_description(description: str | None) -> str | None:
     return description
 
 
+def _file_size(upload: IO[bytes]) -> int:
+    return upload.seek(0, os.SEEK_END)
+
+
+async def spool(state: State, chunks: AsyncIterator[bytes]) -> IO[bytes]:
+    """Write an upload to an anonymous temporary file (gone once closed, even after a crash) as it
+    arrives, so a large upload never sits in memory."""
+    spooled: IO[bytes] = await _in_thread(state, tempfile.TemporaryFile)
+    try:
+        async for chunk in chunks:
+            await _in_thread(state, spooled.write, chunk)
+    except BaseException:
+        spooled.close()
+        raise
+    return spooled
+
+
 def check_size(state: State, size: int) -> None:
-    limit = state.config["media.max_image_size"]
+    limit = state.settings.media.max_image_size
     if size > limit:
         raise Unprocessable(f"File is too large (maximum is {limit} bytes)")
 
@@ -135,21 +128,21 @@ def _meta(processed: images.Processed) -> str:
     return msgspec.json.encode({"original": original, "small": dims(processed.preview)}).decode()
 
 
-async def upload(state: State, account: Account, data: bytes, *, description: str | None = None,
+async def upload(state: State, account: Account, data: IO[bytes], *, description: str | None = None,
                  focus: str | None = None) -> Any:
-    """Check, clean and store an uploaded image; returns its media_attachments row."""
-    check_size(state, len(data))
+    """Check, clean and store an uploaded image (a seekable file: uploads are spooled to disk);
+    returns its media_attachments row."""
+    check_size(state, await _in_thread(state, _file_size, data))
     description = _check_description(description)
     point = parse_focus(focus) or (0.0, 0.0)
     try:
-        processed = await _in_thread(images.process_attachment, data, state.config["media.max_image_pixels"])
+        processed = await _in_thread(state, images.process_attachment, data, state.settings.media.max_image_pixels)
     except images.ImageRejected as exc:
         raise Unprocessable(str(exc)) from None
     name = _new_name("attachments")
     original = f"{name}.{processed.original.ext}"
     preview = f"{name}_small.{processed.preview.ext}"
-    root = media_root(state)
-    await _in_thread(_write_files, root, [(original, processed.original.data), (preview, processed.preview.data)])
+    await _write_files(state, [(original, processed.original.data), (preview, processed.preview.data)])
     media_id = new_id()
     try:
         async with state.db.transaction() as tx:
@@ -158,7 +151,7 @@ async def upload(state: State, account: Account, data: bytes, *, description: st
                                description=description or None, focus=point, blurhash=processed.blurhash,
                                meta=_meta(processed), size=len(processed.original.data), created_at=now_iso())
     except BaseException:
-        await _in_thread(_remove_files, root, [original, preview])
+        await _remove_files(state, [original, preview])
         raise
     row = await store.get(state.db, media_id)
     assert row is not None
@@ -189,10 +182,10 @@ async def delete(state: State, account: Account, media_id: int) -> None:
         row = await store.delete_unattached(tx, account.id, media_id)
     if row is None:
         raise NotFound()
-    await _in_thread(_remove_files, media_root(state), [row["file_path"], row["preview_path"]])
+    await _remove_files(state, [row["file_path"], row["preview_path"]])
 
 
-async def attach(tx: Any, account_id: int, status_id: int, media_ids: list[int]) -> None:
+async def attach(tx: Tx, account_id: int, status_id: int, media_ids: list[int]) -> None:
     """Attach the author's uploads to a new or edited status, in the order given (inside its transaction)."""
     if len(media_ids) > MAX_ATTACHMENTS:
         raise Unprocessable(f"Too many media attachments (maximum is {MAX_ATTACHMENTS})")
@@ -205,24 +198,23 @@ async def attach(tx: Any, account_id: int, status_id: int, media_ids: list[int])
 
 # -- avatars and headers ----------------------------------------------------------------------
 
-async def profile_images(state: State, avatar: BinaryIO | None,
-                         header: BinaryIO | None) -> tuple[str | None, str | None]:
+async def profile_images(state: State, avatar: IO[bytes] | None,
+                         header: IO[bytes] | None) -> tuple[str | None, str | None]:
     """Store a new avatar and/or header (files as uploaded); returns their URL paths ("/media/avatars/…"),
     None for the ones not sent. Both are checked before either is written."""
     encoded: dict[str, images.Encoded] = {}
     for kind, upload in (("avatar", avatar), ("header", header)):
         if upload is None:
             continue
-        data = await _in_thread(upload.read, state.config["media.max_image_size"] + 1)
-        check_size(state, len(data))
+        check_size(state, await _in_thread(state, _file_size, upload))  # request.post() spooled it to disk
         box = images.AVATAR_SIZE if kind == "avatar" else images.HEADER_SIZE
         try:
-            encoded[kind] = await _in_thread(images.process_profile_image, data,
-                                             state.config["media.max_image_pixels"], box)
+            encoded[kind] = await _in_thread(state, images.process_profile_image, upload,
+                                             state.settings.media.max_image_pixels, box)
         except images.ImageRejected as exc:
             raise Unprocessable(f"{kind.capitalize()}: {exc}") from None
     files = {kind: f"{_new_name(kind + 's')}.{e.ext}" for kind, e in encoded.items()}
-    await _in_thread(_write_files, media_root(state), [(files[k], encoded[k].data) for k in files])
+    await _write_files(state, [(files[k], encoded[k].data) for k in files])
     avatar_url = URL_PREFIX + files["avatar"] if "avatar" in files else None
     header_url = URL_PREFIX + files["header"] if "header" in files else None
     return avatar_url, header_url
@@ -240,14 +232,14 @@ async def replacing_profile_images(state: State, account: Account, avatar: str |
     try:
         yield
     except BaseException:
-        await _in_thread(_remove_files, media_root(state), [r for r in (_relative(avatar), _relative(header)) if r])
+        await _remove_files(state, [_relative(avatar), _relative(header)])
         raise
-    old = []
+    old: list[str | None] = []
     if avatar is not None and avatar != account.avatar_url:
         old.append(_relative(account.avatar_url))
     if header is not None and header != account.header_url:
         old.append(_relative(account.header_url))
-    await _in_thread(_remove_files, media_root(state), [r for r in old if r])
+    await _remove_files(state, old)
 
 
 # -- clean-up ---------------------------------------------------------------------------------
@@ -256,14 +248,13 @@ async def purge_expired(state: State, now: datetime | None = None) -> int:
     """Delete uploads unused for longer than media.unattached_ttl, and the media of statuses deleted
     that long ago, files first so a crash leaves rows (retried) rather than files nobody points to."""
     now = now or datetime.now(UTC)
-    cutoff = iso(now - timedelta(seconds=state.config["media.unattached_ttl"]))
+    cutoff = iso(now - timedelta(seconds=state.settings.media.unattached_ttl))
     removed = 0
     while True:
         rows = await store.expired(state.db, cutoff, cutoff)
         if not rows:
             return removed
-        await _in_thread(_remove_files, media_root(state),
-                         [p for r in rows for p in (r["file_path"], r["preview_path"]) if p])
+        await _remove_files(state, [p for r in rows for p in (r["file_path"], r["preview_path"])])
         async with state.db.transaction() as tx:
             await store.delete_many(tx, [r["id"] for r in rows])
         removed += len(rows)

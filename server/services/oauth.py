@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import secrets
 import time
 from urllib.parse import urlsplit
 
 import msgspec
 
-from server.records import Account, App, Token
+from server.caches import TOKENS
+from server.domain.records import Account, App, Token
+from server.ids import now_iso
 from server.services import accounts as account_service
+from server.services import audit, oidc
 from server.services import scopes as scope_rules
 from server.services.errors import ServiceError, Unprocessable
 from server.services.secrets import new_token, same, token_hash
-from server.state import State
+from server.state import Invalidation, State
 from server.storage import accounts as account_store
 from server.storage import oauth as store
 
 OOB = "urn:ietf:wg:oauth:2.0:oob"
-TOKEN_CACHE_SECONDS = 30.0
 
 
 class OAuthError(ServiceError):
@@ -155,11 +158,33 @@ def _requested_scopes(app: App, scope: str | None) -> list[str]:
 async def token_grant(state: State, *, grant_type: str | None, client_id: str | None, client_secret: str | None,
                       code: str | None = None, redirect_uri: str | None = None, code_verifier: str | None = None,
                       refresh_token: str | None = None, username: str | None = None, password: str | None = None,
-                      scope: str | None = None) -> TokenResponse:
+                      scope: str | None = None, address: str | None = None) -> TokenResponse:
+    """The token endpoint. `address` is the client's (for the sign-in limits of the password grant)."""
+    response = await _grant(state, grant_type=grant_type, client_id=client_id, client_secret=client_secret, code=code,
+                            redirect_uri=redirect_uri, code_verifier=code_verifier, refresh_token=refresh_token,
+                            username=username, password=password, scope=scope, address=address)
+    await _audit_grant(state, grant_type or "", client_id, response, address)
+    return response
+
+
+async def _audit_grant(state: State, grant_type: str, client_id: str | None, response: TokenResponse,
+                       address: str | None) -> None:
+    account = await account_store.get(state.db, response.account_id) if response.account_id is not None else None
+    actor = (audit.person(account.username, account.id, address) if account is not None
+             else audit.Actor(name=f"app:{client_id or ''}"[:120], address=address))
+    await audit.record_now(state, actor, "token.grant", target_type="account" if account else "app",
+                           target_id=account.id if account else None, target=account.acct if account else None,
+                           detail={"grant_type": grant_type, "scope": response.scope})
+
+
+async def _grant(state: State, *, grant_type: str | None, client_id: str | None, client_secret: str | None,
+                 code: str | None, redirect_uri: str | None, code_verifier: str | None,
+                 refresh_token: str | None, username: str | None, password: str | None,
+                 scope: str | None, address: str | None) -> TokenResponse:
     if grant_type not in ("authorization_code", "client_credentials", "refresh_token", "password"):
         raise OAuthError("unsupported_grant_type", "The authorization grant type is not supported by the "
                          "authorization server.")
-    if grant_type == "password" and not state.config["password_grant"]:
+    if grant_type == "password" and not (state.settings.password_grant and state.settings.auth.local_passwords):
         raise OAuthError("unsupported_grant_type", "The password grant is disabled on this server.")
     app = await authenticate_client(state, client_id, client_secret)
 
@@ -185,31 +210,46 @@ async def token_grant(state: State, *, grant_type: str | None, client_id: str | 
         old = await store.token_by_refresh(state.db, token_hash(refresh_token or ""))
         if old is None or old.app_id != app.id:
             raise OAuthError("invalid_grant", "The refresh token is invalid, expired or revoked.")
+        try:
+            await oidc.recheck_on_refresh(state, old.account_id, address)
+        except oidc.ProviderUnavailable:
+            raise OAuthError("temporarily_unavailable", "The identity provider cannot be reached; try again "
+                             "later.", status=503) from None
+        except oidc.LoginRefused:
+            async with state.db.transaction() as tx:  # the provider said no: this grant ends here
+                await store.revoke_token(tx, old.id)
+                await state.invalidations.announce(tx, Invalidation.ACCESS, str(old.account_id or ""))
+            raise OAuthError("invalid_grant", "The identity provider no longer signs this person in.") from None
         async with state.db.transaction() as tx:
             await store.revoke_token(tx, old.id)
-        state.token_cache.clear()
+            await state.invalidations.announce(tx, Invalidation.ACCESS, str(old.account_id or ""))
         return await _issue_token(state, app, old.account_id, old.scopes)
 
-    found = await account_service.authenticate(state, username or "", password or "")
+    found = await account_service.sign_in(state, username or "", password or "", address)
     if found is None:
         raise OAuthError("invalid_grant", "The user credentials were incorrect.")
     return await _issue_token(state, app, found[1].id, _requested_scopes(app, scope))
 
 
-async def revoke(state: State, *, client_id: str | None, client_secret: str | None, token: str | None) -> None:
+async def revoke(state: State, *, client_id: str | None, client_secret: str | None, token: str | None,
+                 address: str | None = None) -> None:
     app = await authenticate_client(state, client_id, client_secret)
     if token:
         async with state.db.transaction() as tx:
-            await store.revoke_by_hash(tx, token_hash(token), app.id)
-        state.token_cache.clear()
+            owner = await store.account_of_token(tx, token_hash(token), app.id)
+            if await store.revoke_by_hash(tx, token_hash(token), app.id):
+                await state.invalidations.announce(tx, Invalidation.ACCESS, str(owner or ""))
+                await audit.record(tx, audit.Actor(name=f"app:{app.name}"[:120], address=address), "token.revoke",
+                                   target_type="account" if owner else "app", target_id=owner or app.id,
+                                   detail={"app": app.name})
 
 
 async def credentials_for(state: State, bearer: str) -> Credentials | None:
     """Look a bearer token up (through a short cache: this runs on every API request)."""
     key = token_hash(bearer)
-    cached = state.token_cache.get(key)
-    now = time.monotonic()
-    if cached is not None and cached[1] > now:
+    cache = state.caches.get(TOKENS)
+    cached = cache.get(key)
+    if cached is not None:
         return cached[0]
     token = await store.token_by_hash(state.db, key)
     creds = None
@@ -221,10 +261,38 @@ async def credentials_for(state: State, bearer: str) -> Credentials | None:
                 token = None
         if token is not None:
             creds = Credentials(token=token, account_id=token.account_id, scopes=frozenset(token.scopes.split()))
-    if len(state.token_cache) > 10000:
-        state.token_cache.clear()
-    state.token_cache[key] = (creds, now + TOKEN_CACHE_SECONDS)
+    cache.put(key, (creds,))
     return creds
+
+
+async def account_of(state: State, creds: Credentials) -> Account | None:
+    """The account a user token acts for (None for an app-only token or an account gone since)."""
+    return await account_store.get(state.db, creds.account_id) if creds.account_id is not None else None
+
+
+async def app_of(state: State, creds: Credentials) -> App | None:
+    """The application a token was issued to."""
+    return await store.app_by_id(state.db, creds.token.app_id) if creds.token.app_id is not None else None
+
+
+async def session_account(state: State, session_id: str) -> int | None:
+    """The account signed in with this browser session (the authorize page's cookie)."""
+    return await store.session_account(state.db, token_hash(session_id))
+
+
+async def start_session(state: State, account_id: int, seconds: int) -> str:
+    """A new browser session for the account after a password sign-in; its id (the cookie value)."""
+    new_session = secrets.token_urlsafe(32)
+    async with state.db.transaction() as tx:
+        await store.insert_session(tx, token_hash(new_session), account_id, seconds)
+        await account_store.update_user_prefs(tx, account_id, {"last_sign_in_at": now_iso()})
+    return new_session
+
+
+async def signed_in(state: State, account_id: int) -> None:
+    """Note when the account last signed in (a token was granted to it)."""
+    async with state.db.transaction() as tx:
+        await account_store.update_user_prefs(tx, account_id, {"last_sign_in_at": now_iso()})
 
 
 async def create_token_for_user(state: State, username: str, scopes: str) -> str:
@@ -237,10 +305,10 @@ async def create_token_for_user(state: State, username: str, scopes: str) -> str
     except ValueError as exc:
         raise Unprocessable(f"unknown scope {exc}") from None
     async with state.db.transaction() as tx:  # several CLI processes may race to create the app
-        app = await store.app_by_client_id(tx, "crosstalk-admin-cli")
-        if app is None:
-            app = await store.insert_app(tx, name="crosstalk admin", website=None, client_id="crosstalk-admin-cli",
-                                         client_secret_hash=token_hash(new_token()), redirect_uris=OOB,
-                                         scopes="read write follow push admin:read admin:write")
+        app = await store.ensure_app(tx, name="crosstalk admin", website=None, client_id="crosstalk-admin-cli",
+                                     client_secret_hash=token_hash(new_token()), redirect_uris=OOB,
+                                     scopes="read write follow push admin:read admin:write")
     response = await _issue_token(state, app, account.id, scope_list, with_refresh=False)
+    await audit.record_now(state, audit.CLI, "token.grant", target_type="account", target_id=account.id,
+                           target=account.acct, detail={"grant_type": "admin-cli", "scope": response.scope})
     return response.access_token

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import msgspec
 
+from server.domain.events import PollEnded, PollVoted
+from server.domain.records import Account, Poll
 from server.ids import iso, now_iso
-from server.records import Account, Notification, Poll
-from server.services import notify
+from server.ports import Tx
 from server.services.errors import NotFound, Unprocessable
 from server.services.visibility import can_see
 from server.state import State
-from server.storage import accounts, statuses
-from server.storage import notifications as notification_store
 from server.storage import polls as store
+from server.storage import statuses
 
 log = logging.getLogger("crosstalk.polls")
 
@@ -44,14 +43,14 @@ def validate(state: State, spec: PollSpec) -> None:
         raise Unprocessable(f"Poll options can be at most {MAX_OPTION_CHARS} characters long")
     if len(set(options)) != len(options):
         raise Unprocessable("Poll options must be different from each other")
-    shortest, longest = state.config["polls.min_expiration"], state.config["polls.max_expiration"]
+    shortest, longest = state.settings.polls.min_expiration, state.settings.polls.max_expiration
     if spec.expires_in < shortest:
         raise Unprocessable(f"Poll duration must be at least {shortest} seconds")
     if spec.expires_in > longest:
         raise Unprocessable(f"Poll duration must be at most {longest} seconds")
 
 
-async def create_in_tx(tx: Any, spec: PollSpec, status_id: int, account_id: int) -> int:
+async def create_in_tx(tx: Tx, spec: PollSpec, status_id: int, account_id: int) -> int:
     """Store a validated poll for a status being inserted in the same transaction."""
     expires_at = iso(datetime.now(UTC) + timedelta(seconds=spec.expires_in))
     return await store.insert(tx, status_id=status_id, account_id=account_id, options=[o.strip() for o in spec.options],
@@ -73,6 +72,13 @@ async def visible_poll(state: State, viewer_id: int | None, poll_id: int) -> Pol
     return poll
 
 
+async def own_votes(state: State, viewer_id: int | None, poll: Poll) -> list[int] | None:
+    """The viewer's choices in a poll (None when they did not vote, or for nobody in particular)."""
+    if viewer_id is None:
+        return None
+    return (await store.own_votes(state.db, viewer_id, [poll.id])).get(poll.id)
+
+
 async def vote(state: State, voter: Account, poll_id: int, choices: list[int]) -> Poll:
     poll = await visible_poll(state, voter.id, poll_id)
     if expired(poll):
@@ -89,14 +95,13 @@ async def vote(state: State, voter: Account, poll_id: int, choices: list[int]) -
         if not 0 <= choice < len(poll.options):
             raise Unprocessable(f"Choice {choice} is not one of the poll's options")
     async with state.db.transaction() as tx:
+        await store.lock(tx, poll.id)
         if await store.has_voted(tx, poll.id, voter.id):
             raise Unprocessable("You have already voted on this poll")
         await store.add_votes(tx, poll.id, voter.id, choices)
+        await state.events.record(tx, PollVoted(account_id=voter.id, poll_id=poll.id, choices=choices))
     updated = await store.get(state.db, poll.id)
     assert updated is not None
-    status = await statuses.get(state.db, poll.status_id)
-    if status is not None and not status.local:  # the vote goes to the poll's home server
-        await state.outbound.poll_voted(voter, status, [poll.options[c] for c in choices])
     return updated
 
 
@@ -105,17 +110,10 @@ async def notify_ended(state: State) -> int:
     Returns how many polls were handled (the scheduler calls this on every tick)."""
     handled = 0
     for poll in await store.ended_unnotified(state.db, now_iso()):
-        notes: list[Notification | None] = []
         async with state.db.transaction() as tx:
             if not await store.claim_ended(tx, poll.id):
                 continue
-            for voter_id in await store.local_voter_ids(tx, poll.id):
-                notes.append(await notify.create(state, tx, voter_id, poll.account_id, "poll", poll.status_id))
-            author = await accounts.get(tx, poll.account_id)
-            if author is not None and author.local:
-                # notify.create skips notes to oneself; the author of a poll wants this one.
-                notes.append(await notification_store.insert(tx, author.id, author.id, "poll", poll.status_id))
-        notify.announce(state, notes)
+            await state.events.record(tx, PollEnded(poll_id=poll.id))
         handled += 1
     if handled:
         log.info("announced the end of %d poll(s)", handled)

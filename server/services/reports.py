@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import msgspec
 
+from server.domain.events import ReportFiled
+from server.domain.records import Account, Report
 from server.ids import new_id, now_iso
-from server.records import Account, Notification, Report
 from server.services import accounts as account_service
-from server.services import notify
 from server.services.errors import NotFound, Unprocessable
 from server.services.visibility import can_see
 from server.state import State
-from server.storage import notifications as notification_store
+from server.storage import accounts as account_store
 from server.storage import reports as store
 from server.storage import statuses
 
@@ -70,15 +70,12 @@ async def store_report(state: State, reporter: Account, target: Account, status_
     report = Report(id=new_id(), account_id=reporter.id, target_account_id=target.id, category=category,
                     comment=comment, forward=forward, rule_ids=[], status_ids=status_ids, uri=uri,
                     action_taken_at=None, created_at=now, updated_at=now)
-    notes: list[Notification | None] = []
     async with state.db.transaction() as tx:
         await store.insert(tx, report)
-        for moderator_id in await store.moderator_ids(tx):
-            if moderator_id in (reporter.id, target.id):
-                continue
-            # Straight to storage: a moderator's mutes must not hide reports from them.
-            note = await notification_store.insert(tx, moderator_id, reporter.id, "admin.report", None)
-            await store.link_notification(tx, note.id, report.id)
-            notes.append(note)
-    notify.announce(state, notes)
+        await state.events.record(tx, ReportFiled(report_id=report.id))
     return report
+
+
+async def targets(state: State, reports: list[Report]) -> dict[int, Account]:
+    """The reported accounts, for rendering reports."""
+    return await account_store.get_many(state.db, [r.target_account_id for r in reports])

@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
+from server.domain.paging import Page
+from server.domain.records import Account, ScheduledStatus, Status
 from server.ids import iso, new_id, now_iso
-from server.records import Account, ScheduledStatus, Status
-from server.services import polls
+from server.render.bundles import ScheduledPage
+from server.services import loaders, polls
 from server.services import statuses as status_service
 from server.services.errors import NotFound, ServiceError, Unprocessable
 from server.services.visibility import can_see
@@ -32,11 +34,11 @@ async def _check(state: State, author: Account, new: status_service.NewStatus) -
     body = new.text.strip()
     if not body and not new.media_ids:
         raise Unprocessable("Text can't be blank")
-    limit = state.config["statuses.max_characters"]
+    limit = state.settings.statuses.max_characters
     if status_service.text_length(body) + len(new.spoiler_text) > limit:
         raise Unprocessable(f"Text character limit of {limit} exceeded")
-    if new.visibility is not None and new.visibility not in status_service.VISIBILITIES:
-        raise Unprocessable(f"Visibility must be one of {', '.join(status_service.VISIBILITIES)}")
+    if new.visibility is not None:
+        status_service.parse_visibility(new.visibility)
     if new.poll is not None:
         if new.media_ids:
             raise Unprocessable("A status can't have both a poll and media attachments")
@@ -54,7 +56,7 @@ async def _check(state: State, author: Account, new: status_service.NewStatus) -
 
 
 def _check_time(state: State, when: datetime) -> None:
-    earliest = state.config["statuses.min_schedule_seconds"]
+    earliest = state.settings.statuses.min_schedule_seconds
     if when < datetime.now(UTC) + timedelta(seconds=earliest):
         raise Unprocessable(f"The scheduled date must be at least {earliest} seconds in the future")
 
@@ -82,6 +84,15 @@ async def schedule(state: State, author: Account, new: status_service.NewStatus,
     stored = msgspec.structs.replace(new, idempotency_key=None)
     async with state.db.transaction() as tx:
         return await store.insert(tx, new_id(), author.id, iso(when), msgspec.json.encode(stored).decode())
+
+
+async def shown(state: State, items: list[ScheduledStatus]) -> ScheduledPage:
+    """Scheduled statuses ready to render."""
+    return await loaders.scheduled_page(state, items)
+
+
+async def page_for(state: State, author: Account, page: Page) -> ScheduledPage:
+    return await shown(state, await store.page_for(state.db, author.id, page))
 
 
 async def get(state: State, author: Account, scheduled_id: int) -> ScheduledStatus:

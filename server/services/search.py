@@ -12,11 +12,16 @@ import logging
 import math
 import re
 import unicodedata
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
-from server.records import Account, Status
+from server.domain.records import Account, Status
+from server.ids import parse_id
+from server.render.bundles import StatusPage, TagView
+from server.services import directory, loaders
+from server.services import tags as tag_service
 from server.services.errors import Unauthorized, Unprocessable
 from server.services.visibility import can_see
 from server.state import State
@@ -51,6 +56,14 @@ class Results(msgspec.Struct, kw_only=True):
     accounts: list[Account]
     statuses: list[Status]
     hashtags: list[tuple[int | None, str]]  # (tag id, or None for a hashtag nobody has used yet; name)
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """Search results ready to render."""
+    accounts: list[Account]
+    statuses: StatusPage
+    hashtags: list[TagView]
 
 
 def _is_url(q: str) -> bool:
@@ -91,6 +104,14 @@ async def search(state: State, viewer: Account | None, query: Query) -> Results:
     return found
 
 
+async def search_page(state: State, viewer: Account | None, query: Query) -> Found:
+    """`search`, with what rendering the statuses and hashtags needs."""
+    found = await search(state, viewer, query)
+    return Found(accounts=found.accounts,
+                 statuses=await loaders.status_page(state, viewer.id if viewer else None, found.statuses),
+                 hashtags=await tag_service.viewed_by(state, viewer, found.hashtags))
+
+
 async def _resolve(state: State, viewer: Account | None, url: str, fetch: bool) -> Account | Status | None:
     """A pasted link to a post or profile: one we know, or (resolve=true) one fetched from its server.
     A post is returned only if the caller may see it."""
@@ -122,8 +143,9 @@ async def _local_link(state: State, url: str) -> Account | Status | None:
         return None
     if not rest:
         return account
-    if rest.isdigit() and len(rest) <= 19:
-        status = await status_store.get(state.db, int(rest))
+    status_id = parse_id(rest)
+    if status_id is not None:
+        status = await status_store.get(state.db, status_id)
         if status is not None and status.account_id == account.id:
             return status
     return None
@@ -135,6 +157,10 @@ async def accounts(state: State, viewer: Account | None, q: str, *, limit: int, 
     q = q.strip().lstrip("@")
     if not q:
         return []
+    qualified = directory.qualifiers(q)
+    if qualified is not None:  # department:…, title:…, location:… (services/directory.py)
+        return await directory.search(state, viewer, qualified[0], qualified[1], limit=limit, offset=offset,
+                                      following=following)
     username, _, domain = q.partition("@")
     if domain:
         if domain.lower() == state.domain:
@@ -172,12 +198,11 @@ async def statuses(state: State, viewer: Account, q: str, *, limit: int, offset:
     """Statuses containing every word (and quoted phrase) of the query and none of the `-excluded`
     ones, that the viewer may see, most relevant first."""
     wanted, excluded = store.terms(q)
-    match = store.match_expression(wanted, excluded)
-    if match is None or offset >= WINDOW:
+    if not wanted or offset >= WINDOW:
         return []
     hidden = await relations.hidden_account_ids(state.db, viewer.id)
-    rows = await store.status_candidates(state.db, match, viewer.id, window=WINDOW, account_id=account_id,
-                                         hidden=hidden)
+    rows = await store.status_candidates(state.db, wanted, excluded, viewer.id, window=WINDOW,
+                                         account_id=account_id, hidden=hidden)
     ranked = rank(rows, wanted)
     page = ranked[offset:offset + limit]
     found = await status_store.get_many(state.db, page)

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from server.domain.events import (
+    Blocked,
+    Followed,
+    FollowRejected,
+    FollowRequested,
+    Unblocked,
+    Unfollowed,
+)
+from server.domain.paging import Page
+from server.domain.records import Account, Relationship
 from server.ids import new_id
-from server.records import Account
-from server.services import notify
+from server.services import group_rules
 from server.services.errors import Forbidden, NotFound, Unprocessable
 from server.services.streaming import relations_changed
 from server.state import State
+from server.storage import accounts as account_store
 from server.storage import notifications as notification_store
 from server.storage import relations, timelines
 
@@ -19,36 +29,32 @@ async def follow(state: State, account: Account, target: Account, *, reblogs: bo
         raise Unprocessable("You cannot follow yourself")
     if await relations.blocked_either_way(state.db, account.id, target.id):
         raise Forbidden("This action is not allowed")
+    if target.actor_type == "Group":
+        await group_rules.check_join(state, account, target)
     if await relations.follow(state.db, account.id, target.id) is not None:
         async with state.db.transaction() as tx:
             await relations.insert_follow(tx, account.id, target.id, show_reblogs=reblogs, notify=notify_posts, uri=None)
-        if not account.local:  # a repeated Follow: the remote side lost our Accept, so send it again
-            await state.outbound.follow_accepted(target, account, follow_uri)
+            if not account.local:  # a repeated Follow: the remote side lost our Accept, so send it again
+                await state.events.record(tx, Followed(follower_id=account.id, target_id=target.id,
+                                                       uri=follow_uri, repeated=True))
         return
     if await relations.follow_request(state.db, account.id, target.id) is not None:
         return
     if account.local:
         follow_uri = f"{account.uri}/follows/{new_id()}"
-    notes = []
-    if target.locked or not target.local:
-        # Remote follows stay requests until the remote side answers with Accept.
-        async with state.db.transaction() as tx:
+    async with state.db.transaction() as tx:
+        if target.locked or not target.local:
+            # Remote follows stay requests until the remote side answers with Accept.
             await relations.insert_follow_request(tx, account.id, target.id, show_reblogs=reblogs,
                                                   notify=notify_posts, uri=follow_uri)
-            if target.local:
-                notes.append(await notify.create(state, tx, target.id, account.id, "follow_request"))
-    else:
-        async with state.db.transaction() as tx:
+            await state.events.record(tx, FollowRequested(follower_id=account.id, target_id=target.id,
+                                                          uri=follow_uri))
+        else:
             await relations.insert_follow(tx, account.id, target.id, show_reblogs=reblogs, notify=notify_posts,
                                           uri=follow_uri)
             if account.local:
                 await timelines.backfill_feed(tx, account.id, target.id)
-            notes.append(await notify.create(state, tx, target.id, account.id, "follow"))
-    notify.announce(state, notes)
-    if not target.local and follow_uri:
-        await state.outbound.follow_requested(account, target, follow_uri)
-    elif not account.local and not target.locked:
-        await state.outbound.follow_accepted(target, account, follow_uri)
+            await state.events.record(tx, Followed(follower_id=account.id, target_id=target.id, uri=follow_uri))
 
 
 async def accept_remote_follow(state: State, follower: Account, target: Account) -> None:
@@ -69,6 +75,12 @@ async def drop_follow(state: State, follower: Account, target: Account) -> None:
             await timelines.remove_account_from_feed(tx, follower.id, target.id)
 
 
+async def refuse_follow(state: State, follower: Account, target: Account, follow_uri: str | None) -> None:
+    """Answer a Follow we will not take (e.g. from a blocked account) with a Reject."""
+    async with state.db.transaction() as tx:
+        await state.events.record(tx, FollowRejected(follower_id=follower.id, target_id=target.id, uri=follow_uri))
+
+
 async def unfollow(state: State, account: Account, target: Account) -> None:
     async with state.db.transaction() as tx:
         row = await relations.follow(tx, account.id, target.id)
@@ -76,9 +88,9 @@ async def unfollow(state: State, account: Account, target: Account) -> None:
         request = await relations.delete_follow_request(tx, account.id, target.id)
         if removed and account.local:
             await timelines.remove_account_from_feed(tx, account.id, target.id)
-    if (removed or request is not None) and not target.local:
-        uri = (row["uri"] if row is not None else None) or (request["uri"] if request is not None else None)
-        await state.outbound.unfollowed(account, target, uri)
+        if removed or request is not None:
+            uri = (row["uri"] if row is not None else None) or (request["uri"] if request is not None else None)
+            await state.events.record(tx, Unfollowed(follower_id=account.id, target_id=target.id, uri=uri))
 
 
 async def answer_request(state: State, account: Account, requester: Account, accept: bool) -> None:
@@ -87,29 +99,27 @@ async def answer_request(state: State, account: Account, requester: Account, acc
         if request is None:
             raise NotFound("Follow request not found")
         await notification_store.delete_matching(tx, requester.id, "follow_request", account_id=account.id)
-        note = None
         if accept:
             await relations.insert_follow(tx, requester.id, account.id, show_reblogs=bool(request["show_reblogs"]),
                                           notify=bool(request["notify"]), uri=request["uri"])
             if requester.local:
                 await timelines.backfill_feed(tx, requester.id, account.id)
-            note = await notify.create(state, tx, account.id, requester.id, "follow")
-    notify.announce(state, [note])
-    if not requester.local:
-        if accept:
-            await state.outbound.follow_accepted(account, requester, request["uri"])
+            await state.events.record(tx, Followed(follower_id=requester.id, target_id=account.id,
+                                                   uri=request["uri"]))
         else:
-            await state.outbound.follow_rejected(account, requester, request["uri"])
+            await state.events.record(tx, FollowRejected(follower_id=requester.id, target_id=account.id,
+                                                         uri=request["uri"]))
 
 
 async def remove_follower(state: State, account: Account, follower: Account) -> None:
     async with state.db.transaction() as tx:
         row = await relations.follow(tx, follower.id, account.id)
         removed = await relations.delete_follow(tx, follower.id, account.id)
-        if removed and follower.local:
-            await timelines.remove_account_from_feed(tx, follower.id, account.id)
-    if removed and not follower.local:
-        await state.outbound.follow_rejected(account, follower, row["uri"] if row is not None else None)
+        if removed:
+            if follower.local:
+                await timelines.remove_account_from_feed(tx, follower.id, account.id)
+            await state.events.record(tx, FollowRejected(follower_id=follower.id, target_id=account.id,
+                                                         uri=row["uri"] if row is not None else None))
 
 
 async def block(state: State, account: Account, target: Account, block_uri: str | None = None) -> None:
@@ -122,20 +132,18 @@ async def block(state: State, account: Account, target: Account, block_uri: str 
             if await relations.delete_follow(tx, a.id, b.id) and a.local:
                 await timelines.remove_account_from_feed(tx, a.id, b.id)
             await relations.delete_follow_request(tx, a.id, b.id)
-        added = await relations.set_block(tx, account.id, target.id, True, block_uri)
+        if await relations.set_block(tx, account.id, target.id, True, block_uri):
+            await state.events.record(tx, Blocked(account_id=account.id, target_id=target.id, uri=block_uri))
         await notification_store.delete_from(tx, account.id, target.id)
     relations_changed(state, account.id, target.id)
-    if added and not target.local and block_uri:
-        await state.outbound.blocked(account, target, block_uri)
 
 
 async def unblock(state: State, account: Account, target: Account) -> None:
     uri = await relations.block_uri(state.db, account.id, target.id)
     async with state.db.transaction() as tx:
-        removed = await relations.set_block(tx, account.id, target.id, False)
+        if await relations.set_block(tx, account.id, target.id, False):
+            await state.events.record(tx, Unblocked(account_id=account.id, target_id=target.id, uri=uri))
     relations_changed(state, account.id, target.id)
-    if removed and not target.local:
-        await state.outbound.unblocked(account, target, uri)
 
 
 async def mute(state: State, account: Account, target: Account, *, notifications: bool, duration: int) -> None:
@@ -156,3 +164,44 @@ async def unmute(state: State, account: Account, target: Account) -> None:
     async with state.db.transaction() as tx:
         await relations.set_mute(tx, account.id, target.id, False)
     relations_changed(state, account.id)
+
+
+# -- listings ------------------------------------------------------------------------------------
+
+async def _accounts(state: State, rows: list[tuple[int, int]]) -> tuple[list[Account], list[int]]:
+    """(row id, account id) pairs → the accounts that exist, in order, and the row ids paging follows."""
+    found = await account_store.get_many(state.db, [a for _, a in rows])
+    return [found[a] for _, a in rows if a in found], [r for r, _ in rows]
+
+
+async def follow_list(state: State, account: Account, direction: str, page: Page) -> tuple[list[Account], list[int]]:
+    """An account's followers or follows ("followers" / "following")."""
+    rows = await relations.followers_page(state.db, account.id, direction, page.max_id, page.since_id or page.min_id,
+                                          page.limit)
+    return await _accounts(state, rows)
+
+
+async def follow_requests(state: State, account: Account, page: Page) -> tuple[list[Account], list[int]]:
+    rows = await relations.pending_requests(state.db, account.id, page.max_id, page.since_id or page.min_id, page.limit)
+    return await _accounts(state, rows)
+
+
+async def targets(state: State, account: Account, table: str, page: Page) -> tuple[list[Account], list[int]]:
+    """The accounts this one blocks or mutes ("blocks" / "mutes")."""
+    rows = await relations.list_targets(state.db, table, account.id, page.max_id, page.since_id or page.min_id,
+                                        page.limit)
+    return await _accounts(state, rows)
+
+
+async def relationships(state: State, viewer: Account, ids: list[int]) -> dict[int, Relationship]:
+    """The viewer's relationship with each of these accounts (existing or not), in this order."""
+    return await relations.relationships(state.db, viewer.id, ids)
+
+
+async def answer_request_from(state: State, account: Account, requester_id: int, accept: bool) -> int:
+    """Accept or reject the follow request of the account with this id; its id back."""
+    requester = await account_store.get(state.db, requester_id)
+    if requester is None:
+        raise NotFound()
+    await answer_request(state, account, requester, accept)
+    return requester.id

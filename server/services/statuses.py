@@ -5,28 +5,39 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
 
 import msgspec
 
-from server.events import Event
+from server.domain import text
+from server.domain.enums import Visibility
+from server.domain.events import (
+    Favourited,
+    ReblogCreated,
+    StatusCreated,
+    StatusDeleted,
+    StatusEdited,
+    Unfavourited,
+)
+from server.domain.paging import Page
+from server.domain.records import Account, Status
+from server.domain.records import StatusEdit as StatusEditRecord
 from server.ids import new_id, now_iso
-from server.records import Account, Status
+from server.ports import Tx
+from server.render.bundles import StatusPage
 from server.services import accounts as account_service
-from server.services import conversations, feeds, notify, polls, text
+from server.services import group_rules, loaders, polls
 from server.services.errors import Forbidden, NotFound, Unprocessable
 from server.services.media import attach as attach_media
 from server.services.visibility import can_see, visible_ids
 from server.state import State
-from server.storage import accounts, relations, statuses, timelines
+from server.storage import accounts, identity, relations, statuses
 from server.storage import conversations as conversation_store
 from server.storage import media as media_store
 from server.storage import notifications as notification_store
 
-VISIBILITIES = ("public", "unlisted", "private", "direct")
 URL_WEIGHT = 23  # Mastodon counts every URL as 23 characters
 MAX_PINS = 5
-FAN_OUT_CHUNK = 250
 _URL_RE = re.compile(text._URL)
 
 
@@ -42,6 +53,14 @@ class NewStatus(msgspec.Struct, kw_only=True):
     idempotency_key: str | None = None
     poll: polls.PollSpec | None = None
     local_only: bool | None = None  # None: the instance default, or the replied-to post's setting
+    group_id: int | None = None  # Soapbox: post in this group (as mentioning it does)
+
+
+def parse_visibility(value: str) -> Visibility:
+    try:
+        return Visibility(value)
+    except ValueError:
+        raise Unprocessable(f"Visibility must be one of {', '.join(Visibility)}") from None
 
 
 def text_length(body: str) -> int:
@@ -58,13 +77,13 @@ async def visible_status(state: State, viewer_id: int | None, status_id: int) ->
 
 async def _prepare_text(state: State, author: Account, body: str) -> tuple[text.Rendered, list[int]]:
     handles = text.extract_mentions(body, state.domain)
-    resolved = await account_service.resolve_mentions(state, handles)
+    resolved = await account_service.resolve_mentions(state, handles, look_up_unknown=True)
     rendered = text.render(body, state.base_url, state.domain, resolved)
     mentioned = []
-    for username, domain in rendered.mentions:
-        acct = await accounts.by_username(state.db, username, domain or "")
-        if acct is not None and acct.id != author.id:
-            mentioned.append(acct.id)
+    for handle in rendered.mentions:  # by id: a handle found through WebFinger may name another domain
+        account_id = resolved[handle].account_id
+        if account_id != author.id and account_id not in mentioned:
+            mentioned.append(account_id)
     return rendered, mentioned
 
 
@@ -78,7 +97,7 @@ async def post_status(state: State, author: Account, new: NewStatus) -> Status:
     body = new.text.strip()
     if not body and not new.media_ids:
         raise Unprocessable("Text can't be blank")
-    limit = state.config["statuses.max_characters"]
+    limit = state.settings.statuses.max_characters
     if text_length(body) + len(new.spoiler_text) > limit:
         raise Unprocessable(f"Text character limit of {limit} exceeded")
     if new.poll is not None:
@@ -86,9 +105,7 @@ async def post_status(state: State, author: Account, new: NewStatus) -> Status:
             raise Unprocessable("A status can't have both a poll and media attachments")
         polls.validate(state, new.poll)
     user = await accounts.user(state.db, author.id)
-    visibility = new.visibility or (user.default_visibility if user else "public")
-    if visibility not in VISIBILITIES:
-        raise Unprocessable(f"Visibility must be one of {', '.join(VISIBILITIES)}")
+    visibility = parse_visibility(new.visibility or (user.default_visibility if user else "public"))
     parent = None
     if new.in_reply_to_id is not None:
         parent = await statuses.get(state.db, new.in_reply_to_id)
@@ -97,10 +114,14 @@ async def post_status(state: State, author: Account, new: NewStatus) -> Status:
         if await relations.blocked_either_way(state.db, author.id, parent.account_id):
             raise Forbidden("This action is not allowed")
     rendered, mentioned = await _prepare_text(state, author, body)
+    if new.group_id is not None:
+        mentioned = await group_rules.posting_to(state, author, new.group_id, parent, mentioned)
+    visibility = await group_rules.post_visibility(state, author, mentioned, parent, visibility)
     sensitive = new.sensitive if new.sensitive is not None else bool(user and user.default_sensitive)
+    sensitive = sensitive or await _sensitized(state, author)
     local_only = new.local_only
     if local_only is None:  # replies to local-only posts stay inside too
-        local_only = parent.local_only if parent is not None else state.config["statuses.local_only_default"]
+        local_only = parent.local_only if parent is not None else state.settings.statuses.local_only_default
     status_id = new_id()
     status = Status(
         id=status_id, uri=f"{author.uri}/statuses/{status_id}", url=f"{author.url}/{status_id}",
@@ -113,7 +134,7 @@ async def post_status(state: State, author: Account, new: NewStatus) -> Status:
         created_at=now_iso(), edited_at=None, deleted_at=None, replies_count=0, reblogs_count=0, favourites_count=0,
         local_only=local_only)
 
-    async def extra(tx: object) -> None:
+    async def extra(tx: Tx) -> None:
         if new.media_ids:
             await attach_media(tx, author.id, status_id, new.media_ids)
         if new.poll is not None:
@@ -126,70 +147,37 @@ async def post_status(state: State, author: Account, new: NewStatus) -> Status:
 
 
 async def store_status(state: State, status: Status, mentioned: list[int], tags: list[str],
-                       extra: Callable[[Any], Awaitable[None]] | None = None) -> None:
-    """Save a new status, local or arrived from elsewhere, then fan it out off the request path.
+                       extra: Callable[[Tx], Awaitable[None]] | None = None) -> None:
+    """Save a new status, local or arrived from elsewhere; feeds, notifications, streams and delivery
+    follow from its StatusCreated event after the commit.
 
     `extra` runs inside the same transaction (media, idempotency keys, remote attachments, polls).
     """
-    notes = []
     async with state.db.transaction() as tx:
-        await statuses.insert(tx, status)
-        await statuses.insert_mentions(tx, status.id, mentioned)
-        await statuses.replace_tags(tx, status.id, tags)
-        if extra is not None:
-            await extra(tx)
-        await accounts.adjust_counts(tx, status.account_id, statuses=1)
-        await accounts.touch_last_status(tx, status.account_id, status.created_at[:10])
-        if status.in_reply_to_id is not None:
-            await statuses.adjust_counts(tx, status.in_reply_to_id, replies=1)
-        for account_id in mentioned:
-            notes.append(await notify.create(state, tx, account_id, status.account_id, "mention", status.id))
-    notify.announce(state, notes)
-    state.spawn(fan_out(state, status, mentioned), name=f"fan-out {status.id}")
+        await _insert_status(state, tx, status, mentioned, tags, extra)
 
 
-async def fan_out(state: State, status: Status, mentioned: list[int]) -> None:
-    """Put a new status into the home feeds of the local readers it is meant for, then announce it."""
-    author_id = status.account_id
-    readers = {author_id} if status.local else set()
-    followers = await relations.follower_ids(state.db, author_id, local_only=True)
-    if status.reblog_of_id is not None:
-        wants_boosts = await relations.reblog_follower_ids(state.db, author_id)
-        followers = [f for f in followers if f in wants_boosts]
-    if status.visibility in ("public", "unlisted", "private"):
-        readers.update(followers)
-    elif status.visibility == "direct":
-        readers.update(set(followers) & set(mentioned))
-    delivery = await feeds.plan(state, status, readers)  # lists, exclusive lists, followed hashtags
-    readers = delivery.home
-    # Feed rows go in short transactions, so posts and other writes are not held up by a big fan-out.
-    ordered = sorted(readers)
-    for start in range(0, len(ordered), FAN_OUT_CHUNK):
-        async with state.db.transaction() as tx:
-            await timelines.add_to_feeds(tx, status.id, ordered[start:start + FAN_OUT_CHUNK])
+async def store_statuses(state: State, items: list[tuple[Status, list[int], list[str],
+                                                        Callable[[Tx], Awaitable[None]] | None]]) -> None:
+    """store_status for several statuses (status, mentioned, tags, extra) in one transaction: all or
+    none are stored. The inbox stores a sender's run of posts this way (one commit instead of many)."""
     async with state.db.transaction() as tx:
-        await feeds.store(tx, status, delivery)
-        notes = []
-        if status.reblog_of_id is None and status.in_reply_to_id is None and status.visibility != "direct":
-            for follower_id in await relations.notify_follower_ids(tx, author_id):
-                notes.append(await notify.create(state, tx, follower_id, author_id, "status", status.id))
-    notify.announce(state, notes)
-    for reader in readers:
-        state.bus.publish(Event(topic=f"user:{reader}", name="update", payload=None, status_id=status.id))
-    if status.visibility == "public" and status.reblog_of_id is None:
-        state.bus.publish(Event(topic="public", name="update", payload=None, status_id=status.id))
-        state.bus.publish(Event(topic="public:local" if status.local else "public:remote", name="update",
-                                payload=None, status_id=status.id))
-    feeds.publish(state, status, delivery)
-    if status.visibility == "direct" and status.reblog_of_id is None:
-        await conversations.status_posted(state, status, mentioned)
-    if status.local:
-        if status.reblog_of_id is None:
-            await state.outbound.status_created(status)
-        else:
-            original = await statuses.get(state.db, status.reblog_of_id)
-            if original is not None:
-                await state.outbound.reblogged(status, original)
+        for status, mentioned, tags, extra in items:
+            await _insert_status(state, tx, status, mentioned, tags, extra)
+
+
+async def _insert_status(state: State, tx: Tx, status: Status, mentioned: list[int], tags: list[str],
+                         extra: Callable[[Tx], Awaitable[None]] | None) -> None:
+    await statuses.insert(tx, status)
+    await statuses.insert_mentions(tx, status.id, mentioned)
+    await statuses.replace_tags(tx, status.id, tags)
+    if extra is not None:
+        await extra(tx)
+    await accounts.adjust_counts(tx, status.account_id, statuses=1)
+    await accounts.touch_last_status(tx, status.account_id, status.created_at[:10])
+    if status.in_reply_to_id is not None:
+        await statuses.adjust_counts(tx, status.in_reply_to_id, replies=1)
+    await state.events.record(tx, StatusCreated(status_id=status.id, mentioned=mentioned))
 
 
 async def _own_status(state: State, author: Account, status_id: int) -> Status:
@@ -221,17 +209,7 @@ async def remove_status(state: State, status: Status) -> None:
             await statuses.mark_deleted(tx, reblog_id)
         await notification_store.delete_for_status(tx, status.id)
         await conversation_store.forget_status(tx, status.id)
-    for sid in [status.id, *reblogs]:
-        for topic in ("public", "public:local", "public:remote"):
-            state.bus.publish(Event(topic=topic, name="delete", payload=str(sid), status_id=sid))
-        state.bus.publish(Event(topic="delete", name="delete", payload=str(sid), status_id=sid))
-    if status.local:
-        if status.reblog_of_id is not None:
-            original = await statuses.get(state.db, status.reblog_of_id)
-            if original is not None:
-                await state.outbound.unreblogged(status, original)
-        else:
-            await state.outbound.status_deleted(status)
+        await state.events.record(tx, StatusDeleted(status_id=status.id, reblog_ids=reblogs))
 
 
 class StatusEdit(msgspec.Struct, kw_only=True):
@@ -242,19 +220,25 @@ class StatusEdit(msgspec.Struct, kw_only=True):
     media_ids: list[int] | None = None
 
 
+async def _sensitized(state: State, author: Account) -> bool:
+    """Moderators marked the account sensitive: every post of it is, new or edited (as in Mastodon)."""
+    return (await identity.moderation_of(state.db, [author.id]))[author.id].sensitized_at is not None
+
+
 async def edit_status(state: State, author: Account, status_id: int, edit: StatusEdit) -> Status:
     status = await _own_status(state, author, status_id)
     body = status.source_text if edit.text is None else edit.text.strip()
     spoiler = status.spoiler_text if edit.spoiler_text is None else edit.spoiler_text.strip()
     if not body and not edit.media_ids and not await _has_media(state, status.id):
         raise Unprocessable("Text can't be blank")
-    limit = state.config["statuses.max_characters"]
+    limit = state.settings.statuses.max_characters
     if text_length(body) + len(spoiler) > limit:
         raise Unprocessable(f"Text character limit of {limit} exceeded")
     rendered, mentioned = await _prepare_text(state, author, body)
     sensitive = status.sensitive if edit.sensitive is None else edit.sensitive
+    sensitive = sensitive or await _sensitized(state, author)
 
-    async def media(tx: Any) -> None:
+    async def media(tx: Tx) -> None:
         if edit.media_ids is not None:
             await statuses.detach_media(tx, status.id)
             await attach_media(tx, author.id, status.id, edit.media_ids)
@@ -266,37 +250,28 @@ async def edit_status(state: State, author: Account, status_id: int, edit: Statu
 
 async def apply_edit(state: State, status: Status, *, content: str, source_text: str, spoiler_text: str,
                      sensitive: bool, language: str | None, mentioned: list[int], tags: list[str], edited_at: str,
-                     extra: Callable[[Any], Awaitable[None]] | None = None) -> Status:
-    """Record a new version of a status (local edit or remote Update) and tell who needs to know."""
+                     extra: Callable[[Tx], Awaitable[None]] | None = None) -> Status:
+    """Record a new version of a status (local edit or remote Update); who needs to know hears of it
+    through the StatusEdited event."""
     async with state.db.transaction() as tx:
-        if not await statuses.edits(tx, status.id):
-            await statuses.insert_edit(tx, status.id, status.content, status.spoiler_text, status.sensitive,
-                                       status.created_at)
+        # The update first: it locks the row, so concurrent edits of one status take turns and only the
+        # first records the original version.
         await statuses.update_content(tx, status.id, content=content, source_text=source_text,
                                       spoiler_text=spoiler_text, sensitive=sensitive, language=language,
                                       edited_at=edited_at)
+        if not await statuses.edits(tx, status.id):
+            await statuses.insert_edit(tx, status.id, status.content, status.spoiler_text, status.sensitive,
+                                       status.created_at)
         await statuses.insert_edit(tx, status.id, content, spoiler_text, sensitive, edited_at)
         old_mentions = set(await statuses.mentioned_ids(tx, status.id))
         await statuses.replace_mentions(tx, status.id, mentioned)
         await statuses.replace_tags(tx, status.id, tags)
         if extra is not None:
             await extra(tx)
-        notes = []
-        for account_id in set(mentioned) - old_mentions:
-            notes.append(await notify.create(state, tx, account_id, status.account_id, "mention", status.id))
-        for booster in await statuses.booster_ids(tx, status.id):
-            notes.append(await notify.create(state, tx, booster, status.account_id, "update", status.id))
-    notify.announce(state, notes)
+        added = [account_id for account_id in mentioned if account_id not in old_mentions]
+        await state.events.record(tx, StatusEdited(status_id=status.id, added_mentions=added))
     updated = await statuses.get(state.db, status.id)
     assert updated is not None
-    for reader in await timelines.readers_of(state.db, status.id):
-        state.bus.publish(Event(topic=f"user:{reader}", name="status.update", payload=None, status_id=status.id))
-    if status.visibility == "public":
-        for topic in ("public", "public:local" if status.local else "public:remote"):
-            state.bus.publish(Event(topic=topic, name="status.update", payload=None, status_id=status.id))
-    await feeds.publish_edit(state, updated)
-    if status.local:
-        await state.outbound.status_updated(updated)
     return updated
 
 
@@ -313,16 +288,16 @@ async def reblog(state: State, account: Account, status_id: int, visibility: str
     existing = await statuses.reblog_by(state.db, account.id, original.id)
     if existing is not None:
         return existing
-    if visibility not in VISIBILITIES:
-        visibility = "public"
-    if original.visibility == "private":
-        visibility = "private"
+    boost_visibility = Visibility(visibility) if visibility in tuple(Visibility) else Visibility.PUBLIC
+    if original.visibility == Visibility.PRIVATE:
+        boost_visibility = Visibility.PRIVATE
     rid = new_id()
     return await store_reblog(state, account, original, uri=f"{account.uri}/statuses/{rid}/activity",
-                              url=f"{account.url}/{rid}", visibility=visibility, status_id=rid)
+                              url=f"{account.url}/{rid}", visibility=boost_visibility, status_id=rid)
 
 
-async def store_reblog(state: State, account: Account, original: Status, *, uri: str, url: str, visibility: str,
+async def store_reblog(state: State, account: Account, original: Status, *, uri: str, url: str,
+                       visibility: Visibility,
                        status_id: int | None = None, created_at: str | None = None) -> Status:
     """Save a boost (ours or one that arrived) and fan it out."""
     rid = status_id or new_id()
@@ -335,9 +310,7 @@ async def store_reblog(state: State, account: Account, original: Status, *, uri:
         await statuses.insert(tx, boost)
         await statuses.adjust_counts(tx, original.id, reblogs=1)
         await accounts.adjust_counts(tx, account.id, statuses=1)
-        note = await notify.create(state, tx, original.account_id, account.id, "reblog", original.id)
-    notify.announce(state, [note])
-    state.spawn(fan_out(state, boost, []), name=f"fan-out {rid}")
+        await state.events.record(tx, ReblogCreated(status_id=boost.id, original_id=original.id))
     return boost
 
 
@@ -357,11 +330,8 @@ async def favourite(state: State, account: Account, status_id: int, uri: str | N
     """`uri` is the Like activity's id when the favourite arrived from another instance."""
     status = await visible_status(state, account.id, status_id)
     async with state.db.transaction() as tx:
-        added = await statuses.add_favourite(tx, account.id, status.id, uri)
-        note = await notify.create(state, tx, status.account_id, account.id, "favourite", status.id) if added else None
-    notify.announce(state, [note])
-    if added:
-        await state.outbound.favourited(account, status)
+        if await statuses.add_favourite(tx, account.id, status.id, uri):
+            await state.events.record(tx, Favourited(account_id=account.id, status_id=status.id))
     return status
 
 
@@ -370,11 +340,9 @@ async def unfavourite(state: State, account: Account, status_id: int) -> Status:
     if status is None:
         raise NotFound()
     async with state.db.transaction() as tx:
-        removed = await statuses.remove_favourite(tx, account.id, status.id)
-        if removed:
+        if await statuses.remove_favourite(tx, account.id, status.id):
             await notification_store.delete_matching(tx, account.id, "favourite", status.id)
-    if removed:
-        await state.outbound.unfavourited(account, status)
+            await state.events.record(tx, Unfavourited(account_id=account.id, status_id=status.id))
     return status
 
 
@@ -430,3 +398,56 @@ async def context(state: State, viewer_id: int | None, status: Status) -> tuple[
             descendants.append(node)
             stack.extend(reversed(children.get(node.id, [])))
     return ancestors, descendants
+
+
+# -- reading, with what rendering needs ------------------------------------------------------------
+
+async def shown(state: State, viewer_id: int | None, status: Status, *, reload: bool = False,
+                with_source: bool = False) -> StatusPage:
+    """One status ready to render for the viewer; `reload` reads it again first (counters an action
+    just changed), keeping the given one if it is gone."""
+    if reload:
+        status = await statuses.get(state.db, status.id) or status
+    return await loaders.status_page(state, viewer_id, [status], with_source=with_source)
+
+
+async def show(state: State, viewer_id: int | None, status_id: int) -> StatusPage:
+    return await shown(state, viewer_id, await visible_status(state, viewer_id, status_id))
+
+
+async def thread(state: State, viewer_id: int | None, status_id: int) -> tuple[StatusPage, StatusPage]:
+    """The ancestors and descendants of a status the viewer may see, without those the viewer's `hide`
+    filters drop from threads; a remote thread is backfilled first (replies we were never sent)."""
+    from server.services.federation import threads  # it stores what it fetches through this module
+    status = await visible_status(state, viewer_id, status_id)
+    await threads.backfill_thread(state, status)
+    ancestors, descendants = await context(state, viewer_id, status)
+    both = await loaders.status_page(state, viewer_id, [*ancestors, *descendants])
+    split = [StatusPage(items=part, bundle=both.bundle, viewer=both.viewer, cursor_ids=[s.id for s in part])
+             for part in (ancestors, descendants)]
+    return loaders.without_hidden(split[0], "thread"), loaders.without_hidden(split[1], "thread")
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    status: StatusPage  # the status alone, rendered for nobody in particular
+    author: Account
+    edits: list[StatusEditRecord]
+
+
+async def history(state: State, viewer_id: int | None, status_id: int) -> History:
+    status = await visible_status(state, viewer_id, status_id)
+    author = await accounts.get(state.db, status.account_id)
+    if author is None:
+        raise NotFound()
+    return History(status=await shown(state, None, status), author=author, edits=await statuses.edits(state.db, status.id))
+
+
+async def interacting(state: State, viewer_id: int | None, status_id: int, kind: str,
+                      page: Page) -> tuple[list[Account], list[int]]:
+    """Who favourited or boosted a status the viewer may see, and the row ids paging follows."""
+    status = await visible_status(state, viewer_id, status_id)
+    rows = await statuses.interacting_accounts(state.db, kind, status.id, page.max_id, page.since_id or page.min_id,
+                                               page.limit)
+    found = await accounts.get_many(state.db, [a for _, a in rows])
+    return [found[a] for _, a in rows if a in found], [r for r, _ in rows]

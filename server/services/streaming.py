@@ -22,10 +22,13 @@ from typing import Any
 
 import msgspec
 
-from server.events import RELATIONS_CHANGED, Event, Subscription
-from server.ids import now_iso, parse_iso
+from server.bus.memory import RELATIONS_CHANGED, StreamEvent
+from server.domain import filters as filtering
+from server.ids import now_iso, parse_id, parse_iso
+from server.ports import Subscription
 from server.render import mastodon as render
-from server.services import filtering
+from server.services import filters as filter_loader
+from server.services import loaders
 from server.services import scopes as scope_rules
 from server.state import State
 from server.storage import lists as list_store
@@ -44,8 +47,9 @@ PUBLIC_STREAMS = {  # name → (topic, only media)
 }
 STREAMS = frozenset({"user", "user:notification", *PUBLIC_STREAMS, "hashtag", "hashtag:local", "list", "direct"})
 STATUS_EVENTS = frozenset({"update", "status.update"})
-DELETES = "delete"  # topic carrying every deletion; user, hashtag and list streams forward it
+DELETES = "delete"  # deletions of listed posts; user, hashtag and list streams forward it
 SKIP: Any = object()
+ACCESS_CHANGED = "_access"  # internal, on `user:<id>`: the account's tokens or access changed
 
 
 class StreamError(Exception):
@@ -118,16 +122,22 @@ async def resolve(state: State, viewer_id: int, scopes: frozenset[str], name: An
     raw = _param(params, "list")
     if not raw:
         raise StreamError("Missing list name parameter")
-    item = await list_store.get(state.db, int(raw)) if raw.isdigit() and len(raw) <= 19 else None
+    list_id = parse_id(raw)
+    item = await list_store.get(state.db, list_id) if list_id is not None else None
     if item is None or item.account_id != viewer_id:
         raise StreamError("List not found", 404)
     return Channel(name=name, stream=(name, raw), topics=(f"list:{item.id}", DELETES), context="home")
 
 
+def access_changed(state: State, account_id: int) -> None:
+    """This process's streams of the account check their token again (see Connection._check_access)."""
+    state.bus.deliver(StreamEvent(topic=f"user:{account_id}", name=ACCESS_CHANGED, account_id=account_id))
+
+
 def relations_changed(state: State, *account_ids: int) -> None:
     """Blocks or mutes of these accounts changed: their streams re-read what they hide."""
     for account_id in account_ids:
-        state.bus.publish(Event(topic=f"user:{account_id}", name=RELATIONS_CHANGED, account_id=account_id))
+        state.bus.publish(StreamEvent(topic=f"user:{account_id}", name=RELATIONS_CHANGED, account_id=account_id))
 
 
 class RenderedStatus:
@@ -189,13 +199,29 @@ class StreamHub:
         self.connections: set[Connection] = set()
         self._renders: OrderedDict[tuple[str, int], tuple[float, asyncio.Future[RenderedStatus | None]]] = OrderedDict()
         self._cache_size = cache_size
+        self._frames: OrderedDict[tuple[tuple[str, ...], str, str | None], str] = OrderedDict()
 
-    def connect(self, viewer_id: int, scopes: frozenset[str]) -> Connection:
-        conn = Connection(self, viewer_id, scopes)
+    def frame(self, stream: tuple[str, ...], name: str, payload: str | None) -> str:
+        """The WebSocket message for an event. Connections given the same payload (the same string
+        object, so the key hashes and compares cheaply) share one encoding of it."""
+        key = (stream, name, payload)
+        text = self._frames.get(key)
+        if text is None:
+            frame: dict[str, Any] = {"stream": list(stream), "event": name}
+            if payload is not None:
+                frame["payload"] = payload
+            text = _encoder.encode(frame).decode()
+            self._frames[key] = text
+            if len(self._frames) > 256:
+                self._frames.popitem(last=False)
+        return text
+
+    def connect(self, viewer_id: int, scopes: frozenset[str], bearer: str) -> Connection:
+        conn = Connection(self, viewer_id, scopes, bearer)
         self.connections.add(conn)
         return conn
 
-    async def status(self, event: Event) -> RenderedStatus | None:
+    async def status(self, event: StreamEvent) -> RenderedStatus | None:
         """The shared rendering for a status event: reused while it started after the event happened."""
         assert event.status_id is not None
         key = (event.name, event.status_id)
@@ -218,7 +244,7 @@ class StreamHub:
             status = await status_store.get(self.state.db, status_id)
             if status is None or status.deleted_at is not None:
                 return None
-            rendered = await render.statuses_json(self.state, None, [status])
+            rendered = render.statuses_json(self.state, await loaders.status_page(self.state, None, [status]))
             if not rendered or (status.reblog_of_id is not None and not rendered[0].get("reblog")):
                 return None
             ids = [status.id] + ([status.reblog_of_id] if status.reblog_of_id else [])
@@ -232,24 +258,46 @@ class StreamHub:
             await conn.shut()
 
 
+class Flag:
+    """Set once, read often: what the transports ask of `Connection.closing` (asyncio.Event's
+    is_set/set without its waiter deque, which 10,000 idle streams would each carry)."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+
 class Connection:
     """One client connection: its channels, its bus subscription and its cached viewer state."""
 
-    def __init__(self, hub: StreamHub, viewer_id: int, scopes: frozenset[str]) -> None:
+    __slots__ = ("hub", "state", "viewer_id", "_bearer", "revoked", "notifications", "own_topic", "sub", "channels",
+                 "_by_topic", "_hidden", "_hidden_until", "_hidden_domains", "_filters", "closing", "_closers",
+                 "__weakref__")
+
+    def __init__(self, hub: StreamHub, viewer_id: int, scopes: frozenset[str], bearer: str) -> None:
         self.hub = hub
         self.state = hub.state
         self.viewer_id = viewer_id
+        self._bearer = bearer  # to check again when the account's access changes
+        self.revoked = False
         self.notifications = scope_rules.grants(scopes, "read:notifications")
         self.own_topic = f"user:{viewer_id}"
         # Always on the viewer's own topic: filter and relation changes reach every stream it has open.
         self.sub: Subscription = self.state.bus.subscribe([self.own_topic])
         self.channels: dict[tuple[str, ...], Channel] = {}
         self._by_topic: dict[str, list[Channel]] = {}
-        self._hidden: set[int] | None = None
+        self._hidden: set[int] | frozenset[int] | None = None
         self._hidden_until: float | None = None  # time.time() when a timed mute in the set ends
-        self._hidden_domains: set[str] = set()
+        self._hidden_domains: set[str] | frozenset[str] = frozenset()  # the empty one is shared
         self._filters: list[filtering.ActiveFilter] | None = None
-        self.closing = asyncio.Event()
+        self.closing = Flag()
         self._closers: list[Any] = []
 
     def on_shutdown(self, closer: Any) -> None:
@@ -259,7 +307,7 @@ class Connection:
     async def shut(self) -> None:
         self.closing.set()
         with contextlib.suppress(asyncio.QueueFull):  # wake a transport waiting for the next event
-            self.sub.queue.put_nowait(Event(topic=self.own_topic, name="_closing"))
+            self.sub.queue.put_nowait(StreamEvent(topic=self.own_topic, name="_closing"))
         for closer in self._closers:
             try:
                 await closer()
@@ -297,29 +345,43 @@ class Connection:
         self.sub.close()
         self.hub.connections.discard(self)
 
-    async def next_event(self) -> Event:
+    async def _check_access(self) -> None:
+        """The account's tokens, password, suspension or role changed: end the stream if its token no
+        longer works, and narrow it to what the token still allows."""
+        from server.services import oauth  # oauth → accounts → … → streaming: import when needed
+        creds = await oauth.credentials_for(self.state, self._bearer)
+        if creds is None or creds.account_id != self.viewer_id:
+            self.revoked = True
+            self.closing.set()
+            return
+        self.notifications = scope_rules.grants(creds.scopes, "read:notifications")
+
+    async def next_event(self) -> StreamEvent:
         return await self.sub.queue.get()
 
-    async def _hidden_set(self) -> set[int]:
+    async def _hidden_set(self) -> set[int] | frozenset[int]:
         if self._hidden is None or (self._hidden_until is not None and self._hidden_until <= time.time()):
-            self._hidden = await relations.hidden_account_ids(self.state.db, self.viewer_id)
-            self._hidden_domains = await store.blocked_domains(self.state.db, self.viewer_id)
+            # Empty sets (most viewers') are replaced by the shared empty frozenset: idle streams are many.
+            self._hidden = await relations.hidden_account_ids(self.state.db, self.viewer_id) or frozenset()
+            self._hidden_domains = await store.blocked_domains(self.state.db, self.viewer_id) or frozenset()
             until = await store.next_mute_expiry(self.state.db, self.viewer_id, now_iso())
             self._hidden_until = parse_iso(until).timestamp() if until else None
         return self._hidden
 
     async def _active_filters(self) -> list[filtering.ActiveFilter]:
         if self._filters is None:
-            self._filters = await filtering.active_filters(self.state, self.viewer_id)
+            self._filters = await filter_loader.active_filters(self.state.db, self.viewer_id)
         return self._filters
 
-    async def messages(self, event: Event) -> list[Message]:
+    async def messages(self, event: StreamEvent) -> list[Message]:
         """What this connection sends for one bus event (often nothing)."""
         if event.topic == self.own_topic:
             if event.name == RELATIONS_CHANGED:
                 self._hidden = None
             elif event.name == "filters_changed":
                 self._filters = None
+            elif event.name == ACCESS_CHANGED:
+                await self._check_access()
         if event.name.startswith("_"):
             return []
         channels = self._by_topic.get(event.topic)
@@ -334,7 +396,7 @@ class Connection:
                 out.append((channel.stream, event.name, payload))
         return out
 
-    async def _payload(self, event: Event, channel: Channel) -> Any:
+    async def _payload(self, event: StreamEvent, channel: Channel) -> Any:
         if event.name in STATUS_EVENTS and event.status_id is not None and not isinstance(event.payload, str):
             return await self._status_payload(event, channel)
         if event.name == "notification" and isinstance(event.payload, int):
@@ -343,7 +405,7 @@ class Connection:
             return event.payload
         return _encoder.encode(event.payload).decode()
 
-    async def _status_payload(self, event: Event, channel: Channel) -> Any:
+    async def _status_payload(self, event: StreamEvent, channel: Channel) -> Any:
         rendered = await self.hub.status(event)
         if rendered is None:
             return SKIP
@@ -368,7 +430,8 @@ class Connection:
         note = await notification_store.get(self.state.db, self.viewer_id, notification_id)
         if note is None:
             return SKIP
-        rendered = await render.notifications_json(self.state, self.viewer_id, [note])
-        if not rendered or filtering.drop_hidden_notifications(rendered) == []:
+        # the loader leaves out a notification about a status the viewer's `hide` filters remove
+        rendered = render.notifications_json(self.state, await loaders.notification_page(self.state, self.viewer_id, [note]))
+        if not rendered:
             return SKIP
         return _encoder.encode(rendered[0]).decode()

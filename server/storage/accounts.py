@@ -3,25 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from server.ids import new_id, now_iso
-from server.records import Account, User, columns
-
-
-class Reader(Protocol):
-    async def fetchone(self, sql: str, params: Any = ()) -> Any: ...
-    async def fetchall(self, sql: str, params: Any = ()) -> list[Any]: ...
-    async def fetchval(self, sql: str, params: Any = ()) -> Any: ...
-
+from server.domain.enums import Visibility
+from server.domain.records import Account, User, columns
+from server.ids import iso, new_id, now_iso
+from server.ports import Reader, Row, Tx
 
 ACCOUNT_COLS = columns(Account)
 USER_COLS = columns(User)
+ACCOUNT_FIELDS = Account.__struct_fields__
 
 
 def _to_account(row: Any) -> Account:
     # dict(sqlite3.Row) looks each column up by name, quadratic in the ~35 columns; zip is linear.
     return Account(**dict(zip(row.keys(), row, strict=True)))
+
+
+def _to_user(row: Row) -> User:
+    user = User(**dict(row))
+    user.default_visibility = Visibility(user.default_visibility)
+    return user
 
 
 def _account(row: Any) -> Account | None:
@@ -41,6 +44,21 @@ async def get_many(db: Reader, ids: Iterable[int]) -> dict[int, Account]:
     return {row["id"]: _to_account(row) for row in rows}
 
 
+async def get_many_versioned(db: Reader, ids: Iterable[int]) -> dict[int, tuple[int, Account]]:
+    """account id → (its version, the account), read in one statement so the record is at least as new
+    as the version (see schema/sqlite/0037_render_versions.sql)."""
+    ids = list(set(ids))
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    rows = await db.fetchall(f"SELECT version, {ACCOUNT_COLS} FROM accounts WHERE id IN ({marks})", ids)
+    out = {}
+    for row in rows:
+        values = tuple(row)
+        out[values[1]] = (values[0], Account(**dict(zip(ACCOUNT_FIELDS, values[1:], strict=True))))
+    return out
+
+
 async def by_username(db: Reader, username: str, domain: str = "") -> Account | None:
     return _account(await db.fetchone(
         f"SELECT {ACCOUNT_COLS} FROM accounts WHERE lower(username) = lower(?) AND domain = ?",
@@ -55,7 +73,7 @@ async def private_key(db: Reader, account_id: int) -> str:
     return await db.fetchval("SELECT private_key_pem FROM accounts WHERE id = ?", (account_id,)) or ""
 
 
-async def insert_local(tx: Any, *, username: str, email: str, password_hash: str, admin: bool,
+async def insert_local(tx: Tx, *, username: str, email: str, password_hash: str, admin: bool,
                        approved: bool, base_url: str) -> int:
     account_id = new_id()
     now = now_iso()
@@ -73,12 +91,12 @@ async def insert_local(tx: Any, *, username: str, email: str, password_hash: str
     return account_id
 
 
-async def set_keys(tx: Any, account_id: int, private_pem: str, public_pem: str) -> None:
+async def set_keys(tx: Tx, account_id: int, private_pem: str, public_pem: str) -> None:
     await tx.execute("UPDATE accounts SET private_key_pem = ?, public_key_pem = ? WHERE id = ? AND public_key_pem = ''",
                      (private_pem, public_pem, account_id))
 
 
-async def update_profile(tx: Any, account_id: int, changes: dict[str, Any]) -> None:
+async def update_profile(tx: Tx, account_id: int, changes: dict[str, Any]) -> None:
     allowed = {"display_name", "note", "note_source", "fields", "locked", "bot", "discoverable",
                "avatar_url", "header_url"}
     assert set(changes) <= allowed, set(changes) - allowed
@@ -89,15 +107,17 @@ async def update_profile(tx: Any, account_id: int, changes: dict[str, Any]) -> N
                      (*changes.values(), now_iso(), account_id))
 
 
-async def adjust_counts(tx: Any, account_id: int, *, statuses: int = 0, followers: int = 0,
+async def adjust_counts(tx: Tx, account_id: int, *, statuses: int = 0, followers: int = 0,
                         following: int = 0) -> None:
+    at_least_0 = tx.dialect.greatest
     await tx.execute(
-        "UPDATE accounts SET statuses_count = max(0, statuses_count + ?), followers_count = max(0, followers_count + ?),"
-        " following_count = max(0, following_count + ?) WHERE id = ?",
+        f"UPDATE accounts SET statuses_count = {at_least_0('0', 'statuses_count + ?')},"
+        f" followers_count = {at_least_0('0', 'followers_count + ?')},"
+        f" following_count = {at_least_0('0', 'following_count + ?')} WHERE id = ?",
         (statuses, followers, following, account_id))
 
 
-async def touch_last_status(tx: Any, account_id: int, date: str) -> None:
+async def touch_last_status(tx: Tx, account_id: int, date: str) -> None:
     await tx.execute("UPDATE accounts SET last_status_at = ? WHERE id = ?", (date, account_id))
 
 
@@ -114,20 +134,24 @@ async def search(db: Reader, query: str, limit: int, offset: int, *,
         restrict += " AND id IN (SELECT target_account_id FROM follows WHERE account_id = ?)"
         params.append(following_of)
     params.extend([limit, offset])
+    # LIKE ignores (ASCII) case on SQLite only; comparing lower() of both sides does so on both engines.
+    d = db.dialect
+    field_value = f"coalesce({d.json_item_text('f.value', 2)}, {d.json_item_text('f.value', 1)})"
     rows = await db.fetchall(
         f"SELECT {ACCOUNT_COLS} FROM accounts WHERE suspended = 0 AND deleted_at IS NULL AND ("
-        " lower(username) = lower(?1) OR username LIKE ?2 ESCAPE '\\' OR display_name LIKE ?3 ESCAPE '\\'"
-        " OR EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(fields) THEN fields ELSE '[]' END) f"
-        "   WHERE coalesce(json_extract(f.value, '$[2]'), json_extract(f.value, '$[1]')) LIKE ?3 ESCAPE '\\'))"
+        " lower(username) = lower(?1) OR lower(username) LIKE lower(?2) ESCAPE '\\'"
+        " OR lower(display_name) LIKE lower(?3) ESCAPE '\\'"
+        f" OR EXISTS (SELECT 1 FROM {d.json_array_elements('fields')} f"
+        f"   WHERE lower({field_value}) LIKE lower(?3) ESCAPE '\\'))"
         + restrict +
-        " ORDER BY lower(username) = lower(?1) DESC, username LIKE ?2 ESCAPE '\\' DESC, domain = '' DESC,"
-        " followers_count DESC, id LIMIT ? OFFSET ?", params)
+        " ORDER BY lower(username) = lower(?1) DESC, lower(username) LIKE lower(?2) ESCAPE '\\' DESC,"
+        " domain = '' DESC, followers_count DESC, id LIMIT ? OFFSET ?", params)
     return [_to_account(r) for r in rows]
 
 
 async def user(db: Reader, account_id: int) -> User | None:
     row = await db.fetchone(f"SELECT {USER_COLS} FROM users WHERE account_id = ?", (account_id,))
-    return None if row is None else User(**dict(row))
+    return None if row is None else _to_user(row)
 
 
 async def user_by_login(db: Reader, login: str) -> tuple[User, Account] | None:
@@ -148,16 +172,16 @@ async def email_taken(db: Reader, email: str) -> bool:
 
 async def list_users(db: Reader) -> list[tuple[User, Account]]:
     rows = await db.fetchall(f"SELECT {USER_COLS} FROM users ORDER BY account_id")
-    users = [User(**dict(r)) for r in rows]
+    users = [_to_user(r) for r in rows]
     accounts = await get_many(db, [u.account_id for u in users])
     return [(u, accounts[u.account_id]) for u in users if u.account_id in accounts]
 
 
-async def set_password(tx: Any, account_id: int, password_hash: str) -> None:
+async def set_password(tx: Tx, account_id: int, password_hash: str) -> None:
     await tx.execute("UPDATE users SET password_hash = ? WHERE account_id = ?", (password_hash, account_id))
 
 
-async def update_user_prefs(tx: Any, account_id: int, changes: dict[str, Any]) -> None:
+async def update_user_prefs(tx: Tx, account_id: int, changes: dict[str, Any]) -> None:
     allowed = {"default_visibility", "default_sensitive", "default_language", "locale", "last_sign_in_at"}
     assert set(changes) <= allowed
     if changes:
@@ -180,10 +204,20 @@ async def by_profile_url(db: Reader, url: str) -> Account | None:
 async def usage_counts(db: Reader) -> dict[str, int]:
     row = await db.fetchone(
         "SELECT (SELECT count(*) FROM users WHERE disabled = 0),"
-        " (SELECT count(*) FROM users WHERE last_sign_in_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-30 days')),"
-        " (SELECT count(*) FROM users WHERE last_sign_in_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-180 days')),"
-        " (SELECT count(*) FROM statuses WHERE local = 1 AND deleted_at IS NULL)")
+        " (SELECT count(*) FROM users WHERE last_sign_in_at > ?),"
+        " (SELECT count(*) FROM users WHERE last_sign_in_at > ?),"
+        " (SELECT count(*) FROM statuses WHERE local = 1 AND deleted_at IS NULL)", (days_ago(30), days_ago(180)))
+    assert row is not None  # aggregates always answer one row
     return {"users": row[0], "active_month": row[1], "active_halfyear": row[2], "posts": row[3]}
+
+
+async def active_users(db: Reader, days: int) -> int:
+    """Local users who signed in within the last `days` days."""
+    return await db.fetchval("SELECT count(*) FROM users WHERE last_sign_in_at > ?", (days_ago(days),)) or 0
+
+
+def days_ago(days: int) -> str:
+    return iso(datetime.now(UTC) - timedelta(days=days))
 
 
 async def first_admin_id(db: Reader) -> int | None:

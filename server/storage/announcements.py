@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from server.domain.records import Announcement, columns
 from server.ids import new_id, now_iso
-from server.records import Announcement, columns
-from server.storage.accounts import Reader
+from server.ports import Reader, Tx
 
 _COLS = columns(Announcement)
 # Mastodon's order: by the event's start if it has one, else by publication.
@@ -22,7 +22,7 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
-async def insert(tx: Any, *, text: str, content: str, starts_at: str | None, ends_at: str | None, all_day: bool,
+async def insert(tx: Tx, *, text: str, content: str, starts_at: str | None, ends_at: str | None, all_day: bool,
                  mention_ids: Iterable[int]) -> Announcement:
     now = now_iso()
     item = Announcement(id=new_id(), text=text, content=content, starts_at=starts_at, ends_at=ends_at,
@@ -30,7 +30,7 @@ async def insert(tx: Any, *, text: str, content: str, starts_at: str | None, end
     await tx.execute(f"INSERT INTO announcements ({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                      (item.id, item.text, item.content, item.starts_at, item.ends_at, int(item.all_day),
                       int(item.published), item.published_at, item.created_at, item.updated_at))
-    await tx.executemany("INSERT OR IGNORE INTO announcement_mentions (announcement_id, account_id) VALUES (?, ?)",
+    await tx.executemany("INSERT INTO announcement_mentions (announcement_id, account_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
                          [(item.id, a) for a in mention_ids])
     return item
 
@@ -53,7 +53,7 @@ async def every(db: Reader) -> list[Announcement]:
     return [_row(r) for r in rows]
 
 
-async def delete(tx: Any, announcement_id: int) -> bool:
+async def delete(tx: Tx, announcement_id: int) -> bool:
     return bool(await tx.execute("DELETE FROM announcements WHERE id = ?", (announcement_id,)))
 
 
@@ -77,8 +77,8 @@ async def read_ids(db: Reader, account_id: int, ids: list[int]) -> set[int]:
     return {r[0] for r in rows}
 
 
-async def mark_read(tx: Any, announcement_id: int, account_id: int) -> None:
-    await tx.execute("INSERT OR IGNORE INTO announcement_reads (announcement_id, account_id) VALUES (?, ?)",
+async def mark_read(tx: Tx, announcement_id: int, account_id: int) -> None:
+    await tx.execute("INSERT INTO announcement_reads (announcement_id, account_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
                      (announcement_id, account_id))
 
 
@@ -88,7 +88,8 @@ async def reactions_for(db: Reader, ids: list[int], viewer_id: int | None) -> di
     if not ids:
         return out
     rows = await db.fetchall(
-        "SELECT announcement_id, name, count(*), max(account_id = ?), min(id) FROM announcement_reactions"
+        "SELECT announcement_id, name, count(*), max(CASE WHEN account_id = ? THEN 1 ELSE 0 END), min(id)"
+        " FROM announcement_reactions"
         f" WHERE announcement_id IN ({_marks(len(ids))}) GROUP BY announcement_id, name ORDER BY announcement_id, min(id)",
         [viewer_id if viewer_id is not None else -1, *ids])
     for r in rows:
@@ -107,14 +108,14 @@ async def reaction_names(db: Reader, announcement_id: int) -> set[str]:
     return {r[0] for r in rows}
 
 
-async def add_reaction(tx: Any, announcement_id: int, account_id: int, name: str) -> bool:
+async def add_reaction(tx: Tx, announcement_id: int, account_id: int, name: str) -> bool:
     """False when the account already reacted with this emoji."""
     return bool(await tx.execute(
-        "INSERT OR IGNORE INTO announcement_reactions (id, announcement_id, account_id, name, created_at)"
-        " VALUES (?, ?, ?, ?, ?)", (new_id(), announcement_id, account_id, name, now_iso())))
+        "INSERT INTO announcement_reactions (id, announcement_id, account_id, name, created_at)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", (new_id(), announcement_id, account_id, name, now_iso())))
 
 
-async def remove_reaction(tx: Any, announcement_id: int, account_id: int, name: str) -> bool:
+async def remove_reaction(tx: Tx, announcement_id: int, account_id: int, name: str) -> bool:
     return bool(await tx.execute(
         "DELETE FROM announcement_reactions WHERE announcement_id = ? AND account_id = ? AND name = ?",
         (announcement_id, account_id, name)))

@@ -7,27 +7,12 @@ from typing import Any
 
 import msgspec
 
+from server.domain.records import DomainRule
 from server.ids import new_id, now_iso
-from server.storage.accounts import Reader
+from server.ports import Reader, Tx
+from server.storage import relations
 
-
-class DomainRule(msgspec.Struct, kw_only=True):
-    id: int
-    domain: str
-    kind: str  # allow | block
-    severity: str = "suspend"  # for blocks: suspend | limit | noop
-    reject_media: bool = False
-    reject_reports: bool = False
-    include_subdomains: bool = True
-    private_comment: str = ""
-    public_comment: str = ""
-    followers_only: bool = False
-    no_direct: bool = False
-    text_only: bool = False
-    max_visibility_in: str | None = None
-    publish_policy: bool = False
-    created_at: str = ""
-    updated_at: str = ""
+__all__ = ["RULE_FIELDS", "DomainRule"]
 
 
 RULE_FIELDS = [f for f in DomainRule.__struct_fields__ if f not in ("id", "domain", "kind", "created_at", "updated_at")]
@@ -48,20 +33,17 @@ async def all_rules(db: Reader) -> list[DomainRule]:
 async def rules_version(db: Reader) -> str:
     """Changes whenever a rule changes (also when another process, like the admin CLI, changed it)."""
     row = await db.fetchone("SELECT count(*), coalesce(max(updated_at), '') FROM domain_rules")
+    assert row is not None  # an aggregate always answers one row
     return f"{row[0]}:{row[1]}"
 
 
-async def upsert_rule(tx: Any, domain: str, kind: str, values: dict[str, Any]) -> DomainRule:
+async def upsert_rule(tx: Tx, domain: str, kind: str, values: dict[str, Any]) -> DomainRule:
     unknown = set(values) - set(RULE_FIELDS)
     assert not unknown, unknown
     now = now_iso()
-    row = await tx.fetchone("SELECT id FROM domain_rules WHERE domain = ? AND kind = ?", (domain, kind))
-    if row is None:
-        rule_id = new_id()
-        await tx.execute("INSERT INTO domain_rules (id, domain, kind, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-                         (rule_id, domain, kind, now, now))
-    else:
-        rule_id = row[0]
+    await tx.execute("INSERT INTO domain_rules (id, domain, kind, created_at, updated_at) VALUES (?, ?, ?, ?, ?)"
+                     " ON CONFLICT (domain, kind) DO NOTHING", (new_id(), domain, kind, now, now))
+    rule_id = await tx.fetchval("SELECT id FROM domain_rules WHERE domain = ? AND kind = ?", (domain, kind))
     if values:
         assignments = ", ".join(f"{k} = ?" for k in values)
         params = [int(v) if isinstance(v, bool) else v for v in values.values()]
@@ -77,7 +59,7 @@ async def rule_by_id(db: Reader, rule_id: int) -> DomainRule | None:
     return None if row is None else _rule(row)
 
 
-async def delete_rule(tx: Any, domain: str, kind: str | None = None) -> int:
+async def delete_rule(tx: Tx, domain: str, kind: str | None = None) -> int:
     if kind is None:
         return await tx.execute("DELETE FROM domain_rules WHERE domain = ?", (domain,))
     return await tx.execute("DELETE FROM domain_rules WHERE domain = ? AND kind = ?", (domain, kind))
@@ -103,7 +85,7 @@ def entry(direction: str, event: str, domain: str, outcome: str, *, actor: str |
                     activity_type=activity_type, outcome=outcome, reason=reason)
 
 
-async def append(tx: Any, entries: Iterable[LogEntry]) -> None:
+async def append(tx: Tx, entries: Iterable[LogEntry]) -> None:
     await tx.executemany(
         "INSERT INTO boundary_log (id, at, direction, event, domain, actor, activity_type, outcome, reason)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -123,7 +105,7 @@ async def read_log(db: Reader, domain: str | None, since: str | None, limit: int
     return [LogEntry(**dict(r)) for r in rows]
 
 
-async def prune_log(tx: Any, before: str) -> int:
+async def prune_log(tx: Tx, before: str) -> int:
     return await tx.execute("DELETE FROM boundary_log WHERE at < ?", (before,))
 
 
@@ -137,7 +119,7 @@ async def domain_account_ids(db: Reader, domain: str, include_subdomains: bool) 
     return [r[0] for r in rows]
 
 
-async def purge_account(tx: Any, account_id: int) -> None:
+async def purge_account(tx: Tx, account_id: int) -> None:
     """Sever a remote account's follows both ways and drop its cached posts (suspension)."""
     for table in ("follows", "follow_requests"):
         rows = await tx.fetchall(f"SELECT account_id, target_account_id FROM {table} WHERE account_id = ?1"
@@ -145,10 +127,7 @@ async def purge_account(tx: Any, account_id: int) -> None:
         await tx.execute(f"DELETE FROM {table} WHERE account_id = ?1 OR target_account_id = ?1", (account_id,))
         if table == "follows":
             for follower, target in rows:
-                await tx.execute("UPDATE accounts SET following_count = max(0, following_count - 1) WHERE id = ?",
-                                 (follower,))
-                await tx.execute("UPDATE accounts SET followers_count = max(0, followers_count - 1) WHERE id = ?",
-                                 (target,))
+                await relations.move_follow_counts(tx, follower, target, -1)
     await tx.execute("DELETE FROM home_feed WHERE status_id IN (SELECT id FROM statuses WHERE account_id = ?)",
                      (account_id,))
     await tx.execute("DELETE FROM notifications WHERE from_account_id = ?", (account_id,))
@@ -156,6 +135,6 @@ async def purge_account(tx: Any, account_id: int) -> None:
     await tx.execute("UPDATE accounts SET suspended = 1 WHERE id = ?", (account_id,))
 
 
-async def pending_deliveries_to(tx: Any, domain: str) -> None:
+async def pending_deliveries_to(tx: Tx, domain: str) -> None:
     await tx.execute("UPDATE deliveries SET state = 'failed', last_error = 'domain suspended' WHERE state = 'pending'"
                      " AND (host = ? OR host LIKE ? OR host LIKE ?)", (domain, f"%.{domain}", f"{domain}:%"))

@@ -1,16 +1,30 @@
 """SQLite connection handling: one writer (serialised by a lock) and a few readers, all in WAL mode.
 
-This module and its siblings under server/storage are the only places that hold SQL. A
-PostgreSQL backend would provide the same Database surface.
+Reads first run on the event loop's own thread, on a read-only connection whose progress handler
+interrupts any statement still running after `inline_budget` seconds (2 ms by default); an
+interrupted read, or one that would wait for a lock, runs again on a reader thread, and statements
+that were interrupted go straight to the readers for a while. Most reads take a few microseconds,
+where the hop to a reader thread and back costs about fifty (and the GIL changing hands), so this
+is most of the read path's overhead gone while no read holds the loop for longer than the budget.
+
+Statements inside write transactions run on the loop's thread too, on the writer connection (ours
+alone while the transaction holds the write lock). A write cannot be interrupted (that would roll the
+whole transaction back), so a write statement that took longer than the budget is sent to the
+writer's thread from then on, for a while (InlineWrites). BEGIN IMMEDIATE, which may wait for another
+process's write lock, and COMMIT always run on the writer's thread.
+
+This module and its siblings under server/storage are the only places that hold SQL. The PostgreSQL
+backend (server/storage/postgres.py) provides the same surface; server/storage/backend.py picks one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from time import perf_counter
@@ -19,59 +33,227 @@ from typing import Any
 import aiosqlite
 
 from server.metrics import DB_READ, DB_TRANSACTION
-from server.storage.migrations import MIGRATIONS
+from server.ports import Params, Row
+from server.storage.dialect import SQLITE
+from server.storage.errors import IntegrityError
+from server.storage.migrations import Migration, load
 
 log = logging.getLogger("crosstalk.storage")
+INLINE_BUDGET = 0.002  # seconds a read may run on the event loop before it is moved to a reader thread
+PROGRESS_STEPS = 4000  # virtual machine steps between two looks at the clock (tens of microseconds)
+SLOW_SQL_SECONDS = 60.0  # how long a statement that was interrupted goes straight to the reader threads
+SLOW_SQL_KEPT = 512
+STRIKES = 3  # interruptions before a statement goes straight to the reader threads for a while
+YIELD_EVERY = 16  # inline reads in a row before the reading task gives others a turn
 
-Params = Sequence[Any] | dict[str, Any]
 
 
-async def _connect(path: Path, readonly: bool) -> aiosqlite.Connection:
-    conn = await aiosqlite.connect(path, isolation_level=None)
+# Page cache per connection, in KiB: the OS page cache holds the rest, and idle RSS stays small. The
+# inline reader serves most reads; the reader threads only those that outgrow its budget.
+WRITER_CACHE_KB = 2000
+INLINE_CACHE_KB = 2000
+THREAD_READER_CACHE_KB = 1000
+CHECKPOINTER_CACHE_KB = 100
+
+
+async def _connect(path: Path, readonly: bool, cache_kb: int) -> aiosqlite.Connection:
+    # check_same_thread off: the writer's statements may run on the event loop's thread (SqliteTx).
+    conn = await aiosqlite.connect(path, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     await conn.execute("PRAGMA busy_timeout = 10000")
     await conn.execute("PRAGMA foreign_keys = ON")
     await conn.execute("PRAGMA synchronous = NORMAL")
-    # 4 MB of page cache per connection: the OS page cache holds the rest, and idle RSS stays small.
-    await conn.execute("PRAGMA cache_size = -4000")
+    await conn.execute(f"PRAGMA cache_size = -{int(cache_kb)}")
     await conn.execute("PRAGMA temp_store = MEMORY")
     if readonly:
         await conn.execute("PRAGMA query_only = ON")
     return conn
 
 
-class Tx:
-    """Statements inside one write transaction."""
+class InlineWrites:
+    """Which statements of write transactions run on the event loop's thread: all of them, until one
+    takes longer than the budget STRIKES times within SLOW_SQL_SECONDS; that statement then goes to
+    the writer's thread for a while. (The budget is wall-clock time, like the inline reader's: on a
+    busy machine a quick statement is now and then descheduled past it, and one such accident would
+    send it, in every transaction, through a thread hop for a minute.) BEGIN IMMEDIATE (which may
+    wait for another process's write lock) and COMMIT always go to the thread."""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, budget: float) -> None:
+        self.budget = budget
+        self._slow: dict[str, float] = {}
+        self._strikes: dict[str, tuple[int, float]] = {}  # statement → (times over the budget, since when)
+
+    def allows(self, sql: str) -> bool:
+        until = self._slow.get(sql)
+        if until is None:
+            return True
+        if until > perf_counter():
+            return False
+        del self._slow[sql]
+        return True
+
+    def took(self, sql: str, seconds: float) -> None:
+        if seconds > self.budget:
+            now = perf_counter()
+            count, since = self._strikes.get(sql, (0, now))
+            if now - since > SLOW_SQL_SECONDS:  # strikes count within a while, not over the process's life
+                count, since = 0, now
+            if count + 1 < STRIKES:
+                if len(self._strikes) >= SLOW_SQL_KEPT:
+                    self._strikes.clear()
+                self._strikes[sql] = (count + 1, since)
+                return
+            self._strikes.pop(sql, None)
+            log.debug("write statement took %.1f ms on the event loop; sent to the writer thread for a while: %s",
+                      seconds * 1000, sql[:200])
+            if len(self._slow) >= SLOW_SQL_KEPT:
+                self._slow.pop(next(iter(self._slow)))
+            self._slow[sql] = perf_counter() + SLOW_SQL_SECONDS
+
+
+class SqliteTx:
+    """Statements inside one write transaction: on the event loop's thread where `inline` allows
+    (the writer is ours alone while the transaction lasts, so no other thread uses the connection),
+    otherwise on the writer connection's thread."""
+
+    dialect = SQLITE
+
+    def __init__(self, conn: aiosqlite.Connection, inline: InlineWrites | None = None) -> None:
         self._conn = conn
+        self._inline = inline
+        # aiosqlite's own connection object (opened with check_same_thread=False for this).
+        self._raw: sqlite3.Connection | None = conn._conn if inline is not None else None
+        self.committed: list[Callable[[], None]] = []
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once this transaction has committed (never if it rolls back)."""
+        self.committed.append(callback)
+
+    def _here(self, sql: str) -> sqlite3.Connection | None:
+        inline = self._inline
+        return self._raw if inline is not None and inline.allows(sql) else None
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one statement; returns the number of rows changed."""
-        cur = await self._conn.execute(sql, params)
+        raw = self._here(sql)
+        try:
+            if raw is not None:
+                assert self._inline is not None
+                started = perf_counter()
+                cursor = raw.execute(sql, params)
+                count = cursor.rowcount
+                cursor.close()
+                self._inline.took(sql, perf_counter() - started)
+                return count
+            cur = await self._conn.execute(sql, params)
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityError(str(exc)) from exc
         count = cur.rowcount
         await cur.close()
         return count
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
-        await self._conn.executemany(sql, rows)
+        raw = self._here(sql)
+        try:
+            if raw is not None:
+                assert self._inline is not None
+                started = perf_counter()
+                raw.executemany(sql, rows).close()
+                self._inline.took(sql, perf_counter() - started)
+                return
+            await self._conn.executemany(sql, rows)
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityError(str(exc)) from exc
 
-    async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
-        rows = await self._conn.execute_fetchall(sql, params)
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        rows = await self.fetchall(sql, params)
         return next(iter(rows), None)
 
-    async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
-        # One trip to the connection's thread instead of three (execute, fetchall, close).
-        return list(await self._conn.execute_fetchall(sql, params))
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        raw = self._here(sql)
+        try:
+            if raw is not None:
+                assert self._inline is not None
+                started = perf_counter()
+                rows = raw.execute(sql, params).fetchall()
+                self._inline.took(sql, perf_counter() - started)
+                return rows
+            # One trip to the connection's thread instead of three (execute, fetchall, close).
+            return list(await self._conn.execute_fetchall(sql, params))
+        except sqlite3.IntegrityError as exc:  # INSERT ... RETURNING
+            raise IntegrityError(str(exc)) from exc
 
     async def fetchval(self, sql: str, params: Params = ()) -> Any:
         row = await self.fetchone(sql, params)
         return None if row is None else row[0]
 
 
+class InlineReader:
+    """Reads on the event loop's thread, each bounded by a time budget (see the module docstring).
+
+    The budget is wall-clock time (a thread's CPU clock costs a system call on some virtual machines,
+    too much to read often), so a busy machine can interrupt a read that is quick in itself: a
+    statement goes straight to the reader threads only after STRIKES interruptions."""
+
+    def __init__(self, path: Path, budget: float) -> None:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, cached_statements=256)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA busy_timeout = 0")  # never wait for a lock here: the reader threads do
+        conn.execute(f"PRAGMA cache_size = -{INLINE_CACHE_KB}")
+        conn.execute("PRAGMA temp_store = MEMORY")
+        conn.execute("PRAGMA query_only = ON")
+        self.conn = conn
+        self.budget = budget
+        self._deadline = 0.0
+        self._strikes: dict[str, int] = {}  # statement → times it was interrupted
+        self._slow: dict[str, float] = {}  # statement → until when it goes straight to the threads
+        self.since_yield = 0  # reads answered without giving other tasks a turn
+        conn.set_progress_handler(self._over_budget, PROGRESS_STEPS)
+
+    def _over_budget(self) -> bool:
+        return perf_counter() > self._deadline
+
+    def fetchall(self, sql: str, params: Params) -> list[Row] | None:
+        """The rows, or None when the read must run on a reader thread instead."""
+        if sql in self._slow:
+            if self._slow[sql] > perf_counter():
+                return None
+            del self._slow[sql]
+        self._deadline = perf_counter() + self.budget
+        try:
+            return self.conn.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            message = str(exc)
+            if "interrupted" not in message and "locked" not in message and "busy" not in message:
+                raise
+            if "interrupted" in message:
+                self._strike(sql)
+            return None
+
+    def _strike(self, sql: str) -> None:
+        if len(self._strikes) >= SLOW_SQL_KEPT:
+            self._strikes.clear()
+        strikes = self._strikes[sql] = self._strikes.get(sql, 0) + 1
+        if strikes >= STRIKES:
+            del self._strikes[sql]
+            if len(self._slow) >= SLOW_SQL_KEPT:
+                self._slow.pop(next(iter(self._slow)))
+            self._slow[sql] = perf_counter() + SLOW_SQL_SECONDS
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 class Database:
-    def __init__(self, path: Path, readers: int = 2) -> None:
+    dialect = SQLITE
+
+    def __init__(self, path: Path, readers: int = 2, inline_budget: float = INLINE_BUDGET,
+                 write_budget: float = INLINE_BUDGET) -> None:
         self.path = path
+        self._inline_budget = inline_budget
+        self._inline: InlineReader | None = None
+        self._inline_writes = InlineWrites(write_budget) if write_budget > 0 else None
+        self.migrations: list[Migration] = load("sqlite")
         self._reader_count = readers
         self._writer: aiosqlite.Connection | None = None
         self._readers: list[aiosqlite.Connection] = []
@@ -82,19 +264,36 @@ class Database:
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = await _connect(self.path, readonly=False)
+        self._writer = await _connect(self.path, readonly=False, cache_kb=WRITER_CACHE_KB)
         await self._writer.execute("PRAGMA journal_mode = WAL")
         # Checkpoints run in the background (below); the automatic one, which would run inside a
         # writer's commit and stall the next writer, is only a safety net for a very large WAL.
         await self._writer.execute("PRAGMA wal_autocheckpoint = 20000")
         await self._writer.execute("PRAGMA journal_size_limit = 67108864")
         await self.migrate()
-        self._readers = [await _connect(self.path, readonly=True) for _ in range(self._reader_count)]
+        cache_kb = THREAD_READER_CACHE_KB if self._inline_budget > 0 else INLINE_CACHE_KB
+        self._readers = [await _connect(self.path, readonly=True, cache_kb=cache_kb) for _ in range(self._reader_count)]
+        if self._inline_budget > 0:
+            self._inline = InlineReader(self.path, self._inline_budget)
+
+    def describe(self) -> str:
+        return f"database {self.path}"
+
+    def start_maintenance(self) -> None:
+        self.start_background_checkpoints()
 
     def start_background_checkpoints(self, every: float = 2.0) -> None:
         """Copy the WAL back into the database off the write path, on a connection of its own."""
         async def loop() -> None:
-            self._checkpointer = await _connect(self.path, readonly=False)
+            opening = asyncio.ensure_future(_connect(self.path, readonly=False, cache_kb=CHECKPOINTER_CACHE_KB))
+            try:
+                self._checkpointer = await asyncio.shield(opening)
+            except asyncio.CancelledError:
+                # Closed while the connection was being opened (a start-up refused at once): let the
+                # opening thread finish and close it, or it answers later into a closed event loop.
+                with contextlib.suppress(Exception):
+                    await (await opening).close()
+                raise
             while True:
                 await asyncio.sleep(every)
                 try:
@@ -114,13 +313,17 @@ class Database:
         for conn in self._readers:
             await conn.close()
         self._readers = []
+        if self._inline is not None:
+            self._inline.close()
+            self._inline = None
         if self._writer is not None:
             await self._writer.execute("PRAGMA optimize")
             await self._writer.close()
             self._writer = None
 
-    async def migrate(self) -> list[int]:
-        """Apply pending migrations in order, each in its own transaction. Returns applied versions."""
+    async def migrate(self, up_to: int | None = None) -> list[int]:
+        """Apply pending migrations in order (up to `up_to`), each in its own transaction. Returns
+        the versions applied."""
         assert self._writer is not None
         w = self._writer
         await w.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
@@ -128,8 +331,8 @@ class Database:
         async with w.execute("SELECT version FROM schema_migrations") as cur:
             done = {row[0] for row in await cur.fetchall()}
         applied = []
-        for version, name, sql in MIGRATIONS:
-            if version in done:
+        for version, name, sql in self.migrations:
+            if version in done or (up_to is not None and version > up_to):
                 continue
             log.info("applying migration %d: %s", version, name)
             # executescript commits first, so wrap the script itself in BEGIN/COMMIT to keep it atomic.
@@ -145,26 +348,30 @@ class Database:
     async def schema_version(self) -> int:
         return int(await self.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations") or 0)
 
-    @staticmethod
-    def latest_version() -> int:
-        return max(v for v, _, _ in MIGRATIONS)
+    def latest_version(self) -> int:
+        return max(v for v, _, _ in self.migrations)
 
     def _reader(self) -> aiosqlite.Connection:
         if not self._readers:
             raise RuntimeError("database is not open")
         return self._readers[next(self._next_reader)]
 
-    async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
-        started = perf_counter()
-        rows = await self._reader().execute_fetchall(sql, params)  # one thread hop, as in fetchall
-        DB_READ.observe(perf_counter() - started)
-        return next(iter(rows), None)
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        return next(iter(await self.fetchall(sql, params)), None)
 
-    async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         started = perf_counter()
-        # One trip to the connection's thread instead of three (execute, fetchall, close); the
-        # hand-offs were about a fifth of the event loop's CPU on the home timeline.
-        rows = list(await self._reader().execute_fetchall(sql, params))
+        inline = self._inline
+        rows = inline.fetchall(sql, params) if inline is not None else None
+        if rows is not None:
+            assert inline is not None
+            inline.since_yield += 1
+            if inline.since_yield >= YIELD_EVERY:  # a long run of reads still lets other tasks in
+                inline.since_yield = 0
+                await asyncio.sleep(0)
+        else:
+            # One trip to the connection's thread instead of three (execute, fetchall, close).
+            rows = list(await self._reader().execute_fetchall(sql, params))
         DB_READ.observe(perf_counter() - started)
         return rows
 
@@ -173,14 +380,15 @@ class Database:
         return None if row is None else row[0]
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Tx]:
+    async def transaction(self) -> AsyncIterator[SqliteTx]:
         """A write transaction: committed when the block ends, rolled back on any exception."""
         assert self._writer is not None, "database is not open"
         started = perf_counter()
         async with self._write_lock:
             await self._writer.execute("BEGIN IMMEDIATE")
+            tx = SqliteTx(self._writer, self._inline_writes)
             try:
-                yield Tx(self._writer)
+                yield tx
             except BaseException:
                 await self._writer.execute("ROLLBACK")
                 raise
@@ -188,17 +396,9 @@ class Database:
                 await self._writer.execute("COMMIT")
             finally:
                 DB_TRANSACTION.observe(perf_counter() - started)
+        for callback in tx.committed:
+            callback()
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         async with self.transaction() as tx:
             return await tx.execute(sql, params)
-
-    async def backup_to(self, target: Path, pages_per_step: int = 256,
-                        progress: Any = None) -> None:
-        """Consistent online copy through SQLite's backup API."""
-        assert self._writer is not None
-        dest = await aiosqlite.connect(target)
-        try:
-            await self._writer.backup(dest, pages=pages_per_step, progress=progress)
-        finally:
-            await dest.close()

@@ -5,18 +5,28 @@ from __future__ import annotations
 from typing import Any
 
 from server.ids import now_iso
-from server.storage.accounts import Reader
+from server.ports import Reader, Tx
 
 # A profile field named like this (any case) says which department someone works in.
 DEPARTMENT_FIELD = "department"
 
 
+def _field_name(db: Reader) -> str:
+    """A profile field's name (fields are [name, value, value_html] arrays), trimmed and lower-cased."""
+    return f"lower(trim({db.dialect.json_item_text('f.value', 0)}))"
+
+
+def _field_value(db: Reader) -> str:
+    """A profile field's value: its plain text if it has one, trimmed and lower-cased."""
+    d = db.dialect
+    return f"lower(trim(coalesce({d.json_item_text('f.value', 2)}, {d.json_item_text('f.value', 1)})))"
+
+
 async def department_of(db: Reader, account_id: int) -> str | None:
     """The value of the account's Department profile field, lower-cased and trimmed, if it has one."""
     value = await db.fetchval(
-        "SELECT lower(trim(coalesce(json_extract(f.value, '$[2]'), json_extract(f.value, '$[1]'))))"
-        " FROM accounts a, json_each(a.fields) f WHERE a.id = ? AND lower(trim(json_extract(f.value, '$[0]'))) = ?"
-        " LIMIT 1", (account_id, DEPARTMENT_FIELD))
+        f"SELECT {_field_value(db)} FROM accounts a, {db.dialect.json_array_elements('a.fields')} f"
+        f" WHERE a.id = ? AND {_field_name(db)} = ? LIMIT 1", (account_id, DEPARTMENT_FIELD))
     return value or None
 
 
@@ -25,9 +35,8 @@ async def suggestions(db: Reader, viewer_id: int, department: str | None, limit:
     department first, then the most followed. Leaves out the viewer, accounts already followed or
     requested, blocked either way, muted, dismissed, suspended, disabled or not discoverable."""
     rows = await db.fetchall(
-        "SELECT a.id, EXISTS (SELECT 1 FROM json_each(a.fields) f"
-        "   WHERE lower(trim(json_extract(f.value, '$[0]'))) = ?3"
-        "     AND lower(trim(coalesce(json_extract(f.value, '$[2]'), json_extract(f.value, '$[1]')))) = ?2) AS colleague"
+        f"SELECT a.id, EXISTS (SELECT 1 FROM {db.dialect.json_array_elements('a.fields')} f"
+        f"   WHERE {_field_name(db)} = ?3 AND {_field_value(db)} = ?2) AS colleague"
         " FROM accounts a JOIN users u ON u.account_id = a.id"
         " WHERE a.domain = '' AND a.id != ?1 AND a.suspended = 0 AND a.deleted_at IS NULL AND a.discoverable = 1"
         "   AND u.disabled = 0 AND u.approved = 1"
@@ -42,9 +51,9 @@ async def suggestions(db: Reader, viewer_id: int, department: str | None, limit:
     return [(r[0], bool(r[1])) for r in rows]
 
 
-async def dismiss(tx: Any, account_id: int, target_id: int) -> None:
+async def dismiss(tx: Tx, account_id: int, target_id: int) -> None:
     await tx.execute(
-        "INSERT OR IGNORE INTO suggestion_dismissals (account_id, target_account_id, created_at) VALUES (?, ?, ?)",
+        "INSERT INTO suggestion_dismissals (account_id, target_account_id, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
         (account_id, target_id, now_iso()))
 
 

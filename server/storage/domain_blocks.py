@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from server.ids import new_id, now_iso
-from server.storage.accounts import Reader
+from server.ports import Reader, Tx
 from server.storage.paging import Page, newest_first, window
 
 
-async def add(tx: Any, account_id: int, domain: str) -> bool:
+async def add(tx: Tx, account_id: int, domain: str) -> bool:
     return bool(await tx.execute(
-        "INSERT OR IGNORE INTO account_domain_blocks (id, account_id, domain, created_at) VALUES (?, ?, ?, ?)",
+        "INSERT INTO account_domain_blocks (id, account_id, domain, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (new_id(), account_id, domain, now_iso())))
 
 
-async def remove(tx: Any, account_id: int, domain: str) -> bool:
+async def remove(tx: Tx, account_id: int, domain: str) -> bool:
     return bool(await tx.execute("DELETE FROM account_domain_blocks WHERE account_id = ? AND domain = ?",
                                  (account_id, domain)))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.storage.accounts import Reader
+from server.ports import Reader
 
 
 async def authored_status_ids(db: Reader, account_id: int) -> list[int]:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
+from server.domain.records import Filter, FilterKeyword, FilterStatus, columns
 from server.ids import new_id, now_iso
-from server.records import Filter, FilterKeyword, FilterStatus, columns
-from server.storage.accounts import Reader
+from server.ports import Reader, Tx
 
 COLS = columns(Filter)
 KEYWORD_COLS = columns(FilterKeyword)
@@ -18,7 +17,7 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
-async def insert(tx: Any, account_id: int, title: str, context: str, action: str, expires_at: str | None) -> Filter:
+async def insert(tx: Tx, account_id: int, title: str, context: str, action: str, expires_at: str | None) -> Filter:
     now = now_iso()
     f = Filter(id=new_id(), account_id=account_id, title=title, context=context, action=action,
                expires_at=expires_at, created_at=now, updated_at=now)
@@ -27,12 +26,12 @@ async def insert(tx: Any, account_id: int, title: str, context: str, action: str
     return f
 
 
-async def update(tx: Any, filter_id: int, *, title: str, context: str, action: str, expires_at: str | None) -> None:
+async def update(tx: Tx, filter_id: int, *, title: str, context: str, action: str, expires_at: str | None) -> None:
     await tx.execute("UPDATE filters SET title = ?, context = ?, action = ?, expires_at = ?, updated_at = ? WHERE id = ?",
                      (title, context, action, expires_at, now_iso(), filter_id))
 
 
-async def delete(tx: Any, filter_id: int) -> None:
+async def delete(tx: Tx, filter_id: int) -> None:
     await tx.execute("DELETE FROM filters WHERE id = ?", (filter_id,))
 
 
@@ -55,19 +54,19 @@ async def active(db: Reader, account_id: int, now: str) -> list[Filter]:
 
 # -- keywords ------------------------------------------------------------------------------------
 
-async def insert_keyword(tx: Any, filter_id: int, keyword: str, whole_word: bool) -> FilterKeyword:
+async def insert_keyword(tx: Tx, filter_id: int, keyword: str, whole_word: bool) -> FilterKeyword:
     k = FilterKeyword(id=new_id(), filter_id=filter_id, keyword=keyword, whole_word=whole_word, created_at=now_iso())
     await tx.execute(f"INSERT INTO filter_keywords ({KEYWORD_COLS}) VALUES (?, ?, ?, ?, ?)",
                      (k.id, k.filter_id, k.keyword, int(k.whole_word), k.created_at))
     return k
 
 
-async def update_keyword(tx: Any, keyword_id: int, keyword: str, whole_word: bool) -> None:
+async def update_keyword(tx: Tx, keyword_id: int, keyword: str, whole_word: bool) -> None:
     await tx.execute("UPDATE filter_keywords SET keyword = ?, whole_word = ? WHERE id = ?",
                      (keyword, int(whole_word), keyword_id))
 
 
-async def delete_keyword(tx: Any, keyword_id: int) -> None:
+async def delete_keyword(tx: Tx, keyword_id: int) -> None:
     await tx.execute("DELETE FROM filter_keywords WHERE id = ?", (keyword_id,))
 
 
@@ -102,15 +101,15 @@ async def count_keywords(db: Reader, filter_id: int) -> int:
 
 # -- statuses ------------------------------------------------------------------------------------
 
-async def insert_status(tx: Any, filter_id: int, status_id: int) -> FilterStatus | None:
+async def insert_status(tx: Tx, filter_id: int, status_id: int) -> FilterStatus | None:
     """None when the filter already names the status."""
     s = FilterStatus(id=new_id(), filter_id=filter_id, status_id=status_id, created_at=now_iso())
-    changed = await tx.execute(f"INSERT OR IGNORE INTO filter_statuses ({STATUS_COLS}) VALUES (?, ?, ?, ?)",
+    changed = await tx.execute(f"INSERT INTO filter_statuses ({STATUS_COLS}) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                                (s.id, s.filter_id, s.status_id, s.created_at))
     return s if changed else None
 
 
-async def delete_status(tx: Any, filter_status_id: int) -> None:
+async def delete_status(tx: Tx, filter_status_id: int) -> None:
     await tx.execute("DELETE FROM filter_statuses WHERE id = ?", (filter_status_id,))
 
 

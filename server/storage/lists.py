@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from server.domain.records import UserList, columns
 from server.ids import new_id, now_iso
-from server.records import UserList, columns
-from server.storage.accounts import Reader
+from server.ports import Reader, Tx
 from server.storage.paging import Page, newest_first, window
 from server.storage.timelines import _not_hidden
 
@@ -22,7 +22,7 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
-async def insert(tx: Any, account_id: int, title: str, replies_policy: str, exclusive: bool) -> UserList:
+async def insert(tx: Tx, account_id: int, title: str, replies_policy: str, exclusive: bool) -> UserList:
     item = UserList(id=new_id(), account_id=account_id, title=title, replies_policy=replies_policy,
                     exclusive=exclusive, created_at=now_iso())
     await tx.execute(f"INSERT INTO lists ({COLS}) VALUES (?, ?, ?, ?, ?, ?)",
@@ -30,12 +30,12 @@ async def insert(tx: Any, account_id: int, title: str, replies_policy: str, excl
     return item
 
 
-async def update(tx: Any, list_id: int, title: str, replies_policy: str, exclusive: bool) -> None:
+async def update(tx: Tx, list_id: int, title: str, replies_policy: str, exclusive: bool) -> None:
     await tx.execute("UPDATE lists SET title = ?, replies_policy = ?, exclusive = ? WHERE id = ?",
                      (title, replies_policy, int(exclusive), list_id))
 
 
-async def delete(tx: Any, list_id: int) -> None:
+async def delete(tx: Tx, list_id: int) -> None:
     await tx.execute("DELETE FROM lists WHERE id = ?", (list_id,))
 
 
@@ -83,19 +83,19 @@ async def members_page(db: Reader, list_id: int, page: Page | None) -> list[tupl
     return [(r[0], r[1]) for r in newest_first(rows, page)]
 
 
-async def add_members(tx: Any, list_id: int, account_ids: Iterable[int]) -> list[int]:
+async def add_members(tx: Tx, list_id: int, account_ids: Iterable[int]) -> list[int]:
     """Add accounts; returns those that were not members yet."""
     added = []
     for account_id in account_ids:
         changed = await tx.execute(
-            "INSERT OR IGNORE INTO list_accounts (id, list_id, account_id, created_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO list_accounts (id, list_id, account_id, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (new_id(), list_id, account_id, now_iso()))
         if changed:
             added.append(account_id)
     return added
 
 
-async def remove_members(tx: Any, list_id: int, account_ids: list[int]) -> None:
+async def remove_members(tx: Tx, list_id: int, account_ids: list[int]) -> None:
     if not account_ids:
         return
     marks = _marks(len(account_ids))
@@ -113,8 +113,8 @@ async def exclusive_owner_ids(db: Reader, member_id: int) -> set[int]:
     return {r[0] for r in rows}
 
 
-async def add_to_feeds(tx: Any, status_id: int, list_ids: Iterable[int]) -> None:
-    await tx.executemany("INSERT OR IGNORE INTO list_feed (list_id, status_id) VALUES (?, ?)",
+async def add_to_feeds(tx: Tx, status_id: int, list_ids: Iterable[int]) -> None:
+    await tx.executemany("INSERT INTO list_feed (list_id, status_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
                          [(i, status_id) for i in list_ids])
 
 
@@ -122,13 +122,13 @@ async def lists_holding(db: Reader, status_id: int) -> list[int]:
     return [r[0] for r in await db.fetchall("SELECT list_id FROM list_feed WHERE status_id = ?", (status_id,))]
 
 
-async def backfill(tx: Any, list_id: int, owner_id: int, member_id: int, limit: int = 40) -> None:
+async def backfill(tx: Tx, list_id: int, owner_id: int, member_id: int, limit: int = 40) -> None:
     """Bring a new member's recent posts into the list, with the replies a list never shows left out."""
     await tx.execute(
-        "INSERT OR IGNORE INTO list_feed (list_id, status_id) SELECT ?, id FROM statuses"
+        "INSERT INTO list_feed (list_id, status_id) SELECT CAST(? AS BIGINT), id FROM statuses"
         " WHERE account_id = ? AND deleted_at IS NULL AND visibility IN ('public', 'unlisted', 'private')"
         " AND (in_reply_to_id IS NULL OR in_reply_to_account_id IN (account_id, ?))"
-        " ORDER BY id DESC LIMIT ?", (list_id, member_id, owner_id, limit))
+        " ORDER BY id DESC LIMIT ? ON CONFLICT DO NOTHING", (list_id, member_id, owner_id, limit))
 
 
 async def timeline(db: Reader, list_id: int, page: Page, hidden: set[int]) -> list[int]:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from server.domain.records import Marker, columns
 from server.ids import now_iso
-from server.records import Marker, columns
-from server.storage.accounts import Reader
+from server.ports import Reader, Tx
 
 COLS = columns(Marker)
 
@@ -20,7 +18,7 @@ async def get(db: Reader, account_id: int, timelines: list[str]) -> list[Marker]
     return [Marker(**dict(r)) for r in rows]
 
 
-async def save(tx: Any, account_id: int, timeline: str, last_read_id: int) -> None:
+async def save(tx: Tx, account_id: int, timeline: str, last_read_id: int) -> None:
     """Set a marker; every change bumps its version (clients use it to detect concurrent readers)."""
     await tx.execute(
         "INSERT INTO markers (account_id, timeline, last_read_id, version, updated_at) VALUES (?, ?, ?, 1, ?)"

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from server.storage.accounts import Reader
+from server.ports import Reader, Tx
 
 
 def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
-async def insert(tx: Any, *, media_id: int, account_id: int, kind: str, mime_type: str, file_path: str,
+async def insert(tx: Tx, *, media_id: int, account_id: int, kind: str, mime_type: str, file_path: str,
                  preview_path: str, description: str | None, focus: tuple[float, float], blurhash: str,
                  meta: str, size: int, created_at: str) -> None:
     await tx.execute(
@@ -36,10 +36,11 @@ async def for_statuses(db: Reader, status_ids: list[int]) -> list[Any]:
         status_ids)
 
 
-async def update_details(tx: Any, account_id: int, media_id: int, description: str | None,
+async def update_details(tx: Tx, account_id: int, media_id: int, description: str | None,
                          focus: tuple[float, float] | None) -> bool:
     """Change description and focus of an upload not yet attached to a status (as Mastodon allows)."""
-    sets, params = [], []
+    sets: list[str] = []
+    params: list[Any] = []
     if description is not None:
         sets.append("description = ?")
         params.append(description)
@@ -54,7 +55,7 @@ async def update_details(tx: Any, account_id: int, media_id: int, description: s
         (*params, media_id, account_id)))
 
 
-async def attach(tx: Any, account_id: int, status_id: int, media_id: int, position: int) -> bool:
+async def attach(tx: Tx, account_id: int, status_id: int, media_id: int, position: int) -> bool:
     """Attach one of the account's uploads to a status. Media of a deleted status may be reused, so
     "delete and redraft" keeps its pictures."""
     return bool(await tx.execute(
@@ -64,7 +65,7 @@ async def attach(tx: Any, account_id: int, status_id: int, media_id: int, positi
         (status_id, position, media_id, account_id)))
 
 
-async def detach_all(tx: Any, status_id: int) -> None:
+async def detach_all(tx: Tx, status_id: int) -> None:
     await tx.execute("UPDATE media_attachments SET status_id = NULL WHERE status_id = ?", (status_id,))
 
 
@@ -72,29 +73,29 @@ async def has_media(db: Reader, status_id: int) -> bool:
     return await db.fetchval("SELECT 1 FROM media_attachments WHERE status_id = ? LIMIT 1", (status_id,)) is not None
 
 
-async def delete_unattached(tx: Any, account_id: int, media_id: int) -> Any:
+async def delete_unattached(tx: Tx, account_id: int, media_id: int) -> Any:
     """Remove an upload nobody uses yet; returns its row (for the files) or None."""
-    row = await tx.fetchone("SELECT * FROM media_attachments WHERE id = ? AND account_id = ? AND status_id IS NULL",
-                            (media_id, account_id))
-    if row is not None:
-        await tx.execute("DELETE FROM media_attachments WHERE id = ?", (media_id,))
-    return row
+    return await tx.fetchone(
+        "DELETE FROM media_attachments WHERE id = ? AND account_id = ? AND status_id IS NULL RETURNING *",
+        (media_id, account_id))
 
 
 async def expired(db: Reader, unattached_before: str, deleted_before: str, limit: int = 500) -> list[Any]:
     """Uploads never attached (nor waiting in a scheduled status) since before `unattached_before`, and
     attachments of statuses deleted before `deleted_before`. Remote attachments have no files but go too."""
+    d = db.dialect
     return await db.fetchall(
         "SELECT id, file_path, preview_path FROM media_attachments m"
         " WHERE m.status_id IS NULL AND m.created_at < ?"
-        "   AND m.id NOT IN (SELECT j.value FROM scheduled_statuses ss, json_each(ss.params, '$.media_ids') j)"
+        f"   AND CAST(m.id AS TEXT) NOT IN (SELECT {d.json_element_text('j.value')} FROM scheduled_statuses ss,"
+        f"       {d.json_array_elements('ss.params', 'media_ids')} j)"
         " UNION ALL"
         " SELECT m.id, m.file_path, m.preview_path FROM media_attachments m JOIN statuses s ON s.id = m.status_id"
         " WHERE s.deleted_at IS NOT NULL AND s.deleted_at < ?"
         " LIMIT ?", (unattached_before, deleted_before, limit))
 
 
-async def delete_many(tx: Any, ids: Iterable[int]) -> None:
+async def delete_many(tx: Tx, ids: Iterable[int]) -> None:
     ids = list(ids)
     if ids:
         await tx.execute(f"DELETE FROM media_attachments WHERE id IN ({_marks(len(ids))})", ids)

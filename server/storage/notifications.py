@@ -4,23 +4,31 @@ from __future__ import annotations
 
 from typing import Any
 
+from server.domain.records import Notification, columns
 from server.ids import new_id, now_iso
-from server.records import Notification, columns
-from server.storage.accounts import Reader
+from server.ports import Reader, Tx
 from server.storage.paging import Page, newest_first, window
 
 COLS = columns(Notification)
 
 
-async def insert(tx: Any, account_id: int, from_account_id: int, type_: str, status_id: int | None) -> Notification:
+async def insert(tx: Tx, event_id: int, account_id: int, from_account_id: int, type_: str,
+                 status_id: int | None) -> Notification | None:
+    """The notification, or None if this event already gave this account one (a repeated dispatch)."""
     n = Notification(id=new_id(), account_id=account_id, from_account_id=from_account_id, type=type_,
                      status_id=status_id, created_at=now_iso())
-    await tx.execute(f"INSERT INTO notifications ({COLS}) VALUES (?, ?, ?, ?, ?, ?)",
-                     (n.id, n.account_id, n.from_account_id, n.type, n.status_id, n.created_at))
-    return n
+    added = await tx.execute(
+        f"INSERT INTO notifications ({COLS}, event_id) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (n.id, n.account_id, n.from_account_id, n.type, n.status_id, n.created_at, event_id))
+    return n if added else None
 
 
-async def delete_matching(tx: Any, from_account_id: int, type_: str, status_id: int | None = None,
+async def by_event(db: Reader, event_id: int) -> list[Notification]:
+    rows = await db.fetchall(f"SELECT {COLS} FROM notifications WHERE event_id = ? ORDER BY id", (event_id,))
+    return [Notification(**dict(r)) for r in rows]
+
+
+async def delete_matching(tx: Tx, from_account_id: int, type_: str, status_id: int | None = None,
                           account_id: int | None = None) -> None:
     sql = "DELETE FROM notifications WHERE from_account_id = ? AND type = ?"
     params: list[Any] = [from_account_id, type_]
@@ -64,20 +72,20 @@ async def get(db: Reader, account_id: int, notification_id: int) -> Notification
     return None if row is None else Notification(**dict(row))
 
 
-async def clear(tx: Any, account_id: int) -> None:
+async def clear(tx: Tx, account_id: int) -> None:
     await tx.execute("DELETE FROM notifications WHERE account_id = ?", (account_id,))
 
 
-async def dismiss(tx: Any, account_id: int, notification_id: int) -> bool:
+async def dismiss(tx: Tx, account_id: int, notification_id: int) -> bool:
     return bool(await tx.execute("DELETE FROM notifications WHERE id = ? AND account_id = ?",
                                  (notification_id, account_id)))
 
 
-async def delete_from(tx: Any, recipient_id: int, from_account_id: int) -> None:
+async def delete_from(tx: Tx, recipient_id: int, from_account_id: int) -> None:
     """Everything one account caused in another's notifications (when it is blocked)."""
     await tx.execute("DELETE FROM notifications WHERE account_id = ? AND from_account_id = ?",
                      (recipient_id, from_account_id))
 
 
-async def delete_for_status(tx: Any, status_id: int) -> None:
+async def delete_for_status(tx: Tx, status_id: int) -> None:
     await tx.execute("DELETE FROM notifications WHERE status_id = ?", (status_id,))

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
+from server.domain.paging import Page
 
-
-class Page(msgspec.Struct, frozen=True):
-    max_id: int | None = None
-    since_id: int | None = None
-    min_id: int | None = None
-    limit: int = 20
+__all__ = ["Page", "newest_first", "window"]
 
 
 def window(column: str, page: Page) -> tuple[str, list[Any], str]:

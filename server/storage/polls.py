@@ -7,9 +7,9 @@ from typing import Any
 
 import msgspec
 
+from server.domain.records import Poll, columns
 from server.ids import new_id, now_iso
-from server.records import Poll, columns
-from server.storage.accounts import Reader
+from server.ports import Reader, Tx
 
 _COLS = columns(Poll)
 _COLS_P = columns(Poll, "p")
@@ -26,7 +26,7 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
-async def insert(tx: Any, *, status_id: int, account_id: int, options: list[str], multiple: bool, hide_totals: bool,
+async def insert(tx: Tx, *, status_id: int, account_id: int, options: list[str], multiple: bool, hide_totals: bool,
                  expires_at: str | None, tallies: list[int] | None = None, voters_count: int = 0) -> int:
     """A poll for a status; remote polls pass the tallies their server reported."""
     poll_id = new_id()
@@ -67,18 +67,25 @@ async def own_votes(db: Reader, account_id: int, poll_ids: Iterable[int]) -> dic
     return out
 
 
+async def lock(tx: Tx, poll_id: int) -> None:
+    """Votes on one poll take turns from here to the end of the transaction, so checks such as
+    has_voted see every vote before this one (PostgreSQL row lock; SQLite has one writer anyway)."""
+    await tx.execute(f"SELECT id FROM polls WHERE id = ?{tx.dialect.for_update}", (poll_id,))
+
+
 async def has_voted(db: Reader, poll_id: int, account_id: int) -> bool:
     return await db.fetchval("SELECT 1 FROM poll_votes WHERE poll_id = ? AND account_id = ? LIMIT 1",
                              (poll_id, account_id)) is not None
 
 
-async def add_votes(tx: Any, poll_id: int, account_id: int, choices: list[int], uri: str | None = None) -> None:
+async def add_votes(tx: Tx, poll_id: int, account_id: int, choices: list[int], uri: str | None = None) -> None:
     """Record one voter's choices and move the cached counts in the same transaction."""
     now = now_iso()
     await tx.executemany(
         "INSERT INTO poll_votes (id, poll_id, account_id, choice, uri, created_at) VALUES (?, ?, ?, ?, ?, ?)",
         [(new_id(), poll_id, account_id, c, uri, now) for c in choices])
-    tallies = msgspec.json.decode(await tx.fetchval("SELECT tallies FROM polls WHERE id = ?", (poll_id,)))
+    tallies = msgspec.json.decode(await tx.fetchval(f"SELECT tallies FROM polls WHERE id = ?{tx.dialect.for_update}",
+                                                    (poll_id,)))
     for c in choices:
         tallies[c] += 1
     await tx.execute(
@@ -96,7 +103,7 @@ async def ended_unnotified(db: Reader, now: str, limit: int = 100) -> list[Poll]
     return [_poll(r) for r in rows]
 
 
-async def claim_ended(tx: Any, poll_id: int) -> bool:
+async def claim_ended(tx: Tx, poll_id: int) -> bool:
     """Mark a poll's end as announced; False if someone already did (so it happens once)."""
     return bool(await tx.execute("UPDATE polls SET ended_notified = 1 WHERE id = ? AND ended_notified = 0",
                                  (poll_id,)))
@@ -109,7 +116,7 @@ async def local_voter_ids(db: Reader, poll_id: int) -> list[int]:
     return [r[0] for r in rows]
 
 
-async def set_remote_tallies(tx: Any, poll_id: int, tallies: list[int], voters_count: int | None,
+async def set_remote_tallies(tx: Tx, poll_id: int, tallies: list[int], voters_count: int | None,
                              expires_at: str | None) -> None:
     """A remote poll's counts as its own server reports them (Update of the Question)."""
     await tx.execute(

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import msgspec
-
+from server.domain.records import Relationship
 from server.ids import new_id, now_iso
-from server.storage.accounts import Reader
+from server.ports import Reader, Tx
 from server.storage.paging import Page, window
 
 
@@ -34,48 +33,54 @@ async def follow_by_uri(db: Reader, uri: str) -> Any:
     return await db.fetchone("SELECT * FROM follows WHERE uri = ?", (uri,))
 
 
-async def insert_follow(tx: Any, account_id: int, target_id: int, *, show_reblogs: bool, notify: bool,
+async def insert_follow(tx: Tx, account_id: int, target_id: int, *, show_reblogs: bool, notify: bool,
                         uri: str | None) -> bool:
     """Create or update a follow; returns True when it is new (counts then move)."""
-    existing = await tx.fetchone("SELECT id FROM follows WHERE account_id = ? AND target_account_id = ?",
-                                 (account_id, target_id))
-    if existing is not None:
-        await tx.execute("UPDATE follows SET show_reblogs = ?, notify = ? WHERE id = ?",
-                         (int(show_reblogs), int(notify), existing[0]))
-        return False
-    await tx.execute(
+    # Insert first: of two transactions following at once, exactly one inserts (the other waits for
+    # it, then updates), so the counts move once.
+    inserted = await tx.execute(
         "INSERT INTO follows (id, account_id, target_account_id, show_reblogs, notify, uri, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, target_account_id) DO NOTHING",
         (new_id(), account_id, target_id, int(show_reblogs), int(notify), uri, now_iso()))
-    await tx.execute("UPDATE accounts SET following_count = following_count + 1 WHERE id = ?", (account_id,))
-    await tx.execute("UPDATE accounts SET followers_count = followers_count + 1 WHERE id = ?", (target_id,))
+    if not inserted:
+        await tx.execute("UPDATE follows SET show_reblogs = ?, notify = ? WHERE account_id = ? AND target_account_id = ?",
+                         (int(show_reblogs), int(notify), account_id, target_id))
+        return False
+    await move_follow_counts(tx, account_id, target_id, 1)
     return True
 
 
-async def delete_follow(tx: Any, account_id: int, target_id: int) -> bool:
+async def delete_follow(tx: Tx, account_id: int, target_id: int) -> bool:
     changed = await tx.execute("DELETE FROM follows WHERE account_id = ? AND target_account_id = ?",
                                (account_id, target_id))
     if changed:
-        await tx.execute("UPDATE accounts SET following_count = max(0, following_count - 1) WHERE id = ?", (account_id,))
-        await tx.execute("UPDATE accounts SET followers_count = max(0, followers_count - 1) WHERE id = ?", (target_id,))
+        await move_follow_counts(tx, account_id, target_id, -1)
     return bool(changed)
 
 
-async def insert_follow_request(tx: Any, account_id: int, target_id: int, *, show_reblogs: bool, notify: bool,
+async def move_follow_counts(tx: Tx, follower_id: int, target_id: int, delta: int) -> None:
+    """A follow began (+1) or ended (-1): both accounts' counters in one statement, which locks the two
+    rows in index order, so follows in opposite directions at the same moment cannot deadlock."""
+    at_least_0 = tx.dialect.greatest
+    await tx.execute(
+        f"UPDATE accounts SET following_count = {at_least_0('0', 'following_count + CASE WHEN id = ?1 THEN ?3 ELSE 0 END')},"
+        f" followers_count = {at_least_0('0', 'followers_count + CASE WHEN id = ?2 THEN ?3 ELSE 0 END')}"
+        " WHERE id IN (?1, ?2)", (follower_id, target_id, delta))
+
+
+async def insert_follow_request(tx: Tx, account_id: int, target_id: int, *, show_reblogs: bool, notify: bool,
                                 uri: str | None) -> bool:
     changed = await tx.execute(
-        "INSERT OR IGNORE INTO follow_requests (id, account_id, target_account_id, show_reblogs, notify, uri, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO follow_requests (id, account_id, target_account_id, show_reblogs, notify, uri, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (new_id(), account_id, target_id, int(show_reblogs), int(notify), uri, now_iso()))
     return bool(changed)
 
 
-async def delete_follow_request(tx: Any, account_id: int, target_id: int) -> Any:
-    row = await tx.fetchone("SELECT * FROM follow_requests WHERE account_id = ? AND target_account_id = ?",
-                            (account_id, target_id))
-    if row is not None:
-        await tx.execute("DELETE FROM follow_requests WHERE id = ?", (row["id"],))
-    return row
+async def delete_follow_request(tx: Tx, account_id: int, target_id: int) -> Any:
+    # One statement, so of two concurrent callers only one gets the row.
+    return await tx.fetchone("DELETE FROM follow_requests WHERE account_id = ? AND target_account_id = ? RETURNING *",
+                             (account_id, target_id))
 
 
 async def pending_requests(db: Reader, target_id: int, max_id: int | None, since_id: int | None,
@@ -107,16 +112,16 @@ async def followers_page(db: Reader, account_id: int, direction: str, max_id: in
     return [(r[0], r[1]) for r in await db.fetchall(sql + " ORDER BY id DESC LIMIT ?", params)]
 
 
-async def set_block(tx: Any, account_id: int, target_id: int, on: bool, uri: str | None = None) -> bool:
+async def set_block(tx: Tx, account_id: int, target_id: int, on: bool, uri: str | None = None) -> bool:
     if on:
         return bool(await tx.execute(
-            "INSERT OR IGNORE INTO blocks (id, account_id, target_account_id, uri, created_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO blocks (id, account_id, target_account_id, uri, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (new_id(), account_id, target_id, uri, now_iso())))
     return bool(await tx.execute("DELETE FROM blocks WHERE account_id = ? AND target_account_id = ?",
                                  (account_id, target_id)))
 
 
-async def set_mute(tx: Any, account_id: int, target_id: int, on: bool, notifications: bool = True,
+async def set_mute(tx: Tx, account_id: int, target_id: int, on: bool, notifications: bool = True,
                    expires_at: str | None = None) -> bool:
     if on:
         await tx.execute(
@@ -142,9 +147,9 @@ async def hidden_account_ids(db: Reader, viewer_id: int) -> set[int]:
         "SELECT target_account_id FROM blocks WHERE account_id = ?1"
         " UNION SELECT account_id FROM blocks WHERE target_account_id = ?1"
         " UNION SELECT target_account_id FROM mutes WHERE account_id = ?1"
-        "   AND (expires_at IS NULL OR expires_at > strftime('%Y-%m-%dT%H:%M:%fZ'))"
+        "   AND (expires_at IS NULL OR expires_at > ?2)"
         " UNION SELECT a.id FROM account_domain_blocks d JOIN accounts a ON a.domain = d.domain"
-        "   WHERE d.account_id = ?1", (viewer_id,))
+        "   WHERE d.account_id = ?1", (viewer_id, now_iso()))
     return {r[0] for r in rows}
 
 
@@ -152,24 +157,10 @@ async def notification_muted_ids(db: Reader, viewer_id: int) -> set[int]:
     rows = await db.fetchall(
         "SELECT target_account_id FROM blocks WHERE account_id = ?1"
         " UNION SELECT target_account_id FROM mutes WHERE account_id = ?1 AND notifications = 1"
-        "   AND (expires_at IS NULL OR expires_at > strftime('%Y-%m-%dT%H:%M:%fZ'))"
+        "   AND (expires_at IS NULL OR expires_at > ?2)"
         " UNION SELECT a.id FROM account_domain_blocks d JOIN accounts a ON a.domain = d.domain"
-        "   WHERE d.account_id = ?1", (viewer_id,))
+        "   WHERE d.account_id = ?1", (viewer_id, now_iso()))
     return {r[0] for r in rows}
-
-
-class Relationship(msgspec.Struct):
-    following: bool = False
-    showing_reblogs: bool = False
-    notifying: bool = False
-    followed_by: bool = False
-    requested: bool = False
-    requested_by: bool = False
-    blocking: bool = False
-    blocked_by: bool = False
-    muting: bool = False
-    muting_notifications: bool = False
-    domain_blocking: bool = False
 
 
 async def relationships(db: Reader, viewer_id: int, target_ids: Iterable[int]) -> dict[int, Relationship]:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import msgspec
 
-from server.records import Report
-from server.storage.accounts import Reader
+from server.domain.records import Report
+from server.ports import Reader, Tx
 
 _COLS = ("id, account_id, target_account_id, category, comment, forward, rule_ids, uri, action_taken_at,"
          " created_at, updated_at")
@@ -18,13 +17,13 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
-async def insert(tx: Any, report: Report) -> None:
+async def insert(tx: Tx, report: Report) -> None:
     await tx.execute(
         f"INSERT INTO reports ({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (report.id, report.account_id, report.target_account_id, report.category, report.comment,
          int(report.forward), msgspec.json.encode(report.rule_ids).decode(), report.uri, report.action_taken_at,
          report.created_at, report.updated_at))
-    await tx.executemany("INSERT OR IGNORE INTO report_statuses (report_id, status_id) VALUES (?, ?)",
+    await tx.executemany("INSERT INTO report_statuses (report_id, status_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
                          [(report.id, s) for s in report.status_ids])
 
 
@@ -58,7 +57,7 @@ async def moderator_ids(db: Reader) -> list[int]:
     return [r[0] for r in rows]
 
 
-async def link_notification(tx: Any, notification_id: int, report_id: int) -> None:
+async def link_notification(tx: Tx, notification_id: int, report_id: int) -> None:
     await tx.execute("INSERT INTO report_notifications (notification_id, report_id) VALUES (?, ?)",
                      (notification_id, report_id))
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from server.domain.records import ScheduledStatus, columns
 from server.ids import now_iso
-from server.records import ScheduledStatus, columns
-from server.storage.accounts import Reader
+from server.ports import Reader, Tx
 from server.storage.paging import Page, newest_first, window
 
 _COLS = columns(ScheduledStatus)
@@ -17,7 +17,7 @@ def _row(row: Any) -> ScheduledStatus:
     return ScheduledStatus(**dict(row))
 
 
-async def insert(tx: Any, scheduled_id: int, account_id: int, scheduled_at: str, params: str) -> ScheduledStatus:
+async def insert(tx: Tx, scheduled_id: int, account_id: int, scheduled_at: str, params: str) -> ScheduledStatus:
     item = ScheduledStatus(id=scheduled_id, account_id=account_id, scheduled_at=scheduled_at, params=params,
                            created_at=now_iso())
     await tx.execute(f"INSERT INTO scheduled_statuses ({_COLS}) VALUES (?, ?, ?, ?, ?)",
@@ -50,12 +50,12 @@ async def count_on_day(db: Reader, account_id: int, day: str) -> int:
         (account_id, day)) or 0
 
 
-async def reschedule(tx: Any, account_id: int, scheduled_id: int, scheduled_at: str) -> bool:
+async def reschedule(tx: Tx, account_id: int, scheduled_id: int, scheduled_at: str) -> bool:
     return bool(await tx.execute("UPDATE scheduled_statuses SET scheduled_at = ? WHERE id = ? AND account_id = ?",
                                  (scheduled_at, scheduled_id, account_id)))
 
 
-async def delete(tx: Any, scheduled_id: int, account_id: int | None = None) -> bool:
+async def delete(tx: Tx, scheduled_id: int, account_id: int | None = None) -> bool:
     if account_id is None:
         return bool(await tx.execute("DELETE FROM scheduled_statuses WHERE id = ?", (scheduled_id,)))
     return bool(await tx.execute("DELETE FROM scheduled_statuses WHERE id = ? AND account_id = ?",

@@ -1,8 +1,11 @@
-"""Search: the full-text index of statuses (SQLite FTS5), and the account and hashtag look-ups.
+"""Search: the full-text index of statuses, and the account and hashtag look-ups.
 
-The index `status_search` covers the plain text and content warning of every row of `statuses`
-(rowid = status id); triggers keep it in step (see schema/0002_media_search.sql), so every writer
-updates it without knowing about it.
+The index covers the plain text and content warning of every row of `statuses` and is kept in step
+by the database itself, so every writer updates it without knowing about it: on SQLite an FTS5 table
+`status_search` (rowid = status id) with triggers (schema/sqlite/0002_media_search.sql), on PostgreSQL
+a generated tsvector column with a GIN index (schema/postgres/0008_baseline.sql). The dialect turns
+the user's terms into the engine's query (dialect.status_text_match); both treat every term as plain
+text, so no input is query syntax.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from server.storage.accounts import Reader
+from server.ports import Reader
 
 MAX_TERMS = 12
 MAX_QUERY = 500
@@ -24,7 +27,9 @@ def terms(query: str) -> tuple[list[str], list[str]]:
     Anything without a letter or digit (FTS syntax such as *, (, ^, :) is dropped."""
     wanted: list[str] = []
     excluded: list[str] = []
-    for m in _TOKEN.finditer(query[:MAX_QUERY]):
+    # NUL separates words: FTS5 reads its query as a C string (it would end there) and PostgreSQL
+    # text cannot hold it.
+    for m in _TOKEN.finditer(query[:MAX_QUERY].replace("\x00", " ")):
         negated, phrase, word = m.group(1), m.group(2), m.group(3)
         text = phrase if phrase is not None else word
         if word is not None and word.startswith("-") and len(word) > 1:
@@ -35,21 +40,7 @@ def terms(query: str) -> tuple[list[str], list[str]]:
     return wanted[:MAX_TERMS], excluded[:MAX_TERMS]
 
 
-def match_expression(wanted: list[str], excluded: list[str]) -> str | None:
-    """An FTS5 query in which every user term is a quoted string, so no input is FTS syntax."""
-    if not wanted:
-        return None
-
-    def quote(text: str) -> str:
-        return '"' + text.replace('"', '""') + '"'
-
-    expr = " AND ".join(quote(t) for t in wanted)
-    for t in excluded:
-        expr += f" NOT {quote(t)}"
-    return expr
-
-
-async def status_candidates(db: Reader, match: str, viewer_id: int, *, window: int,
+async def status_candidates(db: Reader, wanted: list[str], excluded: list[str], viewer_id: int, *, window: int,
                             account_id: int | None = None, hidden: Iterable[int] = ()) -> list[Any]:
     """The newest `window` matching statuses the viewer may read: rows of (id, source_text, spoiler_text).
 
@@ -58,7 +49,8 @@ async def status_candidates(db: Reader, match: str, viewer_id: int, *, window: i
     narrowed by the authors' choice: public posts of accounts that opted out of discovery are found only
     by their followers.
     """
-    params: list[Any] = [match, viewer_id]  # ?1 and ?2; each plain ? after them numbers on from 3
+    match = db.dialect.status_text_match(wanted, excluded)
+    params: list[Any] = [*match.params, viewer_id, viewer_id, viewer_id]
     extra = ""
     if account_id is not None:
         extra += " AND s.account_id = ?"
@@ -70,22 +62,23 @@ async def status_candidates(db: Reader, match: str, viewer_id: int, *, window: i
     params.append(window)
     return await db.fetchall(
         "SELECT s.id, s.source_text, s.spoiler_text"
-        " FROM status_search JOIN statuses s ON s.id = status_search.rowid JOIN accounts a ON a.id = s.account_id"
-        " WHERE status_search MATCH ?1 AND s.deleted_at IS NULL AND s.reblog_of_id IS NULL AND a.suspended = 0"
-        "   AND (s.account_id = ?2"
+        f" FROM {match.source} JOIN accounts a ON a.id = s.account_id"
+        f" WHERE {match.condition} AND s.deleted_at IS NULL AND s.reblog_of_id IS NULL AND a.suspended = 0"
+        "   AND (s.account_id = ?"
         "     OR (s.visibility IN ('public', 'unlisted') AND a.discoverable = 1)"
         "     OR (s.visibility IN ('public', 'unlisted', 'private') AND EXISTS (SELECT 1 FROM follows f"
-        "         WHERE f.account_id = ?2 AND f.target_account_id = s.account_id))"
-        "     OR EXISTS (SELECT 1 FROM mentions m WHERE m.status_id = s.id AND m.account_id = ?2))"
+        "         WHERE f.account_id = ? AND f.target_account_id = s.account_id))"
+        "     OR EXISTS (SELECT 1 FROM mentions m WHERE m.status_id = s.id AND m.account_id = ?))"
         f"{extra}"
-        " ORDER BY status_search.rowid DESC LIMIT ?", params)
+        f" ORDER BY {match.newest_first} LIMIT ?", params)
 
 
 async def hashtags(db: Reader, prefix: str, limit: int, offset: int) -> list[tuple[int, str]]:
     """Tags whose name starts with `prefix` (case-insensitive): the exact one first, then shortest."""
     low = prefix.lower()
+    by_code_point = f"lower(name) COLLATE {db.dialect.binary_collation}"
     rows = await db.fetchall(
-        "SELECT id, name FROM tags WHERE lower(name) >= ? AND lower(name) < ?"
+        f"SELECT id, name FROM tags WHERE {by_code_point} >= ? AND {by_code_point} < ?"
         " ORDER BY lower(name) = ? DESC, length(name), lower(name) LIMIT ? OFFSET ?",
         (low, low + "\U0010ffff", low, limit, offset))
     return [(r[0], r[1]) for r in rows]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.storage.accounts import Reader
+from server.ports import Reader
 
 
 async def next_mute_expiry(db: Reader, viewer_id: int, now: str) -> str | None:

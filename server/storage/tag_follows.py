@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from server.ids import new_id, now_iso
-from server.storage.accounts import Reader
+from server.ports import Reader, Tx
 from server.storage.paging import Page, newest_first, window
 
 
@@ -15,18 +14,19 @@ async def tag_by_name(db: Reader, name: str) -> tuple[int, str] | None:
     return None if row is None else (row[0], row[1])
 
 
-async def ensure_tag(tx: Any, name: str) -> tuple[int, str]:
-    await tx.execute("INSERT OR IGNORE INTO tags (id, name) VALUES (?, ?)", (new_id(), name))
+async def ensure_tag(tx: Tx, name: str) -> tuple[int, str]:
+    await tx.execute("INSERT INTO tags (id, name) VALUES (?, ?) ON CONFLICT DO NOTHING", (new_id(), name))
     row = await tx.fetchone("SELECT id, name FROM tags WHERE lower(name) = lower(?)", (name,))
+    assert row is not None  # inserted above, or there already
     return row[0], row[1]
 
 
-async def follow(tx: Any, account_id: int, tag_id: int) -> None:
-    await tx.execute("INSERT OR IGNORE INTO tag_follows (id, account_id, tag_id, created_at) VALUES (?, ?, ?, ?)",
+async def follow(tx: Tx, account_id: int, tag_id: int) -> None:
+    await tx.execute("INSERT INTO tag_follows (id, account_id, tag_id, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                      (new_id(), account_id, tag_id, now_iso()))
 
 
-async def unfollow(tx: Any, account_id: int, tag_id: int) -> None:
+async def unfollow(tx: Tx, account_id: int, tag_id: int) -> None:
     await tx.execute("DELETE FROM tag_follows WHERE account_id = ? AND tag_id = ?", (account_id, tag_id))
 
 

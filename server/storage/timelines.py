@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from server.storage.accounts import Reader
+from server.ports import Reader, Tx
 from server.storage.paging import Page, newest_first, window
+from server.storage.statuses import PageVersion, page_version, version_columns, version_joins
 
 
 def _not_hidden(hidden: set[int], params: list[Any]) -> str:
@@ -26,23 +27,23 @@ async def _ids(db: Reader, sql: str, params: list[Any], page: Page) -> list[int]
     return [r[0] for r in newest_first(rows, page)]
 
 
-async def add_to_feeds(tx: Any, status_id: int, account_ids: Iterable[int]) -> None:
-    await tx.executemany("INSERT OR IGNORE INTO home_feed (account_id, status_id) VALUES (?, ?)",
+async def add_to_feeds(tx: Tx, status_id: int, account_ids: Iterable[int]) -> None:
+    await tx.executemany("INSERT INTO home_feed (account_id, status_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
                          [(a, status_id) for a in account_ids])
 
 
-async def remove_account_from_feed(tx: Any, reader_id: int, author_id: int) -> None:
+async def remove_account_from_feed(tx: Tx, reader_id: int, author_id: int) -> None:
     await tx.execute(
         "DELETE FROM home_feed WHERE account_id = ? AND status_id IN (SELECT id FROM statuses WHERE account_id = ?)",
         (reader_id, author_id))
 
 
-async def backfill_feed(tx: Any, reader_id: int, author_id: int, limit: int = 40) -> None:
+async def backfill_feed(tx: Tx, reader_id: int, author_id: int, limit: int = 40) -> None:
     """After a follow, bring the author's recent posts the reader may see into the reader's feed."""
     await tx.execute(
-        "INSERT OR IGNORE INTO home_feed (account_id, status_id) SELECT ?, id FROM statuses"
+        "INSERT INTO home_feed (account_id, status_id) SELECT CAST(? AS BIGINT), id FROM statuses"
         " WHERE account_id = ? AND deleted_at IS NULL AND visibility IN ('public', 'unlisted', 'private')"
-        " ORDER BY id DESC LIMIT ?", (reader_id, author_id, limit))
+        " ORDER BY id DESC LIMIT ? ON CONFLICT DO NOTHING", (reader_id, author_id, limit))
 
 
 async def home(db: Reader, viewer_id: int, page: Page, hidden: set[int]) -> list[int]:
@@ -56,10 +57,42 @@ async def home(db: Reader, viewer_id: int, page: Page, hidden: set[int]) -> list
         params, page)
 
 
-async def public(db: Reader, page: Page, hidden: set[int], local: bool = False, remote: bool = False,
-                 only_media: bool = False) -> list[int]:
+async def home_versions(db: Reader, viewer_id: int, page: Page, hidden: set[int]
+                        ) -> tuple[list[int], dict[int, PageVersion]]:
+    """`home`, reading with each status what serving it from memory needs (statuses.page_versions):
+    its version and its author's, the status it boosts with theirs, and the viewer's flags on both, in
+    the same query."""
+    cond, params, order = window("h.status_id", page)
+    params = [viewer_id, *params]
+    hidden_sql = _not_hidden(hidden, params)
+    params.append(page.limit)
+    rows = newest_first(await db.fetchall(
+        f"SELECT {version_columns('s', True)}, {version_columns('o', True)}"
+        f" FROM home_feed h JOIN statuses s ON s.id = h.status_id{version_joins('s', True)}"
+        f" LEFT JOIN statuses o ON o.id = s.reblog_of_id{version_joins('o', True)}"
+        f" WHERE h.account_id = ?1 AND s.deleted_at IS NULL{cond}{hidden_sql} ORDER BY {order} LIMIT ?",
+        params), page)
+    versions: dict[int, PageVersion] = {}
+    for row in rows:
+        for at in (0, 10):
+            found = page_version(row, at)
+            if found is not None:
+                versions[found[0]] = found[1]
+    return [row[0] for row in rows], versions
+
+
+# Accounts that moderators silenced (Mastodon's "limit") stay out of the public and tag timelines.
+NOT_SILENCED = (" AND NOT EXISTS (SELECT 1 FROM account_moderation am"
+                " WHERE am.account_id = s.account_id AND am.silenced_at IS NOT NULL)")
+
+
+async def public(db: Reader, page: Page, hidden: set[int], *, signed_in: bool, local: bool = False,
+                 remote: bool = False, only_media: bool = False) -> list[int]:
+    """The public timeline; local-only posts only for signed-in users of this instance."""
     cond, params, order = window("s.id", page)
-    where = "s.visibility = 'public' AND s.reblog_of_id IS NULL AND s.deleted_at IS NULL"
+    where = "s.visibility = 'public' AND s.reblog_of_id IS NULL AND s.deleted_at IS NULL" + NOT_SILENCED
+    if not signed_in:
+        where += " AND s.local_only = 0"
     if local:
         where += " AND s.local = 1"
     elif remote:
@@ -72,10 +105,13 @@ async def public(db: Reader, page: Page, hidden: set[int], local: bool = False, 
                       params, page)
 
 
-async def tag(db: Reader, tag_id: int, page: Page, hidden: set[int], local: bool = False) -> list[int]:
+async def tag(db: Reader, tag_id: int, page: Page, hidden: set[int], *, signed_in: bool,
+              local: bool = False) -> list[int]:
     cond, params, order = window("st.status_id", page)
     params = [tag_id, *params]
-    where = "st.tag_id = ? AND s.visibility = 'public' AND s.deleted_at IS NULL AND s.reblog_of_id IS NULL"
+    where = "st.tag_id = ? AND s.visibility = 'public' AND s.deleted_at IS NULL AND s.reblog_of_id IS NULL" + NOT_SILENCED
+    if not signed_in:
+        where += " AND s.local_only = 0"
     if local:
         where += " AND s.local = 1"
     hidden_sql = _not_hidden(hidden, params)
@@ -86,9 +122,9 @@ async def tag(db: Reader, tag_id: int, page: Page, hidden: set[int], local: bool
 
 
 def visible_sql(viewer_id: int | None, params: list[Any]) -> str:
-    """SQL condition: statuses `s` the viewer may read."""
+    """SQL condition: statuses `s` the viewer may read (the rule of services/visibility.py)."""
     if viewer_id is None:
-        return "s.visibility IN ('public', 'unlisted')"
+        return "(s.visibility IN ('public', 'unlisted') AND s.local_only = 0)"
     params.extend([viewer_id, viewer_id, viewer_id])
     return ("(s.visibility IN ('public', 'unlisted') OR s.account_id = ?"
             " OR (s.visibility = 'private' AND EXISTS (SELECT 1 FROM follows f WHERE f.account_id = ?"

@@ -22,7 +22,7 @@ def test_generated_dataset_is_served_by_a_real_instance(tmp_path):
     assert counts["follows"] == 40 * 6 and ds.author["followers"] == 25
     assert 0 < counts["home_feed"] <= 40 * 30
 
-    inst = Instance(ds.path, {})
+    inst = Instance(ds.path, {}, sqlite=True)  # the dataset is a SQLite file
     inst.start()
     try:
         fan = next(t for t in ds.tokens if t["follows_author"])

@@ -86,7 +86,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
             inst.create_user(name, PASSWORD)
         yield inst
     finally:
-        inst.stop()
+        inst.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -64,7 +64,9 @@ def test_expired_token_forbidden_scope_not_found_and_validation(server, xtalk):
 
 
 def test_rate_limit_fails_or_waits(make_instance, xtalk):
-    inst = make_instance("limited", env={"CROSSTALK_RATE_LIMIT_REQUESTS": "1", "CROSSTALK_RATE_LIMIT_WINDOW": "2"})
+    inst = make_instance("limited", env={"CROSSTALK_RATE_LIMIT_ENABLED": "true", "CROSSTALK_RATE_LIMIT_WINDOW": "2",
+                                         "CROSSTALK_RATE_LIMIT_ACCOUNT_REQUESTS": "1",
+                                         "CROSSTALK_RATE_LIMIT_ADDRESS_REQUESTS": "1"})
     inst.create_user("bob", PASSWORD)
     # This instance keeps the password grant off (the default): --password says so instead of failing oddly.
     # (--wait: the start-up probes used up this window's one anonymous request.)

@@ -10,6 +10,7 @@ from federation.documents import (
     activity,
     format_datetime,
     host_meta_xrd,
+    instance_actor_username,
     nodeinfo,
     nodeinfo_links,
     note_object,
@@ -75,6 +76,30 @@ def test_parse_webfinger_resource(resource, expected):
 def test_parse_webfinger_resource_bad(resource):
     with pytest.raises(ValueError):
         parse_webfinger_resource(resource, "local.example")
+
+
+def test_instance_actor_username_never_holds_a_colon():
+    assert instance_actor_username("social.example") == "social.example"  # Mastodon's acct:<domain>@<domain>
+    assert instance_actor_username("127.0.0.1:8080") == "127.0.0.1.8080"
+    assert instance_actor_username("Social.Example:443") == "social.example.443"
+    assert ":" not in instance_actor_username("[::1]:8080")
+
+
+def test_parse_webfinger_resource_instance_actor_with_a_port():
+    domain = "127.0.0.1:8080"
+    assert parse_webfinger_resource(f"acct:{domain}@{domain}", domain) == ("acct", domain)
+    assert parse_webfinger_resource(f"acct:127.0.0.1.8080@{domain}", domain) == ("acct", "127.0.0.1.8080")
+    with pytest.raises(ValueError):  # a ':' only where the user part is the domain itself
+        parse_webfinger_resource(f"acct:alice:1@{domain}", domain)
+
+
+def test_note_replies_may_embed_the_collection():
+    replies = ordered_collection(ALICE + "/statuses/1/replies", 0,
+                                 first=ordered_collection_page(ALICE + "/statuses/1/replies?page=true",
+                                                               ALICE + "/statuses/1/replies", []))
+    note = note_object(id=ALICE + "/statuses/1", url=ALICE + "/statuses/1", attributed_to=ALICE, to=[AS_PUBLIC],
+                       cc=[], content="<p>hi</p>", published=0, replies=replies)
+    assert "@context" not in note["replies"] and note["replies"]["first"]["orderedItems"] == []
 
 
 def test_host_meta_and_nodeinfo_links():

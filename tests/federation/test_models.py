@@ -485,6 +485,14 @@ def test_parse_actor_garbage(overrides):
         parse_actor(actor(**overrides))
 
 
+@pytest.mark.parametrize("username", [None, "", 5])
+def test_parse_actor_without_username_when_allowed(username):
+    parsed = parse_actor(actor(preferredUsername=username), require_username=False)
+    assert parsed.preferred_username is None and parsed.inbox == ACTOR + "/inbox"
+    with pytest.raises(InvalidObject):  # still an actor: no inbox is no actor
+        parse_actor(actor(preferredUsername=username, inbox=None), require_username=False)
+
+
 def test_parse_public_key_shapes():
     key = parse_public_key(actor(), ACTOR + "#main-key")
     assert key.owner == ACTOR and key.pem == PEM and key.owner_confirmed

@@ -52,7 +52,8 @@ class FakeActor:
 
         self.private_pem, self.public_pem = generate_rsa_keypair()
         self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.host = f"127.0.0.1:{self.port}"
+        self.base = f"http://{self.host}"
         self.uri = f"{self.base}/users/{username}"
         self.key_id = f"{self.uri}#main-key"
         self.received: list[tuple[dict[str, str], bytes, str]] = []
@@ -70,10 +71,20 @@ class FakeActor:
 
             def do_GET(self) -> None:  # noqa: N802
                 import json
-                if self.path.split("?")[0] == f"/users/{username}":
-                    body = json.dumps(fake.document).encode()
+                from urllib.parse import parse_qs, urlsplit
+                path, query = urlsplit(self.path).path, parse_qs(urlsplit(self.path).query)
+                found: tuple[dict[str, Any], str] | None = None
+                if path == f"/users/{username}":
+                    found = fake.document, "application/activity+json"
+                elif path == "/.well-known/webfinger" and query.get("resource") == [f"acct:{username}@{fake.host}"]:
+                    # We show an actor under its preferredUsername only when WebFinger confirms it.
+                    found = {"subject": f"acct:{username}@{fake.host}",
+                             "links": [{"rel": "self", "type": "application/activity+json", "href": fake.uri}]}, \
+                        "application/jrd+json"
+                if found is not None:
+                    body = json.dumps(found[0]).encode()
                     self.send_response(200)
-                    self.send_header("Content-Type", "application/activity+json")
+                    self.send_header("Content-Type", found[1])
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
                     self.wfile.write(body)

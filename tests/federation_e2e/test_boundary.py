@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-import sqlite3
 import threading
 import time
 
@@ -26,16 +25,14 @@ AS2 = "application/activity+json"
 
 def signed_get(signer, url: str) -> requests.Response:
     """GET `url` signed with `signer` instance's own instance-actor key (read from its database)."""
-    with sqlite3.connect(signer.data_dir / "crosstalk.sqlite3") as db:
-        pem = db.execute("SELECT private_key_pem FROM accounts WHERE uri = ?", (f"{signer.base_url}/actor",)).fetchone()[0]
+    pem = signer.sql("SELECT private_key_pem FROM accounts WHERE uri = ?", (f"{signer.base_url}/actor",))[0][0]
     headers = {"Accept": AS2}
     headers.update(sign_cavage("GET", url, headers, None, f"{signer.base_url}/actor#main-key", pem))
     return requests.get(url, headers=headers, timeout=10)
 
 
 def signed_post(signer, url: str, activity: dict) -> requests.Response:
-    with sqlite3.connect(signer.data_dir / "crosstalk.sqlite3") as db:
-        pem = db.execute("SELECT private_key_pem FROM accounts WHERE uri = ?", (f"{signer.base_url}/actor",)).fetchone()[0]
+    pem = signer.sql("SELECT private_key_pem FROM accounts WHERE uri = ?", (f"{signer.base_url}/actor",))[0][0]
     body = json.dumps(activity).encode()
     headers = {"Content-Type": AS2}
     headers.update(sign_cavage("POST", url, headers, body, f"{signer.base_url}/actor#main-key", pem))
@@ -120,8 +117,7 @@ def test_local_only_never_leaves_and_followers_only_policy(trio):
     time.sleep(1.0)
     uris_on_b = {s["uri"] for s in bob.timeline_home()}
     assert inside["uri"] not in uris_on_b and also_inside["uri"] not in uris_on_b and reply["uri"] not in uris_on_b
-    with sqlite3.connect(b.data_dir / "crosstalk.sqlite3") as db:
-        stored = {row[0] for row in db.execute("SELECT uri FROM statuses")}
+    stored = {row[0] for row in b.sql("SELECT uri FROM statuses")}
     assert outside["uri"] in stored and inside["uri"] not in stored and reply["uri"] not in stored
     assert signed_get(b, inside["uri"]).status_code == 404
     assert requests.get(inside["uri"], headers={"Accept": AS2}, timeout=10).status_code == 404
@@ -246,6 +242,14 @@ def test_domain_rules_csv_round_trip_admin_api_and_nodeinfo(make_instance, tmp_p
     a.create_user("pleb")
     pleb = {"Authorization": f"Bearer {a.token('pleb', 'read write admin:read admin:write')}"}
     assert requests.get(f"{a.base_url}/api/v1/admin/domain_blocks", headers=pleb, timeout=10).status_code == 403
+
+    # Every change of a rule is in the audit log with who made it: the CLI or the admin through the API.
+    changes = [(e["actor"], e["action"], e["target"]) for e in map(json.loads, a.cli(
+        "admin", "audit-log", "--action", "domain.", "--json").stdout.splitlines())]
+    assert ("cli", "domain.block", "spam.example") in changes
+    assert ("cli", "domain.remove", "partner.example") in changes
+    assert ("ops", "domain.allow", "new.example") in changes and ("ops", "domain.remove", "new.example") in changes
+    assert not any(target == "not a domain" for _, _, target in changes)
 
 
 def test_domain_cannot_change_under_a_data_directory(make_instance):

@@ -165,7 +165,6 @@ def test_flag_becomes_a_report_for_moderators(make_instance, fake_actor):
 
 def test_notes_published_in_the_same_millisecond_are_all_kept(make_instance, fake_actor):
     """Remote posts get time-sortable ids from their publish time; equal times must not lose posts."""
-    import sqlite3
     from concurrent.futures import ThreadPoolExecutor
     a = make_instance("a", env=dict(FED_ENV))
     a.create_user("alice")
@@ -185,6 +184,5 @@ def test_notes_published_in_the_same_millisecond_are_all_kept(make_instance, fak
         assert set(pool.map(send, range(n))) == {202}
 
     def stored() -> int:
-        with sqlite3.connect(a.data_dir / "crosstalk.sqlite3") as db:
-            return db.execute("SELECT count(*) FROM statuses WHERE uri LIKE ?", (f"{fake_actor.uri}/notes/%",)).fetchone()[0]
+        return a.sql("SELECT count(*) FROM statuses WHERE uri LIKE ?", (f"{fake_actor.uri}/notes/%",))[0][0]
     wait_for(lambda: stored() == n, timeout=60)

@@ -13,6 +13,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ROOT, free_port
+from tests.server.test_media import png
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -39,7 +40,8 @@ def test_livez_readyz_and_request_ids(make_instance):
     assert live.status_code == 200 and live.json() == {"status": "ok"}
     ready = requests.get(f"{inst.base_url}/readyz", timeout=5)
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ok", "checks": {"database": "ok", "migrations": "ok", "workers": "ok"}}
+    assert ready.json() == {"status": "ok", "checks": {"database": "ok", "migrations": "ok", "workers": "ok",
+                                                       "bus": "ok"}}
 
     # Every kind of answer carries a request id: JSON API errors, aiohttp's own pages, CORS
     # preflights, redirects and successful calls.
@@ -60,6 +62,14 @@ def test_livez_readyz_and_request_ids(make_instance):
     assert kept.headers["X-Request-Id"] == "edge-42.a"
     replaced = requests.get(f"{inst.base_url}/livez", headers={"X-Request-Id": "x" * 200}, timeout=5)
     assert len(replaced.headers["X-Request-Id"]) == 32
+
+    # Upload routes take a larger body limit (the request is copied for it): the id is kept there too.
+    inst.create_user("uploader")
+    uploaded = requests.post(f"{inst.base_url}/api/v2/media", files={"file": ("a.png", png(), "image/png")},
+                             headers={"Authorization": f"Bearer {inst.token('uploader')}",
+                                      "X-Request-Id": "upload-7"}, timeout=30)
+    assert uploaded.status_code in (200, 202), uploaded.text
+    assert uploaded.headers["X-Request-Id"] == "upload-7"
 
 
 def test_json_logs_have_one_object_per_line_with_request_fields(make_instance):

@@ -7,12 +7,14 @@ import asyncio
 import signal
 import socket
 import time
+from collections.abc import Awaitable, Callable
 
 import requests
 
 from server.app import create_app
-from server.config import load_config
 from server.http.base import STATE
+from server.jobs.runtime import Consumer
+from server.settings import load_settings
 from tests.conftest import free_port
 
 
@@ -79,7 +81,7 @@ def test_sigterm_finishes_the_request_in_flight_and_data_survives(make_instance)
     log = inst.log()
     assert "shutting down" in log and "stopped cleanly" in log
     # The database was closed cleanly: the last connection checkpointed and removed the WAL.
-    assert not (inst.data_dir / "crosstalk.sqlite3-wal").exists()
+    assert inst.database_closed_cleanly()
 
     inst.proc = None
     inst.start()
@@ -108,13 +110,32 @@ def test_a_request_that_never_finishes_is_cut_at_the_grace_period(make_instance)
     assert 1.8 < elapsed < 4.5, elapsed
     sock.close()
     assert "grace period over" in inst.log()
-    assert not (inst.data_dir / "crosstalk.sqlite3-wal").exists()
+    assert inst.database_closed_cleanly()
+
+
+class LoopWorker:
+    """A job runtime worker around a plain coroutine function, for these tests."""
+
+    def __init__(self, body: Callable[[], Awaitable[None]]) -> None:
+        self.body = body
+
+    async def run(self) -> None:
+        await self.body()
+
+    def wake(self) -> None:
+        pass
+
+    def request_stop(self) -> None:
+        pass
+
+    async def wait_idle(self, grace: float) -> None:
+        pass
 
 
 def app_for(tmp_path, **env: str):
-    config = load_config(env={"CROSSTALK_DOMAIN": "ops.example.test", "CROSSTALK_DATA_DIR": str(tmp_path),
+    settings = load_settings(env={"CROSSTALK_DOMAIN": "ops.example.test", "CROSSTALK_DATA_DIR": str(tmp_path),
                               **env})
-    app = create_app(config)
+    app = create_app(settings)
     return app, app[STATE]
 
 
@@ -130,12 +151,12 @@ async def test_readyz_needs_every_registered_worker_alive(tmp_path, aiohttp_clie
         await stop_crash.wait()
         raise RuntimeError("lost the queue")
 
-    state.add_worker("test-healthy", healthy())
-    state.add_worker("test-crashing", crashing())
+    state.jobs.declare(Consumer("test-healthy", LoopWorker(healthy)))
+    state.jobs.declare(Consumer("test-crashing", LoopWorker(crashing)))
     ready = await client.get("/readyz")
     assert ready.status == 200 and (await ready.json())["checks"]["workers"] == "ok"
     scrape = await client.get("/metrics")
-    assert f"crosstalk_workers_running {float(len(state.workers))}" in await scrape.text()
+    assert f"crosstalk_workers_running {float(len(state.jobs.tasks))}" in await scrape.text()
 
     stop_crash.set()
     await asyncio.sleep(0.05)
@@ -160,15 +181,17 @@ async def test_workers_finish_their_current_attempt_then_stop(tmp_path):
     async def stubborn() -> None:
         await asyncio.Event().wait()  # ignores `stopping`: must be cancelled
 
-    state.add_worker("test-polite", polite())
-    stuck = state.add_worker("test-stuck", stubborn())
+    state.jobs.started = True  # the app is not started here: jobs declared now start at once
+    state.jobs.declare(Consumer("test-polite", LoopWorker(polite)))
+    state.jobs.declare(Consumer("test-stuck", LoopWorker(stubborn)))
+    stuck = state.jobs.tasks["test-stuck"]
     await asyncio.sleep(0.1)
     began = time.monotonic()
-    await state.stop_workers(grace=1.0)
+    await state.jobs.stop(grace=1.0)
     assert attempts == ["start", "done"]
     assert stuck.cancelled()
     assert 0.9 < time.monotonic() - began < 2.0
-    assert state.dead_workers() == ["test-polite", "test-stuck"]
+    assert state.jobs.dead() == ["test-polite", "test-stuck"]
 
 
 def test_open_streams_are_counted_and_end_at_shutdown(make_instance):
@@ -194,3 +217,32 @@ def test_open_streams_are_counted_and_end_at_shutdown(make_instance):
     assert inst.proc.wait(10) == 0
     assert time.monotonic() - started < 3
     stream.close()
+
+
+def test_with_a_drain_sigterm_turns_readiness_off_while_requests_are_still_answered(make_instance):
+    """shutdown.drain_seconds: a load balancer polling /readyz sees the process go before its listener
+    closes, so nothing is sent to a socket about to be reset; a second signal ends the drain."""
+    inst = make_instance("draining", env={"CROSSTALK_SHUTDOWN_DRAIN_SECONDS": "30", "CROSSTALK_LOG_LEVEL": "info"})
+    inst.create_user("alice")
+    token = inst.token("alice")
+    inst.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    ready = None
+    while time.monotonic() < deadline:
+        ready = requests.get(f"{inst.base_url}/readyz", timeout=2)  # answered: still listening
+        if ready.status_code == 503:
+            break
+        time.sleep(0.05)
+    assert ready is not None and ready.status_code == 503 and ready.json()["checks"]["shutdown"] == "in progress"
+    # New connections are still accepted and served, and told to go elsewhere afterwards.
+    posted = requests.post(f"{inst.base_url}/api/v1/statuses", data={"status": "while draining"},
+                           headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert posted.status_code == 200, posted.text
+    assert posted.headers["Connection"] == "close"
+    assert inst.proc.poll() is None
+    # A second signal skips the rest of the drain: the process exits well before the 30 s are over.
+    started = time.monotonic()
+    inst.proc.send_signal(signal.SIGTERM)
+    assert inst.proc.wait(15) == 0
+    assert time.monotonic() - started < 15
+    assert "not ready, still accepting requests" in inst.log()

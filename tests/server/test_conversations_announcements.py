@@ -10,7 +10,7 @@ import pytest
 import requests
 from mastodon import MastodonAPIError, MastodonNotFoundError
 
-from tests.server.tierb_support import start_site, wait_for
+from tests.server.shared_instance import start_site, wait_for
 
 USERS = ("alice", "bob", "carol", "dave", "admin1")
 
@@ -19,7 +19,7 @@ USERS = ("alice", "bob", "carol", "dave", "admin1")
 def site(tmp_path_factory):
     site = start_site(tmp_path_factory.mktemp("conv") / "a", USERS, admins=("admin1",))
     yield site
-    site.inst.stop()
+    site.inst.dispose()
 
 
 @pytest.fixture

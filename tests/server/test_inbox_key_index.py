@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from server.storage import federation as fed_store
+from server.storage import remote_actors as fed_store
 from server.storage.accounts import ACCOUNT_COLS
 from server.storage.db import Database
 

@@ -73,7 +73,7 @@ def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
     inst = Instance(tmp_path_factory.mktemp("media") / "a", {})
     inst.start()
     yield inst
-    inst.stop()
+    inst.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 import requests
 from mastodon import MastodonAPIError, MastodonNotFoundError
 
-from tests.server.tierb_support import start_site, wait_for
+from tests.server.shared_instance import start_site, wait_for
 
 FAST = {"CROSSTALK_POLLS_MIN_EXPIRATION": "2", "CROSSTALK_STATUSES_MIN_SCHEDULE_SECONDS": "5",
         "CROSSTALK_SCHEDULER_INTERVAL": "1"}
@@ -22,7 +22,7 @@ USERS = ("alice", "bob", "carol", "dave", "erin", "frank", "gina", "hank")
 def site(tmp_path_factory):
     site = start_site(tmp_path_factory.mktemp("polls") / "a", USERS, FAST)
     yield site
-    site.inst.stop()
+    site.inst.dispose()
 
 
 @pytest.fixture

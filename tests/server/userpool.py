@@ -57,4 +57,4 @@ def running_pool(tmp_path_factory: pytest.TempPathFactory, size: int,
         create_users(inst, names)
         yield UserPool(inst, names)
     finally:
-        inst.stop()
+        inst.dispose()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from server.domain.paging import Page
+from server.domain.records import Account
 from server.http.base import (
     Params,
     add_routes,
@@ -16,21 +18,18 @@ from server.http.base import (
     require_user,
     state_of,
 )
+from server.ids import parse_id
 from server.render import mastodon as render
 from server.services import accounts as account_service
-from server.services import filtering, social
-from server.services.errors import NotFound, Unprocessable
+from server.services import social, timelines
+from server.services.errors import Unprocessable
 from server.services.media import profile_images, replacing_profile_images
 from server.services.search import accounts as search_accounts
-from server.storage import accounts as account_store
-from server.storage import relations, statuses, timelines
-from server.storage.paging import Page
 
 
 async def verify_credentials(request: web.Request) -> web.Response:
     st = state_of(request)
-    account = await require_user(request, "read:accounts", "profile")
-    user = await account_store.user(st.db, account.id)
+    account, user = await account_service.with_user(st, await require_user(request, "read:accounts", "profile"))
     return json_response(render.credential_account_json(st, account, user))
 
 
@@ -57,8 +56,7 @@ async def update_credentials(request: web.Request) -> web.Response:
         avatar_url=media_avatar, header_url=media_header)
     async with replacing_profile_images(st, account, media_avatar, media_header):
         updated = await account_service.update_profile(st, account, changes)
-    await st.outbound.profile_updated(updated)
-    user = await account_store.user(st.db, account.id)
+    updated, user = await account_service.with_user(st, updated)
     return json_response(render.credential_account_json(st, updated, user))
 
 
@@ -101,18 +99,7 @@ async def get_account(request: web.Request) -> web.Response:
 async def lookup(request: web.Request) -> web.Response:
     st = state_of(request)
     await optional_user(request, "read:accounts")
-    acct = (request.query.get("acct") or "").strip().lstrip("@")
-    if not acct:
-        raise Unprocessable("acct is required")
-    username, _, domain = acct.partition("@")
-    if domain.lower() == st.domain:
-        domain = ""
-    account = await account_store.by_username(st.db, username, domain)
-    resolver = st.resolve_account  # None unless federation runs
-    if account is None and domain and resolver is not None:
-        account = await resolver(f"{username}@{domain}")
-    if account is None or account.suspended or account.deleted_at:
-        raise NotFound()
+    account = await account_service.lookup(st, request.query.get("acct") or "")
     return json_response(render.account_json(st, account))
 
 
@@ -121,28 +108,16 @@ async def account_statuses(request: web.Request) -> web.Response:
     viewer = await optional_user(request, "read:statuses")
     account = await account_service.require_account(st, path_id(request))
     p = await params(request)
-    pg = page(p)
-    if viewer and await relations.blocked_either_way(st.db, viewer.id, account.id):
-        return json_response([])
-    tag_name = p.str("tagged")
-    tag_id = await statuses.tag_id(st.db, tag_name.lstrip("#")) if tag_name else None
-    if tag_name and tag_id is None:
-        return json_response([])
-    ids = await timelines.account_statuses(
-        st.db, account.id, viewer.id if viewer else None, pg, exclude_replies=bool(p.bool("exclude_replies")),
+    found = await timelines.account_statuses(
+        st, viewer, account, page(p), tagged=p.str("tagged"), exclude_replies=bool(p.bool("exclude_replies")),
         exclude_reblogs=bool(p.bool("exclude_reblogs")), only_media=bool(p.bool("only_media")),
-        pinned=bool(p.bool("pinned")), tag_id=tag_id)
-    found = await statuses.get_many(st.db, ids)
-    items = [found[i] for i in ids if i in found]
-    rendered = filtering.drop_hidden(await render.statuses_json(st, viewer.id if viewer else None, items), "account")
-    return json_response(rendered, headers=link_header(request, ids))
+        pinned=bool(p.bool("pinned")))
+    return json_response(render.statuses_raw(st, found), headers=link_header(request, found.cursor_ids))
 
 
-async def _account_list(request: web.Request, rows: list[tuple[int, int]]) -> web.Response:
-    st = state_of(request)
-    accounts = await account_store.get_many(st.db, [a for _, a in rows])
-    body = [render.account_json(st, accounts[a]) for _, a in rows if a in accounts]
-    return json_response(body, headers=link_header(request, [r for r, _ in rows]))
+def _account_list(request: web.Request, found: tuple[list[Account], list[int]]) -> web.Response:
+    accounts, cursor = found
+    return json_response(render.accounts_json(state_of(request), accounts), headers=link_header(request, cursor))
 
 
 async def followers(request: web.Request) -> web.Response:
@@ -158,24 +133,21 @@ async def _follow_list(request: web.Request, direction: str) -> web.Response:
     await optional_user(request, "read:accounts")
     account = await account_service.require_account(st, path_id(request))
     pg = page(await params(request), 40, 80)
-    rows = await relations.followers_page(st.db, account.id, direction, pg.max_id, pg.since_id or pg.min_id, pg.limit)
-    return await _account_list(request, rows)
+    return _account_list(request, await social.follow_list(st, account, direction, pg))
 
 
 async def relationships(request: web.Request) -> web.Response:
     st = state_of(request)
     viewer = await require_user(request, "read:follows")
     p = await params(request)
-    ids = []
-    for raw in p.list("id"):
-        text = str(raw)
-        if text.isdigit() and len(text) <= 19:
-            ids.append(int(text))
-    return json_response(await render.relationships_json(st, viewer.id, ids[:100]))
+    ids = [i for i in (parse_id(str(raw)) for raw in p.list("id")) if i is not None][:100]
+    found = await social.relationships(st, viewer, ids)
+    return json_response([render.relationship_json(i, found[i]) for i in ids])
 
 
-async def _relationship(request: web.Request, account_id: int, viewer_id: int) -> web.Response:
-    return json_response((await render.relationships_json(state_of(request), viewer_id, [account_id]))[0])
+async def _relationship(request: web.Request, account_id: int, viewer: Account) -> web.Response:
+    found = await social.relationships(state_of(request), viewer, [account_id])
+    return json_response(render.relationship_json(account_id, found[account_id]))
 
 
 async def follow(request: web.Request) -> web.Response:
@@ -185,7 +157,7 @@ async def follow(request: web.Request) -> web.Response:
     p = await params(request)
     await social.follow(st, viewer, target, reblogs=p.bool("reblogs", True) is not False,
                         notify_posts=bool(p.bool("notify", False)))
-    return await _relationship(request, target.id, viewer.id)
+    return await _relationship(request, target.id, viewer)
 
 
 async def unfollow(request: web.Request) -> web.Response:
@@ -193,7 +165,7 @@ async def unfollow(request: web.Request) -> web.Response:
     viewer = await require_user(request, "write:follows")
     target = await account_service.require_account(st, path_id(request))
     await social.unfollow(st, viewer, target)
-    return await _relationship(request, target.id, viewer.id)
+    return await _relationship(request, target.id, viewer)
 
 
 async def remove_from_followers(request: web.Request) -> web.Response:
@@ -201,7 +173,7 @@ async def remove_from_followers(request: web.Request) -> web.Response:
     viewer = await require_user(request, "write:follows")
     target = await account_service.require_account(st, path_id(request))
     await social.remove_follower(st, viewer, target)
-    return await _relationship(request, target.id, viewer.id)
+    return await _relationship(request, target.id, viewer)
 
 
 async def block(request: web.Request) -> web.Response:
@@ -209,7 +181,7 @@ async def block(request: web.Request) -> web.Response:
     viewer = await require_user(request, "write:blocks")
     target = await account_service.require_account(st, path_id(request))
     await social.block(st, viewer, target)
-    return await _relationship(request, target.id, viewer.id)
+    return await _relationship(request, target.id, viewer)
 
 
 async def unblock(request: web.Request) -> web.Response:
@@ -217,7 +189,7 @@ async def unblock(request: web.Request) -> web.Response:
     viewer = await require_user(request, "write:blocks")
     target = await account_service.require_account(st, path_id(request))
     await social.unblock(st, viewer, target)
-    return await _relationship(request, target.id, viewer.id)
+    return await _relationship(request, target.id, viewer)
 
 
 async def mute(request: web.Request) -> web.Response:
@@ -227,7 +199,7 @@ async def mute(request: web.Request) -> web.Response:
     p = await params(request)
     await social.mute(st, viewer, target, notifications=p.bool("notifications", True) is not False,
                       duration=max(0, p.int("duration", 0) or 0))
-    return await _relationship(request, target.id, viewer.id)
+    return await _relationship(request, target.id, viewer)
 
 
 async def unmute(request: web.Request) -> web.Response:
@@ -235,7 +207,7 @@ async def unmute(request: web.Request) -> web.Response:
     viewer = await require_user(request, "write:mutes")
     target = await account_service.require_account(st, path_id(request))
     await social.unmute(st, viewer, target)
-    return await _relationship(request, target.id, viewer.id)
+    return await _relationship(request, target.id, viewer)
 
 
 async def search(request: web.Request) -> web.Response:
@@ -254,8 +226,7 @@ async def follow_requests(request: web.Request) -> web.Response:
     st = state_of(request)
     viewer = await require_user(request, "read:follows")
     pg = page(await params(request), 40, 80)
-    rows = await relations.pending_requests(st.db, viewer.id, pg.max_id, pg.since_id or pg.min_id, pg.limit)
-    return await _account_list(request, rows)
+    return _account_list(request, await social.follow_requests(st, viewer, pg))
 
 
 async def authorize_request(request: web.Request) -> web.Response:
@@ -269,11 +240,8 @@ async def reject_request(request: web.Request) -> web.Response:
 async def _answer_request(request: web.Request, accept: bool) -> web.Response:
     st = state_of(request)
     viewer = await require_user(request, "write:follows")
-    requester = await account_store.get(st.db, path_id(request))
-    if requester is None:
-        raise NotFound()
-    await social.answer_request(st, viewer, requester, accept)
-    return await _relationship(request, requester.id, viewer.id)
+    requester_id = await social.answer_request_from(st, viewer, path_id(request), accept)
+    return await _relationship(request, requester_id, viewer)
 
 
 async def blocks(request: web.Request) -> web.Response:
@@ -288,8 +256,7 @@ async def _target_list(request: web.Request, table: str, scope: str) -> web.Resp
     st = state_of(request)
     viewer = await require_user(request, scope)
     pg: Page = page(await params(request), 40, 80)
-    rows = await relations.list_targets(st.db, table, viewer.id, pg.max_id, pg.since_id or pg.min_id, pg.limit)
-    return await _account_list(request, rows)
+    return _account_list(request, await social.targets(st, viewer, table, pg))
 
 
 def setup(app: web.Application) -> None:

@@ -7,42 +7,35 @@ from typing import Any
 
 from aiohttp import web
 
+from server.domain.records import DomainRule
 from server.http.base import add_routes, json_response, params, path_id, require_user, state_of
-from server.records import Account
-from server.services import domains
-from server.services.errors import Forbidden, NotFound
-from server.storage import accounts as account_store
-from server.storage import boundary as store
+from server.services import admin, domains
+from server.services.audit import Actor
 
 
-async def _admin(request: web.Request, scope: str) -> Account:
+async def _admin(request: web.Request, scope: str) -> Actor:
+    """Domain rules are for admins only (not moderators); the caller as the audit log names them."""
     account = await require_user(request, scope)
-    user = await account_store.user(state_of(request).db, account.id)
-    if user is None or not user.admin:
-        raise Forbidden("This action is not allowed")
-    return account
+    return await admin.staff(state_of(request), account, request.remote, admin_only=True)
 
 
-def allow_json(rule: store.DomainRule) -> dict[str, Any]:
+def allow_json(rule: DomainRule) -> dict[str, Any]:
     return {"id": str(rule.id), "domain": rule.domain, "created_at": rule.created_at}
 
 
-def block_json(rule: store.DomainRule) -> dict[str, Any]:
+def block_json(rule: DomainRule) -> dict[str, Any]:
     return {"id": str(rule.id), "domain": rule.domain, "digest": hashlib.sha256(rule.domain.encode()).hexdigest(),
             "created_at": rule.created_at, "severity": rule.severity, "reject_media": rule.reject_media,
             "reject_reports": rule.reject_reports, "private_comment": rule.private_comment or None,
             "public_comment": rule.public_comment or None, "obfuscate": False}
 
 
-async def _rules(request: web.Request, kind: str) -> list[store.DomainRule]:
-    return [r for r in await store.all_rules(state_of(request).db) if r.kind == kind]
+async def _rules(request: web.Request, kind: str) -> list[DomainRule]:
+    return await domains.rules(state_of(request), kind)
 
 
-async def _rule(request: web.Request, kind: str) -> store.DomainRule:
-    rule = await store.rule_by_id(state_of(request).db, path_id(request))
-    if rule is None or rule.kind != kind:
-        raise NotFound()
-    return rule
+async def _rule(request: web.Request, kind: str) -> DomainRule:
+    return await domains.rule(state_of(request), path_id(request), kind)
 
 
 async def list_allows(request: web.Request) -> web.Response:
@@ -56,15 +49,15 @@ async def get_allow(request: web.Request) -> web.Response:
 
 
 async def create_allow(request: web.Request) -> web.Response:
-    await _admin(request, "admin:write:domain_allows")
+    actor = await _admin(request, "admin:write:domain_allows")
     p = await params(request)
-    rule = await domains.allow(state_of(request), p.text("domain"))
+    rule = await domains.allow(state_of(request), actor, p.text("domain"))
     return json_response(allow_json(rule))
 
 
 async def delete_allow(request: web.Request) -> web.Response:
-    await _admin(request, "admin:write:domain_allows")
-    await domains.remove_by_id(state_of(request), path_id(request), "allow")
+    actor = await _admin(request, "admin:write:domain_allows")
+    await domains.remove_by_id(state_of(request), actor, path_id(request), "allow")
     return json_response({})
 
 
@@ -78,31 +71,32 @@ async def get_block(request: web.Request) -> web.Response:
     return json_response(block_json(await _rule(request, "block")))
 
 
-async def _save_block(request: web.Request, domain: str, current: store.DomainRule | None = None) -> web.Response:
+async def _save_block(request: web.Request, actor: Actor, domain: str,
+                      current: DomainRule | None = None) -> web.Response:
     p = await params(request)
     severity = p.str("severity") or (current.severity if current else "suspend")
     rule = await domains.block(
-        state_of(request), domain, severity=severity, reject_media=p.bool("reject_media"),
+        state_of(request), actor, domain, severity=severity, reject_media=p.bool("reject_media"),
         reject_reports=p.bool("reject_reports"), private_comment=p.str("private_comment"),
         public_comment=p.str("public_comment"))
     return json_response(block_json(rule))
 
 
 async def create_block(request: web.Request) -> web.Response:
-    await _admin(request, "admin:write:domain_blocks")
+    actor = await _admin(request, "admin:write:domain_blocks")
     p = await params(request)
-    return await _save_block(request, p.text("domain"))
+    return await _save_block(request, actor, p.text("domain"))
 
 
 async def update_block(request: web.Request) -> web.Response:
-    await _admin(request, "admin:write:domain_blocks")
+    actor = await _admin(request, "admin:write:domain_blocks")
     rule = await _rule(request, "block")
-    return await _save_block(request, rule.domain, rule)
+    return await _save_block(request, actor, rule.domain, rule)
 
 
 async def delete_block(request: web.Request) -> web.Response:
-    await _admin(request, "admin:write:domain_blocks")
-    await domains.remove_by_id(state_of(request), path_id(request), "block")
+    actor = await _admin(request, "admin:write:domain_blocks")
+    await domains.remove_by_id(state_of(request), actor, path_id(request), "block")
     return json_response({})
 
 

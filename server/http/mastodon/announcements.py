@@ -5,17 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.http.base import add_routes, json_response, optional_user, path_id, require_user, state_of
-from server.ids import now_iso
 from server.render import announcements as render
 from server.services import announcements as service
-from server.storage import announcements as store
 
 
 async def list_announcements(request: web.Request) -> web.Response:
     st = state_of(request)
     viewer = await optional_user(request, "read", "read:accounts")
-    items = await store.active(st.db, now_iso())
-    return json_response(await render.announcements_json(st, viewer.id if viewer else None, items))
+    return json_response(render.announcements_json(st, await service.active(st, viewer)))
 
 
 async def dismiss(request: web.Request) -> web.Response:

@@ -14,26 +14,25 @@ from server.http.base import (
     require_user,
     state_of,
 )
-from server.render import conversations as render
+from server.render import mastodon as render
 from server.services import conversations as service
-from server.storage import conversations as store
 
 
 async def list_conversations(request: web.Request) -> web.Response:
     st = state_of(request)
     account = await require_user(request, "read:statuses")
     pg = page(await params(request), 20, 40)
-    items = await store.page_for(st.db, account.id, pg)
+    found = await service.page_for(st, account, pg)
     # Pages are cut by the last status id, so that is what the Link header carries.
-    return json_response(await render.conversations_json(st, account.id, items),
-                         headers=link_header(request, [c.last_status_id for c in items]))
+    return json_response(render.conversations_json(st, found),
+                         headers=link_header(request, [c.last_status_id for c in found.items]))
 
 
 async def read(request: web.Request) -> web.Response:
     st = state_of(request)
     account = await require_user(request, "write:conversations")
-    conversation = await service.mark_read(st, account, path_id(request))
-    return json_response((await render.conversations_json(st, account.id, [conversation]))[0])
+    found = await service.mark_read(st, account, path_id(request))
+    return json_response(render.conversations_json(st, found)[0])
 
 
 async def remove(request: web.Request) -> web.Response:

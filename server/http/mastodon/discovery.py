@@ -1,5 +1,5 @@
-"""Follow suggestions (/api/v1 and /api/v2/suggestions), /api/v1/accounts/familiar_followers and
-/api/v1/trends/*."""
+"""Follow suggestions (/api/v1 and /api/v2/suggestions), /api/v1/accounts/familiar_followers
+(trends: trends.py)."""
 
 from __future__ import annotations
 
@@ -11,16 +11,15 @@ from aiohttp import web
 from server.http.base import (
     add_routes,
     json_response,
-    optional_user,
     params,
     path_id,
     require_user,
     state_of,
 )
+from server.ids import parse_id
 from server.render import mastodon as render
 from server.services import discovery as service
 from server.services.errors import BadRequest, Unprocessable
-from server.storage import accounts as account_store
 
 MAX_FAMILIAR_IDS = 100
 
@@ -71,23 +70,15 @@ async def familiar_followers(request: web.Request) -> web.Response:
     viewer = await require_user(request, "read:follows")
     ids: list[int] = []
     for raw in await _id_list(request):
-        text = str(raw).strip()
-        if isinstance(raw, bool) or not text.isdigit() or len(text) > 19:
+        parsed = None if isinstance(raw, bool) else parse_id(str(raw))
+        if parsed is None:
             raise Unprocessable("id contains an invalid id")
-        if int(text) not in ids:
-            ids.append(int(text))
+        if parsed not in ids:
+            ids.append(parsed)
     ids = ids[:MAX_FAMILIAR_IDS]
     familiar = await service.familiar_followers(st, viewer, ids)
-    found = await account_store.get_many(st.db, {a for accs in familiar.values() for a in accs})
-    return json_response([{"id": str(target), "accounts": [render.account_json(st, found[a])
-                                                           for a in familiar.get(target, []) if a in found]}
+    return json_response([{"id": str(target), "accounts": render.accounts_json(st, familiar.get(target, []))}
                           for target in ids])
-
-
-async def trends(request: web.Request) -> web.Response:
-    """Trending tags, posts and links are not computed yet; clients get an empty list."""
-    await optional_user(request)
-    return json_response([])
 
 
 def setup(app: web.Application) -> None:
@@ -96,8 +87,4 @@ def setup(app: web.Application) -> None:
         ("GET", "/api/v2/suggestions", suggestions_v2),
         ("GET", "/api/v1/suggestions", suggestions_v1),
         ("DELETE", "/api/v1/suggestions/{account_id}", dismiss_suggestion),
-        ("GET", "/api/v1/trends", trends),
-        ("GET", "/api/v1/trends/tags", trends),
-        ("GET", "/api/v1/trends/statuses", trends),
-        ("GET", "/api/v1/trends/links", trends),
     ])

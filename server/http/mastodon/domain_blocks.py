@@ -6,13 +6,12 @@ from aiohttp import web
 
 from server.http.base import add_routes, json_response, link_header, page, params, require_user, state_of
 from server.services import domain_blocks as service
-from server.storage import domain_blocks as store
 
 
 async def list_blocks(request: web.Request) -> web.Response:
     st = state_of(request)
     account = await require_user(request, "read:blocks")
-    rows = await store.page_for(st.db, account.id, page(await params(request), 100, 200))
+    rows = await service.page_for(st, account, page(await params(request), 100, 200))
     return json_response([d for _, d in rows], headers=link_header(request, [i for i, _ in rows]))
 
 

@@ -6,11 +6,12 @@ from typing import Any
 
 from aiohttp import web
 
+from server.domain.records import Filter
 from server.http.base import Params, add_routes, json_response, params, path_id, require_user, state_of
+from server.ids import parse_id
 from server.render.lists_filters import filter_json, filter_status_json, filter_v1_json, keyword_json
 from server.services import filters as service
 from server.services.errors import Unprocessable
-from server.storage import filters as store
 
 READ = "read:filters"
 WRITE = "write:filters"
@@ -65,10 +66,9 @@ def _keyword_changes(p: Params) -> list[service.KeywordChange] | None:
         raw_id = item.get("id")
         keyword_id = None
         if raw_id not in (None, ""):
-            text = str(raw_id).strip()
-            if not text.isdigit() or len(text) > 19:
+            keyword_id = None if isinstance(raw_id, bool) else parse_id(str(raw_id))
+            if keyword_id is None:
                 raise Unprocessable("keywords_attributes contains an invalid id")
-            keyword_id = int(text)
         keyword = item.get("keyword")
         if keyword is not None and not isinstance(keyword, str | int | float):
             raise Unprocessable("keyword must be a string")
@@ -87,9 +87,8 @@ def _expires_in(p: Params) -> Any:
     return p.int("expires_in")
 
 
-async def _full(request: web.Request, f: Any) -> dict[str, Any]:
-    st = state_of(request)
-    return filter_json(f, (await store.keywords_for(st.db, [f.id]))[f.id], (await store.statuses_for(st.db, [f.id]))[f.id])
+async def _full(request: web.Request, f: Filter) -> dict[str, Any]:
+    return filter_json(*(await service.with_rules(state_of(request), [f]))[0])
 
 
 # -- v2 -----------------------------------------------------------------------------------------------
@@ -97,10 +96,7 @@ async def _full(request: web.Request, f: Any) -> dict[str, Any]:
 async def index(request: web.Request) -> web.Response:
     st = state_of(request)
     account = await require_user(request, READ)
-    filters = await store.owned(st.db, account.id)
-    ids = [f.id for f in filters]
-    keywords, statuses = await store.keywords_for(st.db, ids), await store.statuses_for(st.db, ids)
-    return json_response([filter_json(f, keywords[f.id], statuses[f.id]) for f in filters])
+    return json_response([filter_json(*full) for full in await service.owned(st, account)])
 
 
 async def show(request: web.Request) -> web.Response:
@@ -137,8 +133,7 @@ async def delete(request: web.Request) -> web.Response:
 async def keywords(request: web.Request) -> web.Response:
     st = state_of(request)
     account = await require_user(request, READ)
-    f = await service.get_filter(st, account, path_id(request))
-    return json_response([keyword_json(k) for k in (await store.keywords_for(st.db, [f.id]))[f.id]])
+    return json_response([keyword_json(k) for k in await service.keywords_of(st, account, path_id(request))])
 
 
 async def add_keyword(request: web.Request) -> web.Response:
@@ -171,8 +166,7 @@ async def delete_keyword(request: web.Request) -> web.Response:
 async def statuses(request: web.Request) -> web.Response:
     st = state_of(request)
     account = await require_user(request, READ)
-    f = await service.get_filter(st, account, path_id(request))
-    return json_response([filter_status_json(s) for s in (await store.statuses_for(st.db, [f.id]))[f.id]])
+    return json_response([filter_status_json(s) for s in await service.statuses_of(st, account, path_id(request))])
 
 
 async def add_status(request: web.Request) -> web.Response:

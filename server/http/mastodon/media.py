@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import IO, Any
 
 from aiohttp import BodyPartReader, web
 
@@ -11,7 +12,6 @@ from server.render import mastodon as render
 from server.services import accounts as account_service
 from server.services import media as service
 from server.services.errors import BadRequest, Unprocessable
-from server.storage import accounts as account_store
 
 FIELD_LIMIT = 16 * 1024  # description, focus: text fields are small
 CHUNK = 256 * 1024
@@ -34,22 +34,30 @@ async def _read_part(part: BodyPartReader, limit: int) -> tuple[bytes, bool]:
     return bytes(buf), bool(dropped)
 
 
-async def _upload_form(request: web.Request, max_size: int) -> tuple[bytes, dict[str, str]]:
-    """The `file` and text fields of a multipart upload, read as they stream in: a file over the size
-    limit is refused without being kept in memory."""
+async def _file_chunks(part: BodyPartReader, limit: int) -> AsyncIterator[bytes]:
+    received = 0
+    while chunk := await part.read_chunk(CHUNK):
+        received += len(chunk)
+        if received > limit:
+            raise Unprocessable(f"File is too large (maximum is {limit} bytes)")
+        yield chunk
+
+
+async def _upload_form(request: web.Request, max_size: int) -> tuple[IO[bytes], dict[str, str]]:
+    """The `file` and text fields of a multipart upload, read as they stream in: the file goes to a
+    temporary file on disk (never whole into memory), and one over the size limit is refused as soon
+    as it passes the limit. The caller closes the file."""
     if request.content_type != "multipart/form-data":
         raise Unprocessable("File is missing: send it as the \"file\" field of a multipart/form-data body")
     fields = {k: v for k, v in request.query.items()}
-    data: bytes | None = None
+    data: IO[bytes] | None = None
     try:
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
             if not isinstance(part, BodyPartReader):
                 raise BadRequest("Nested multipart bodies are not supported")
             if part.name == "file" and data is None:
-                data, too_large = await _read_part(part, max_size)
-                if too_large:
-                    raise Unprocessable(f"File is too large (maximum is {max_size} bytes)")
+                data = await service.spool(state_of(request), _file_chunks(part, max_size))
             elif part.name:
                 value, too_large = await _read_part(part, FIELD_LIMIT)
                 if too_large:
@@ -58,7 +66,13 @@ async def _upload_form(request: web.Request, max_size: int) -> tuple[bytes, dict
             else:
                 await part.release()
     except ValueError:  # a malformed multipart body (missing boundary, bad headers)
+        if data is not None:
+            data.close()
         raise BadRequest("The multipart body could not be read") from None
+    except BaseException:
+        if data is not None:
+            data.close()
+        raise
     if data is None:
         raise Unprocessable("File is missing: send it as the \"file\" field of a multipart/form-data body")
     return data, fields
@@ -67,8 +81,10 @@ async def _upload_form(request: web.Request, max_size: int) -> tuple[bytes, dict
 async def create(request: web.Request) -> web.Response:
     st = state_of(request)
     account = await require_user(request, "write:media")
-    data, fields = await _upload_form(request, st.config["media.max_image_size"])
-    row = await service.upload(st, account, data, description=fields.get("description"), focus=fields.get("focus"))
+    data, fields = await _upload_form(request, st.settings.media.max_image_size)
+    with data:
+        row = await service.upload(st, account, data, description=fields.get("description"),
+                                   focus=fields.get("focus"))
     # Images are processed before we answer, so v2 can say 200 with the URL (202 is for later processing).
     return json_response(render.media_json(st, row))
 
@@ -103,8 +119,7 @@ async def _clear_profile_image(request: web.Request, kind: str) -> web.Response:
     changes = account_service.ProfileChanges(avatar_url=avatar, header_url=header)
     async with service.replacing_profile_images(st, account, avatar, header):
         updated = await account_service.update_profile(st, account, changes)
-    await st.outbound.profile_updated(updated)
-    user = await account_store.user(st.db, account.id)
+    updated, user = await account_service.with_user(st, updated)
     return json_response(render.credential_account_json(st, updated, user))
 
 
@@ -118,14 +133,23 @@ async def delete_header(request: web.Request) -> web.Response:
 
 async def serve_file(request: web.Request) -> web.StreamResponse:
     """A stored file. Names are random and never reused, so caches may keep them for ever."""
-    found = service.local_file(state_of(request), request.match_info["path"])
+    found = await service.stored_file(state_of(request), request.match_info["path"])
     if found is None:
         raise web.HTTPNotFound()
-    path, content_type = found
-    if not path.is_file():
-        raise web.HTTPNotFound()
+    stored, content_type = found
     headers: dict[str, Any] = {**FILE_HEADERS, "Content-Type": content_type}
-    return web.FileResponse(path, headers=headers)
+    if stored.path is not None:
+        return web.FileResponse(stored.path, headers=headers)
+    if stored.redirect is not None:
+        raise web.HTTPFound(stored.redirect)
+    assert stored.chunks is not None
+    response = web.StreamResponse(headers=headers)
+    response.content_length = stored.size
+    await response.prepare(request)
+    async for chunk in stored.chunks:
+        await response.write(chunk)
+    await response.write_eof()
+    return response
 
 
 def setup(app: web.Application) -> None:

@@ -15,10 +15,8 @@ from server.http.base import (
     state_of,
 )
 from server.render import mastodon as render
-from server.services import filtering
+from server.services import notifications as service
 from server.services.errors import NotFound
-from server.storage import notifications as store
-from server.storage import relations
 
 TYPES = {"mention", "status", "reblog", "follow", "follow_request", "favourite", "poll", "update",
          "admin.sign_up", "admin.report", "severed_relationships", "moderation_warning"}
@@ -33,52 +31,35 @@ async def list_notifications(request: web.Request) -> web.Response:
     if p.list("types") and not types:
         return json_response([])
     exclude = [t for t in p.list("exclude_types") if t in TYPES] or None
-    from_id = p.id("account_id")
-    hidden = await relations.notification_muted_ids(st.db, viewer.id)
-    notes = await store.list_for(st.db, viewer.id, pg, types, exclude, from_id, hidden)
-    rendered = filtering.drop_hidden_notifications(await render.notifications_json(st, viewer.id, notes))
-    return json_response(rendered,
-                         headers=link_header(request, [n.id for n in notes]))
+    found = await service.page_for(st, viewer, pg, types=types, exclude=exclude, from_id=p.id("account_id"))
+    return json_response(render.notifications_json(st, found), headers=link_header(request, found.cursor_ids))
 
 
 async def get_one(request: web.Request) -> web.Response:
     st = state_of(request)
     viewer = await require_user(request, "read:notifications")
-    note = await store.get(st.db, viewer.id, path_id(request))
-    rendered = await render.notifications_json(st, viewer.id, [note]) if note else []
+    rendered = render.notifications_json(st, await service.one(st, viewer, path_id(request)))
     if not rendered:
         raise NotFound()
     return json_response(rendered[0])
 
 
 async def clear(request: web.Request) -> web.Response:
-    st = state_of(request)
     viewer = await require_user(request, "write:notifications")
-    async with st.db.transaction() as tx:
-        await store.clear(tx, viewer.id)
+    await service.clear(state_of(request), viewer)
     return json_response({})
 
 
 async def dismiss(request: web.Request) -> web.Response:
-    st = state_of(request)
     viewer = await require_user(request, "write:notifications")
-    notification_id = path_id(request)
-    async with st.db.transaction() as tx:
-        found = await store.dismiss(tx, viewer.id, notification_id)
-    if not found:
-        raise NotFound()
+    await service.dismiss(state_of(request), viewer, path_id(request))
     return json_response({})
 
 
 async def dismiss_legacy(request: web.Request) -> web.Response:
-    st = state_of(request)
     viewer = await require_user(request, "write:notifications")
     p = await params(request)
-    notification_id = p.id("id")
-    async with st.db.transaction() as tx:
-        found = notification_id is not None and await store.dismiss(tx, viewer.id, notification_id)
-    if not found:
-        raise NotFound()
+    await service.dismiss(state_of(request), viewer, p.id("id"))
     return json_response({})
 
 

@@ -19,6 +19,7 @@ from server.http.base import (
     require_user,
     state_of,
 )
+from server.ids import now_iso, parse_id
 from server.render import polls as render
 from server.services import polls as service
 from server.services.errors import Unprocessable
@@ -49,9 +50,10 @@ def poll_param(p: Params) -> service.PollSpec | None:
     expires_in = data.get("expires_in")
     if expires_in is None or expires_in == "":
         raise Unprocessable("Poll expires_in can't be blank")
-    if isinstance(expires_in, bool) or not str(expires_in).strip().isdigit():
+    seconds = None if isinstance(expires_in, bool) else parse_id(str(expires_in))
+    if seconds is None:
         raise Unprocessable("Poll expires_in must be a number of seconds")
-    return service.PollSpec(options=list(options), expires_in=int(str(expires_in).strip()),
+    return service.PollSpec(options=list(options), expires_in=seconds,
                             multiple=_flag(data.get("multiple"), "poll[multiple]"),
                             hide_totals=_flag(data.get("hide_totals"), "poll[hide_totals]"))
 
@@ -73,7 +75,7 @@ async def get_poll(request: web.Request) -> web.Response:
     viewer = await optional_user(request, "read:statuses")
     viewer_id = viewer.id if viewer else None
     poll = await service.visible_poll(st, viewer_id, path_id(request))
-    return json_response(await render.one_poll_json(st, viewer_id, poll))
+    return json_response(render.poll_json(poll, viewer_id, await service.own_votes(st, viewer_id, poll), now_iso()))
 
 
 async def vote(request: web.Request) -> web.Response:
@@ -82,12 +84,12 @@ async def vote(request: web.Request) -> web.Response:
     p = await params(request)
     choices = []
     for raw in p.list("choices"):
-        text = str(raw).strip()
-        if isinstance(raw, bool) or not text.isdigit():
+        choice = None if isinstance(raw, bool) else parse_id(str(raw))
+        if choice is None:
             raise Unprocessable("choices must be option numbers")
-        choices.append(int(text))
+        choices.append(choice)
     poll = await service.vote(st, account, path_id(request), choices)
-    return json_response(await render.one_poll_json(st, account.id, poll))
+    return json_response(render.poll_json(poll, account.id, await service.own_votes(st, account.id, poll), now_iso()))
 
 
 def setup(app: web.Application) -> None:

@@ -18,23 +18,22 @@ from server.http.mastodon.polls import time_param
 from server.render import scheduled as render
 from server.services import scheduled as service
 from server.services.errors import Unprocessable
-from server.storage import scheduled as store
 
 
 async def list_scheduled(request: web.Request) -> web.Response:
     st = state_of(request)
     account = await require_user(request, "read:statuses")
     pg = page(await params(request), 20, 40)
-    items = await store.page_for(st.db, account.id, pg)
-    return json_response(await render.scheduled_statuses_json(st, items),
-                         headers=link_header(request, [i.id for i in items]))
+    found = await service.page_for(st, account, pg)
+    return json_response(render.scheduled_statuses_json(st, found),
+                         headers=link_header(request, [i.id for i in found.items]))
 
 
 async def get_scheduled(request: web.Request) -> web.Response:
     st = state_of(request)
     account = await require_user(request, "read:statuses")
     item = await service.get(st, account, path_id(request))
-    return json_response((await render.scheduled_statuses_json(st, [item]))[0])
+    return json_response(render.scheduled_statuses_json(st, await service.shown(st, [item]))[0])
 
 
 async def update_scheduled(request: web.Request) -> web.Response:
@@ -44,7 +43,7 @@ async def update_scheduled(request: web.Request) -> web.Response:
     if when is None:
         raise Unprocessable("scheduled_at can't be blank")
     item = await service.reschedule(st, account, path_id(request), when)
-    return json_response((await render.scheduled_statuses_json(st, [item]))[0])
+    return json_response(render.scheduled_statuses_json(st, await service.shown(st, [item]))[0])
 
 
 async def delete_scheduled(request: web.Request) -> web.Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from server.domain.records import ScheduledStatus, Status
 from server.http.base import (
     add_routes,
     json_response,
@@ -16,30 +17,17 @@ from server.http.base import (
     state_of,
 )
 from server.http.mastodon.polls import poll_param, time_param
-from server.records import ScheduledStatus
 from server.render import mastodon as render
 from server.render import scheduled as scheduled_render
-from server.services import filtering
 from server.services import scheduled as scheduled_service
 from server.services import statuses as service
-from server.services.errors import Unprocessable
-from server.storage import accounts as account_store
-from server.storage import statuses as store
 
 
-def _ids(values: list[object], name: str) -> list[int]:
-    out = []
-    for v in values:
-        text = str(v).strip()
-        if not text.isdigit() or len(text) > 19:
-            raise Unprocessable(f"{name} contains an invalid id")
-        out.append(int(text))
-    return out
-
-
-async def _one(request: web.Request, status: object, viewer_id: int | None, with_source: bool = False) -> web.Response:
+async def _one(request: web.Request, status: Status, viewer_id: int | None, with_source: bool = False,
+               reload: bool = False) -> web.Response:
     st = state_of(request)
-    return json_response((await render.statuses_json(st, viewer_id, [status], with_source))[0])  # type: ignore[list-item]
+    found = await service.shown(st, viewer_id, status, reload=reload, with_source=with_source)
+    return json_response(render.statuses_json(st, found)[0])
 
 
 async def create(request: web.Request) -> web.Response:
@@ -54,22 +42,23 @@ async def create(request: web.Request) -> web.Response:
     new = service.NewStatus(
         text=p.text("status"), in_reply_to_id=p.id("in_reply_to_id"), visibility=visibility,
         spoiler_text=p.text("spoiler_text"), sensitive=p.bool("sensitive"), language=p.str("language") or None,
-        media_ids=_ids(p.list("media_ids"), "media_ids"), app_id=creds.token.app_id,
-        idempotency_key=request.headers.get("Idempotency-Key"), poll=poll_param(p), local_only=local_only)
+        media_ids=p.ids("media_ids"), app_id=creds.token.app_id,
+        idempotency_key=request.headers.get("Idempotency-Key"), poll=poll_param(p), local_only=local_only,
+        group_id=p.id("group_id"))
     scheduled_at = time_param(p, "scheduled_at")
     if scheduled_at is not None:
         result = await scheduled_service.schedule(st, account, new, scheduled_at)
         if isinstance(result, ScheduledStatus):
-            return json_response((await scheduled_render.scheduled_statuses_json(st, [result]))[0])
+            return json_response(scheduled_render.scheduled_statuses_json(st, await scheduled_service.shown(st, [result]))[0])
         return await _one(request, result, account.id)
     status = await service.post_status(st, account, new)
     return await _one(request, status, account.id)
 
 
 async def get(request: web.Request) -> web.Response:
+    st = state_of(request)
     viewer = await optional_user(request, "read:statuses")
-    status = await service.visible_status(state_of(request), viewer.id if viewer else None, path_id(request))
-    return await _one(request, status, viewer.id if viewer else None)
+    return json_response(render.statuses_json(st, await service.show(st, viewer.id if viewer else None, path_id(request)))[0])
 
 
 async def delete(request: web.Request) -> web.Response:
@@ -83,10 +72,9 @@ async def edit(request: web.Request) -> web.Response:
     account = await require_user(request, "write:statuses")
     st = state_of(request)
     p = await params(request)
-    media = p.list("media_ids") if p.has("media_ids") else None
     changes = service.StatusEdit(text=p.str("status"), spoiler_text=p.str("spoiler_text"),
                                  sensitive=p.bool("sensitive"), language=p.str("language") or None,
-                                 media_ids=_ids(media, "media_ids") if media is not None else None)
+                                 media_ids=p.ids("media_ids") if p.has("media_ids") else None)
     status = await service.edit_status(st, account, path_id(request), changes)
     return await _one(request, status, account.id)
 
@@ -94,17 +82,8 @@ async def edit(request: web.Request) -> web.Response:
 async def history(request: web.Request) -> web.Response:
     st = state_of(request)
     viewer = await optional_user(request, "read:statuses")
-    status = await service.visible_status(st, viewer.id if viewer else None, path_id(request))
-    author = await account_store.get(st.db, status.account_id)
-    assert author is not None
-    edits = await store.edits(st.db, status.id)
-    account_json = render.account_json(st, author)
-    base = (await render.statuses_json(st, None, [status]))[0]
-    versions = [(e.content, e.spoiler_text, e.sensitive, e.created_at) for e in edits] or [
-        (status.content, status.spoiler_text, status.sensitive, status.created_at)]
-    return json_response([{"content": c, "spoiler_text": sp, "sensitive": bool(se), "created_at": at,
-                           "account": account_json, "poll": None, "media_attachments": base["media_attachments"],
-                           "emojis": []} for c, sp, se, at in versions])
+    found = await service.history(st, viewer.id if viewer else None, path_id(request))
+    return json_response(render.status_history_json(st, found.status, found.author, found.edits))
 
 
 async def source(request: web.Request) -> web.Response:
@@ -116,14 +95,9 @@ async def source(request: web.Request) -> web.Response:
 async def context(request: web.Request) -> web.Response:
     st = state_of(request)
     viewer = await optional_user(request, "read:statuses")
-    viewer_id = viewer.id if viewer else None
-    status = await service.visible_status(st, viewer_id, path_id(request))
-    if st.federation is not None:  # fetch replies we were never sent when a remote thread is opened
-        await st.federation.backfill_thread(status)
-    ancestors, descendants = await service.context(st, viewer_id, status)
-    return json_response({
-        "ancestors": filtering.drop_hidden(await render.statuses_json(st, viewer_id, ancestors), "thread"),
-        "descendants": filtering.drop_hidden(await render.statuses_json(st, viewer_id, descendants), "thread")})
+    ancestors, descendants = await service.thread(st, viewer.id if viewer else None, path_id(request))
+    return json_response({"ancestors": render.statuses_raw(st, ancestors),
+                          "descendants": render.statuses_raw(st, descendants)})
 
 
 def _action(fn_name: str, scope: str, **kwargs: object):  # type: ignore[no-untyped-def]
@@ -137,20 +111,16 @@ def _action(fn_name: str, scope: str, **kwargs: object):  # type: ignore[no-unty
         result = await fn(st, account, path_id(request), **extra)
         if fn_name == "reblog":
             return await _one(request, result, account.id)
-        fresh = await store.get(st.db, result.id)
-        return await _one(request, fresh or result, account.id)
+        return await _one(request, result, account.id, reload=True)
     return handler
 
 
 async def _who(request: web.Request, kind: str) -> web.Response:
     st = state_of(request)
     viewer = await optional_user(request, "read:accounts")
-    status = await service.visible_status(st, viewer.id if viewer else None, path_id(request))
     pg = page(await params(request), 40, 80)
-    rows = await store.interacting_accounts(st.db, kind, status.id, pg.max_id, pg.since_id or pg.min_id, pg.limit)
-    found = await account_store.get_many(st.db, [a for _, a in rows])
-    return json_response([render.account_json(st, found[a]) for _, a in rows if a in found],
-                         headers=link_header(request, [r for r, _ in rows]))
+    found, cursor = await service.interacting(st, viewer.id if viewer else None, path_id(request), kind, pg)
+    return json_response(render.accounts_json(st, found), headers=link_header(request, cursor))
 
 
 async def favourited_by(request: web.Request) -> web.Response:

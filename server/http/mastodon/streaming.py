@@ -14,8 +14,8 @@ from typing import Any
 import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from server.http.base import STATE, add_routes, json_response, require_user, state_of
-from server.records import Account
+from server.http.base import STATE, add_routes, json_response, require_user_id, state_of
+from server.metrics import STREAMING_CONNECTIONS
 from server.services import oauth as oauth_service
 from server.services import streaming as service
 from server.services.errors import Unauthorized
@@ -33,12 +33,22 @@ SSE_PATHS = {
 }
 
 
-async def _caller(request: web.Request) -> tuple[Account, frozenset[str], str | None]:
-    """The user behind the token from Authorization, access_token, or Sec-WebSocket-Protocol; in the
-    last case the protocol value is returned so the handshake can echo it."""
+class Caller(msgspec.Struct, frozen=True):
+    account_id: int  # not the account record: an instance may hold 10,000 streams of as many people
+    scopes: frozenset[str]
+    bearer: str  # the token, to check again when the account's access changes
+    protocol: str | None  # the WebSocket subprotocol that carried the token, echoed in the handshake
+
+
+async def _caller(request: web.Request) -> Caller:
+    """The user behind the token from Authorization, access_token, or Sec-WebSocket-Protocol."""
     protocol = None
-    has_token = request.headers.get("Authorization", "")[:7].lower() == "bearer " or "access_token" in request.query
-    if not has_token:
+    authorization = request.headers.get("Authorization", "")
+    if authorization[:7].lower() == "bearer ":
+        bearer = authorization[7:].strip()
+    elif "access_token" in request.query:
+        bearer = request.query["access_token"]
+    else:
         offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
         if not offered:
             raise Unauthorized("Missing access token")
@@ -46,9 +56,9 @@ async def _caller(request: web.Request) -> tuple[Account, frozenset[str], str | 
         if creds is None:
             raise Unauthorized("Invalid access token")
         request["credentials"] = creds
-        protocol = offered[0]
-    account = await require_user(request)
-    return account, request["credentials"].scopes, protocol
+        bearer = protocol = offered[0]
+    account_id = await require_user_id(request)
+    return Caller(account_id, request["credentials"].scopes, bearer, protocol)
 
 
 def _stream_error(exc: StreamError) -> web.Response:
@@ -70,36 +80,50 @@ async def _safe_messages(conn: Connection, event: Any) -> list[service.Message]:
 
 # -- WebSocket ------------------------------------------------------------------------------------------
 
-_frames: dict[tuple[tuple[str, ...], str, str | None], str] = {}
+class _Sender:
+    """Sends what arrives for one WebSocket connection, in order. It runs only while there is something
+    to send, started by the connection's queue when an event arrives: an idle stream holds no task (an
+    instance may hold 10,000 of them)."""
+
+    __slots__ = ("conn", "ws", "task")
+
+    def __init__(self, conn: Connection, ws: web.WebSocketResponse) -> None:
+        self.conn = conn
+        self.ws = ws
+        self.task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        conn, ws = self.conn, self.ws
+        try:
+            while not ws.closed and not conn.closing.is_set():
+                try:
+                    event = conn.sub.queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return  # the next event starts a new run
+                for stream, name, payload in await _safe_messages(conn, event):
+                    try:
+                        await ws.send_str(conn.hub.frame(stream, name, payload))
+                    except (ConnectionError, RuntimeError):
+                        return
+            if conn.revoked and not ws.closed:
+                await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"access token revoked")
+        finally:
+            self.task = None
+
+    async def stop(self) -> None:
+        self.conn.sub.queue.notify(None)
+        task = self.task
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
 
-def _frame(stream: tuple[str, ...], name: str, payload: str | None) -> str:
-    """The socket message for an event. Connections given the same payload (the same string object,
-    so the key hashes and compares cheaply) share one encoding of it."""
-    key = (stream, name, payload)
-    text = _frames.get(key)
-    if text is None:
-        frame: dict[str, Any] = {"stream": list(stream), "event": name}
-        if payload is not None:
-            frame["payload"] = payload
-        text = _encoder.encode(frame).decode()
-        if len(_frames) >= 256:
-            _frames.clear()
-        _frames[key] = text
-    return text
-
-
-async def _pump(conn: Connection, ws: web.WebSocketResponse) -> None:
-    while not ws.closed and not conn.closing.is_set():
-        event = await conn.next_event()
-        for stream, name, payload in await _safe_messages(conn, event):
-            try:
-                await ws.send_str(_frame(stream, name, payload))
-            except (ConnectionError, RuntimeError):
-                return
-
-
-async def _client_message(ws: web.WebSocketResponse, conn: Connection, account: Account, scopes: frozenset[str],
+async def _client_message(ws: web.WebSocketResponse, conn: Connection, account_id: int, scopes: frozenset[str],
                           request: web.Request, text: str) -> None:
     """{"type": "subscribe"|"unsubscribe", "stream": name, "tag"|"list": ...}; anything else gets an error event."""
     try:
@@ -116,7 +140,7 @@ async def _client_message(ws: web.WebSocketResponse, conn: Connection, account: 
         return
     params = {k: v for k, v in message.items() if k not in ("type", "stream")}
     try:
-        channel = await service.resolve(state_of(request), account.id, scopes, stream, params)
+        channel = await service.resolve(state_of(request), account_id, scopes, stream, params)
     except StreamError as exc:
         await ws.send_str(_ws_error(exc))
         return
@@ -127,36 +151,36 @@ async def _client_message(ws: web.WebSocketResponse, conn: Connection, account: 
 
 
 async def _websocket(request: web.Request, path_stream: str | None) -> web.WebSocketResponse:
-    account, scopes, protocol = await _caller(request)
+    caller = await _caller(request)
+    account_id, scopes, protocol = caller.account_id, caller.scopes, caller.protocol
     # No per-message deflate: compressing each status once per connection costs more CPU than the
     # bandwidth it saves (Mastodon's streaming server leaves it off too).
     ws = web.WebSocketResponse(protocols=(protocol,) if protocol else (), heartbeat=WS_PING_SECONDS,
                                max_msg_size=MAX_CLIENT_MESSAGE, compress=False)
     await ws.prepare(request)
-    conn = request.app[HUB].connect(account.id, scopes)
+    conn = request.app[HUB].connect(account_id, scopes, caller.bearer)
     conn.on_shutdown(lambda: ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down"))
-    pump: asyncio.Task[None] | None = None
+    sender = _Sender(conn, ws)
     try:
         await conn.prepare()
         initial = path_stream or request.query.get("stream")
         if initial:
             try:
-                conn.subscribe(await service.resolve(state_of(request), account.id, scopes, initial, dict(request.query)))
+                conn.subscribe(await service.resolve(state_of(request), account_id, scopes, initial, dict(request.query)))
             except StreamError as exc:
                 await ws.send_str(_ws_error(exc))
-        pump = asyncio.create_task(_pump(conn, ws), name=f"stream {account.id}")
+        conn.sub.queue.notify(sender.wake)
+        if conn.sub.queue.qsize():
+            sender.wake()  # what arrived while the stream was being set up
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
-                await _client_message(ws, conn, account, scopes, request, msg.data)
+                await _client_message(ws, conn, account_id, scopes, request, msg.data)
             elif msg.type == WSMsgType.BINARY:
                 await ws.send_str(_ws_error(StreamError("Binary messages are not supported")))
             elif msg.type == WSMsgType.ERROR:
                 break
     finally:
-        if pump is not None:
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await pump
+        await sender.stop()
         conn.close()
     return ws
 
@@ -165,20 +189,21 @@ async def _websocket(request: web.Request, path_stream: str | None) -> web.WebSo
 
 async def _sse(request: web.Request, stream_name: str) -> web.StreamResponse:
     st = state_of(request)
-    account, scopes, _ = await _caller(request)
+    caller = await _caller(request)
+    account_id, scopes = caller.account_id, caller.scopes
     if stream_name.startswith("public") and request.query.get("only_media", "").lower() in ("1", "true"):
         stream_name += ":media"
     try:
-        channel = await service.resolve(st, account.id, scopes, stream_name, dict(request.query))
+        channel = await service.resolve(st, account_id, scopes, stream_name, dict(request.query))
     except StreamError as exc:
         return _stream_error(exc)
-    conn = request.app[HUB].connect(account.id, scopes)
+    conn = request.app[HUB].connect(account_id, scopes, caller.bearer)
     conn.subscribe(channel)
     response = web.StreamResponse(headers={
         "Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no",
         "Access-Control-Allow-Origin": "*"})
     loop = asyncio.get_running_loop()
-    interval = float(st.config["streaming.heartbeat_seconds"])
+    interval = float(st.settings.streaming.heartbeat_seconds)
     try:
         await conn.prepare()
         await response.prepare(request)
@@ -236,6 +261,7 @@ def setup(app: web.Application) -> None:
     state = app[STATE]
     hub = StreamHub(state)
     app[HUB] = hub
+    STREAMING_CONNECTIONS.set_function(lambda: float(len(hub.connections)))
     watchers: list[asyncio.Task[None]] = []
 
     async def close_when_stopping(stopping: asyncio.Event) -> None:

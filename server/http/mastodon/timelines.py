@@ -12,64 +12,44 @@ from server.http.base import (
     page,
     params,
     require_user,
+    require_user_id,
     state_of,
 )
 from server.render import mastodon as render
-from server.services import filtering
-from server.storage import relations, statuses, timelines
+from server.render.bundles import StatusPage
+from server.services import timelines as service
 
 
-async def _render_ids(request: web.Request, viewer_id: int | None, ids: list[int],
-                      cursor_ids: list[int] | None = None, context: str | None = None) -> web.Response:
-    st = state_of(request)
-    found = await statuses.get_many(st.db, ids)
-    items = [found[i] for i in ids if i in found]
-    rendered = await render.statuses_json(st, viewer_id, items)
-    if context is not None:  # `hide` filters drop statuses; paging still follows the unfiltered ids
-        rendered = filtering.drop_hidden(rendered, context)
-    return json_response(rendered,
-                         headers=link_header(request, cursor_ids if cursor_ids is not None else ids))
+def _answer(request: web.Request, found: StatusPage) -> web.Response:
+    return json_response(render.statuses_raw(state_of(request), found), headers=link_header(request, found.cursor_ids))
 
 
 async def home(request: web.Request) -> web.Response:
-    st = state_of(request)
-    viewer = await require_user(request, "read:statuses")
+    viewer_id = await require_user_id(request, "read:statuses")
     pg = page(await params(request))
-    hidden = await relations.hidden_account_ids(st.db, viewer.id)
-    ids = await timelines.home(st.db, viewer.id, pg, hidden)
-    return await _render_ids(request, viewer.id, ids, context="home")
+    return _answer(request, await service.home(state_of(request), viewer_id, pg))
 
 
 async def public(request: web.Request) -> web.Response:
-    st = state_of(request)
     viewer = await optional_user(request, "read:statuses")
     p = await params(request)
-    pg = page(p)
-    hidden = await relations.hidden_account_ids(st.db, viewer.id) if viewer else set()
-    ids = await timelines.public(st.db, pg, hidden, local=bool(p.bool("local")), remote=bool(p.bool("remote")),
-                                 only_media=bool(p.bool("only_media")))
-    return await _render_ids(request, viewer.id if viewer else None, ids, context="public")
+    found = await service.public(state_of(request), viewer, page(p), local=bool(p.bool("local")),
+                                 remote=bool(p.bool("remote")), only_media=bool(p.bool("only_media")))
+    return _answer(request, found)
 
 
 async def tag(request: web.Request) -> web.Response:
-    st = state_of(request)
     viewer = await optional_user(request, "read:statuses")
     p = await params(request)
-    pg = page(p)
-    tag_id = await statuses.tag_id(st.db, request.match_info["hashtag"].lstrip("#"))
-    if tag_id is None:
-        return json_response([])
-    hidden = await relations.hidden_account_ids(st.db, viewer.id) if viewer else set()
-    ids = await timelines.tag(st.db, tag_id, pg, hidden, local=bool(p.bool("local")))
-    return await _render_ids(request, viewer.id if viewer else None, ids, context="public")
+    found = await service.tag(state_of(request), viewer, request.match_info["hashtag"], page(p),
+                              local=bool(p.bool("local")))
+    return _answer(request, found)
 
 
 async def _collection(request: web.Request, table: str, scope: str) -> web.Response:
-    st = state_of(request)
     viewer = await require_user(request, scope)
     pg = page(await params(request))
-    rows = await timelines.statuses_by_ids_page(st.db, table, viewer.id, pg)
-    return await _render_ids(request, viewer.id, [s for _, s in rows], [r for r, _ in rows])
+    return _answer(request, await service.collection(state_of(request), viewer, table, pg))
 
 
 async def favourites(request: web.Request) -> web.Response:

@@ -1,0 +1,142 @@
+"""Bounded in-process caches with names, so that one message can invalidate an entry in every process.
+
+Every cache has an owner (the module that fills it), a bound (entries, or bytes when a size function
+is given) and, where entries can go stale, a time to live. `Caches.invalidate` drops entries in this
+process; `server/jobs/invalidations.py` carries invalidations to the other processes sharing the
+database or the bus.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from cachetools import Cache, TTLCache
+
+
+class LRU:
+    """Least recently used first out, on a plain dict (which keeps insertion order): a hit moves the key
+    to the end with two dict operations, where cachetools' LRUCache keeps a second ordered structure
+    (a hit costs a few microseconds there, and a timeline page looks up some forty entries)."""
+
+    def __init__(self, maxsize: float, getsizeof: Callable[[Any], float] | None = None) -> None:
+        self._items: dict[Hashable, tuple[Any, float]] = {}
+        self._limit = maxsize
+        self._used = 0.0
+        self._size_of = getsizeof
+
+    def get(self, key: Hashable, default: Any = None) -> Any:
+        items = self._items
+        found = items.pop(key, None)
+        if found is None:
+            return default
+        items[key] = found
+        return found[0]
+
+    def __setitem__(self, key: Hashable, value: Any) -> None:
+        size = self._size_of(value) if self._size_of is not None else 1
+        if size > self._limit:
+            raise ValueError("value too large")
+        self.pop(key)
+        items = self._items
+        while items and self._used + size > self._limit:
+            self._used -= items.pop(next(iter(items)))[1]
+        items[key] = (value, size)
+        self._used += size
+
+    def pop(self, key: Hashable, default: Any = None) -> Any:
+        found = self._items.pop(key, None)
+        if found is None:
+            return default
+        self._used -= found[1]
+        return found[0]
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._used = 0.0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def currsize(self) -> float:
+        return self._used
+
+
+class BoundedCache:
+    def __init__(self, name: str, maxsize: int, ttl: float | None = None,
+                 getsizeof: Callable[[Any], float] | None = None) -> None:
+        self.name = name
+        self._data: Cache[Hashable, Any] | LRU = (
+            TTLCache(maxsize, ttl, getsizeof=getsizeof) if ttl is not None else LRU(maxsize, getsizeof=getsizeof))
+
+    def get(self, key: Hashable) -> Any:
+        return self._data.get(key)
+
+    def put(self, key: Hashable, value: Any) -> None:
+        try:
+            self._data[key] = value
+        except ValueError:  # larger than the whole cache: not kept
+            pass
+
+    def invalidate(self, key: Hashable | None = None) -> None:
+        if key is None:
+            self._data.clear()
+        else:
+            self._data.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class Caches:
+    """The caches of one process, by name."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, BoundedCache] = {}
+
+    def add(self, cache: BoundedCache) -> BoundedCache:
+        if cache.name in self._by_name:
+            raise ValueError(f"cache {cache.name} exists already")
+        self._by_name[cache.name] = cache
+        return cache
+
+    def get(self, name: str) -> BoundedCache:
+        return self._by_name[name]
+
+    def invalidate(self, name: str, key: Hashable | None = None) -> None:
+        cache = self._by_name.get(name)
+        if cache is not None:
+            cache.invalidate(key)
+
+    def names(self) -> list[str]:
+        return sorted(self._by_name)
+
+
+# The caches every process has, with their owners.
+TOKENS = "tokens"  # bearer-token hash → (credentials or None); owner: server/services/oauth.py
+# status id → what rendering a status needs that is the same for every viewer (its record, its rendered
+# parts, poll, reaction counts and the start of its JSON, encoded), with the status's version; account
+# id → the account's record and encoded JSON, with its version. Owner: server/services/loaders.py.
+# Every change to a status or an account, or to what its rendering shows, advances its version in the
+# database (triggers, schema 0037), and each page reads the current versions in the query that reads
+# the viewer's flags: an entry is used only when its version is the current one, so no process (this
+# one or another sharing the database) can serve a stale one, and nothing needs invalidating; entries
+# superseded by a newer version are replaced when next read, the rest age out.
+STATUS_RENDERINGS = "status_renderings"
+ACCOUNT_RENDERINGS = "account_renderings"
+
+
+def entry_size(value: Any) -> int:
+    """Bytes a rendering-cache entry holds, as it estimated itself (its `size`)."""
+    return int(value.size)
+
+
+def standard_caches(status_bytes: int = 32 * 1024 * 1024, account_bytes: int = 4 * 1024 * 1024) -> Caches:
+    caches = Caches()
+    # A revoked token stops working at once in every process (the revocation invalidates this
+    # cache everywhere); the time to live only bounds how long a missed invalidation could last.
+    caches.add(BoundedCache(TOKENS, maxsize=10000, ttl=30.0))
+    caches.add(BoundedCache(STATUS_RENDERINGS, maxsize=max(1, status_bytes), getsizeof=entry_size))
+    caches.add(BoundedCache(ACCOUNT_RENDERINGS, maxsize=max(1, account_bytes), getsizeof=entry_size))
+    return caches

@@ -1,0 +1,1 @@
+"""Background work: the job runtime, the event outbox, leases, and the declared jobs (catalog)."""

@@ -1,0 +1,307 @@
+"""Loading what rendering needs, in batches: one query per kind of record for a whole page (accounts,
+mentions, tags, media, polls, applications; the viewer's flags, poll votes and filters), never one per
+status. The result is a bundle (server/render/bundles.py) that the pure renderers consume.
+
+The rule that a viewer's `hide` filters drop statuses from a context is applied here too
+(`without_hidden`), before anything is rendered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from server.caches import ACCOUNT_RENDERINGS, STATUS_RENDERINGS
+from server.domain import filters as filter_rules
+from server.domain.filters import ActiveFilter, FilterResult
+from server.domain.records import (
+    Account,
+    Conversation,
+    Notification,
+    Poll,
+    ScheduledStatus,
+    Status,
+    ViewerFlags,
+)
+from server.ids import now_iso
+from server.ports import Row
+from server.render import mastodon as render
+from server.render.bundles import (
+    ConversationPage,
+    NotificationPage,
+    ScheduledPage,
+    StatusBundle,
+    StatusPage,
+    ViewerBits,
+)
+from server.services import filters as filter_service  # a module import: filters → statuses → loaders
+from server.state import State
+from server.storage import accounts as account_store
+from server.storage import media as media_store
+from server.storage import oauth as oauth_store
+from server.storage import polls as poll_store
+from server.storage import reactions as reaction_store
+from server.storage import reports as report_store
+from server.storage import scheduled as scheduled_store
+from server.storage import statuses as status_store
+from server.storage.statuses import PageVersion
+
+
+@dataclass(slots=True)
+class StatusEntry:
+    """What rendering a status needs that is the same for every viewer, at one version of the status
+    (a version covers its row, its poll, reactions, attachments and the names it mentions)."""
+    version: int
+    status: Status
+    parts: dict[str, Any]  # render.status_parts_json
+    poll: Poll | None
+    reactions: list[tuple[str, int]]  # (emoji, count), most used first
+    fragment: bytes  # render.status_fragment
+    size: int  # bytes held, roughly
+
+
+@dataclass(slots=True)
+class AccountEntry:
+    version: int
+    account: Account
+    rendered: bytes  # render.account_bytes
+    size: int
+
+
+def _status_size(s: Status, fragment: bytes) -> int:
+    # the record's strings, the fragment and the parts' objects (about as large again as the fragment)
+    return 400 + 2 * (len(s.content) + len(s.source_text) + len(s.uri) + len(s.url)) + 3 * len(fragment)
+
+
+async def _status_entries(state: State, loaded: dict[int, tuple[int, Status]]) -> dict[int, StatusEntry]:
+    """Entries for these statuses as read (with their versions): everything else they show is read
+    after them, so it is at least as new as the version each entry is kept under."""
+    every = {sid: s for sid, (_, s) in loaded.items()}
+    ids = list(every)
+    mentions = await status_store.mentions_for(state.db, ids)
+    mentioned = await account_store.get_many(state.db, {a for found in mentions.values() for a in found})
+    tags = await status_store.tags_for(state.db, ids)
+    media: dict[int, list[Row]] = {}
+    for row in await media_store.for_statuses(state.db, ids):
+        media.setdefault(row["status_id"], []).append(row)
+    polls = await poll_store.for_statuses(state.db, ids)
+    apps = await oauth_store.apps_by_ids(state.db, {app_id for s in every.values() if (app_id := s.app_id)})
+    counts = await reaction_store.counts_for(state.db, ids, None)
+    bundle = StatusBundle(statuses=every, accounts=mentioned, mentions=mentions, tags=tags, media=media, polls=polls,
+                          apps=apps)
+    out = {}
+    for sid, (version, s) in loaded.items():
+        parts = render.status_parts_json(state, s, bundle)
+        fragment = render.status_fragment(s, parts)
+        out[sid] = StatusEntry(version=version, status=s, parts=parts, poll=polls.get(sid),
+                               reactions=[(name, n) for name, n, _ in counts.get(sid, [])], fragment=fragment,
+                               size=_status_size(s, fragment))
+    return out
+
+
+async def _page(state: State, viewer_id: int | None, ids: list[int], given: dict[int, Status] | None = None,
+                versions: dict[int, PageVersion] | None = None) -> tuple[StatusBundle, dict[int, PageVersion]]:
+    """The bundle for these statuses and the ones they boost, from the kept entries whose version is
+    the current one (one query reads the versions, and the viewer's flags), reading and keeping the
+    others. Statuses in `given` are rendered from the given record where it is not the current one
+    (a status read inside a transaction, say, or one that is gone). `versions` are the page's, read
+    with its ids by the timeline's own query (statuses.page_versions reads them otherwise)."""
+    if versions is None:
+        versions = await status_store.page_versions(state.db, ids, viewer_id)
+    status_cache = state.caches.get(STATUS_RENDERINGS)
+    account_cache = state.caches.get(ACCOUNT_RENDERINGS)
+    entries: dict[int, StatusEntry] = {}
+    accounts: dict[int, AccountEntry] = {}
+    stale: list[int] = []
+    stale_accounts: set[int] = set()
+    for sid, v in versions.items():
+        entry = status_cache.get(sid)
+        if entry is not None and entry.version == v.version:
+            entries[sid] = entry
+        else:
+            stale.append(sid)
+        if v.account_version is not None and v.account_id not in accounts:
+            account = account_cache.get(v.account_id)
+            if account is not None and account.version == v.account_version:
+                accounts[v.account_id] = account
+            else:
+                stale_accounts.add(v.account_id)
+    if stale:
+        for sid, entry in (await _status_entries(state, await status_store.get_many_versioned(state.db, stale))).items():
+            entries[sid] = entry
+            status_cache.put(sid, entry)
+    if stale_accounts:
+        for aid, (version, a) in (await account_store.get_many_versioned(state.db, stale_accounts)).items():
+            rendered = render.account_bytes(state, a)
+            accounts[aid] = made = AccountEntry(version=version, account=a, rendered=rendered,
+                                                size=300 + 3 * len(rendered))
+            account_cache.put(aid, made)
+    # What was given but is not (or no longer, or not yet) what the database holds is rendered from the
+    # record given, and not kept.
+    odd = [s for sid, s in (given or {}).items() if sid not in entries or entries[sid].status != s]
+    if odd:
+        for s in odd:
+            entries.pop(s.id, None)
+        extra = {s.id: (-1, s) for s in odd}
+        wanted = {o for s in odd if (o := s.reblog_of_id) and o not in entries and o not in extra}
+        extra |= await status_store.get_many_versioned(state.db, wanted)
+        entries |= await _status_entries(state, extra)
+        missing = {e.status.account_id for e in entries.values()} - set(accounts)
+        for aid, a in (await account_store.get_many(state.db, missing)).items():
+            accounts[aid] = AccountEntry(version=-1, account=a, rendered=render.account_bytes(state, a), size=0)
+    bundle = StatusBundle(
+        statuses={sid: e.status for sid, e in entries.items()},
+        accounts={aid: e.account for aid, e in accounts.items()},
+        mentions={}, tags={}, media={},
+        polls={sid: e.poll for sid, e in entries.items() if e.poll is not None},
+        apps={},
+        reactions={sid: e.reactions for sid, e in entries.items() if e.reactions},
+        parts={sid: e.parts for sid, e in entries.items()},
+        fragments={sid: e.fragment for sid, e in entries.items()},
+        account_fragments={aid: e.rendered for aid, e in accounts.items()})
+    return bundle, versions
+
+
+async def status_bundle(state: State, items: Iterable[Status]) -> StatusBundle:
+    """Everything these statuses (and the ones they boost) need that is the same for every viewer."""
+    items = list(items)
+    return (await _page(state, None, [s.id for s in items], {s.id: s for s in items}))[0]
+
+
+def filter_results(filters: list[ActiveFilter], bundle: StatusBundle, now: str | None = None
+                   ) -> dict[int, list[FilterResult]]:
+    """status id → the FilterResults of the viewer's filters. A boost is matched on the boosted
+    status's text and counts as both ids, as in Mastodon."""
+    if not filters:
+        return {}
+    now = now or now_iso()
+    out: dict[int, list[FilterResult]] = {}
+    for s in bundle.statuses.values():
+        proper = bundle.statuses.get(s.reblog_of_id, s) if s.reblog_of_id else s
+        poll = bundle.polls.get(proper.id)
+        media = bundle.parts[proper.id]["media_attachments"] if proper.id in bundle.parts else []
+        text = filter_rules.searchable(proper.spoiler_text, proper.content, poll.options if poll else [],
+                                       [m["description"] for m in media])
+        results = filter_rules.match(filters, text, {s.id, proper.id}, now)
+        if results:
+            out[s.id] = results
+    return out
+
+
+async def viewer_bits(state: State, viewer_id: int, bundle: StatusBundle,
+                      versions: dict[int, PageVersion] | None = None) -> ViewerBits:
+    """The viewer's flags (from `versions`, which read them with the page, or read now), poll votes,
+    reactions and filter verdicts for a bundle: one query when the viewer has no filters and the page
+    has no polls and nothing the viewer reacted to."""
+    ids = list(bundle.statuses)
+    if versions is None:
+        versions = await status_store.page_versions(state.db, ids, viewer_id)
+    flags = ViewerFlags(set(), set(), set(), set())
+    reacted_ids = []
+    for sid, v in versions.items():
+        if v.favourited:
+            flags.favourited.add(sid)
+        if v.reblogged:
+            flags.reblogged.add(sid)
+        if v.bookmarked:
+            flags.bookmarked.add(sid)
+        if v.pinned:
+            flags.pinned.add(sid)
+        if v.reacted:
+            reacted_ids.append(sid)
+    votes = await poll_store.own_votes(state.db, viewer_id, [p.id for p in bundle.polls.values()]) if bundle.polls else {}
+    filters = await filter_service.active_filters(state.db, viewer_id)
+    reacted: dict[int, set[str]] = {}
+    if reacted_ids:
+        counts = await reaction_store.counts_for(state.db, reacted_ids, viewer_id)
+        reacted = {sid: {name for name, _, me in found if me} for sid, found in counts.items()}
+    return ViewerBits(viewer_id=viewer_id, flags=flags, votes=votes, filtered=filter_results(filters, bundle),
+                      reacted=reacted)
+
+
+async def status_page(state: State, viewer_id: int | None, items: list[Status], cursor_ids: list[int] | None = None,
+                      with_source: bool = False) -> StatusPage:
+    bundle, versions = await _page(state, viewer_id, [s.id for s in items], {s.id: s for s in items})
+    viewer = await viewer_bits(state, viewer_id, bundle, versions) if viewer_id is not None and items else None
+    return StatusPage(items=items, bundle=bundle, viewer=viewer,
+                      cursor_ids=cursor_ids if cursor_ids is not None else [s.id for s in items],
+                      with_source=with_source)
+
+
+async def statuses_by_ids(state: State, viewer_id: int | None, ids: list[int],
+                          cursor_ids: list[int] | None = None,
+                          versions: dict[int, PageVersion] | None = None) -> StatusPage:
+    """The statuses with these ids that still exist, in this order; paging follows `cursor_ids`
+    (by default these ids, whether or not they were found). `versions`: see `_page`."""
+    bundle, versions = await _page(state, viewer_id, ids, versions=versions)
+    items = [bundle.statuses[i] for i in ids if i in bundle.statuses]
+    viewer = await viewer_bits(state, viewer_id, bundle, versions) if viewer_id is not None and items else None
+    return StatusPage(items=items, bundle=bundle, viewer=viewer, cursor_ids=cursor_ids if cursor_ids is not None else ids)
+
+
+def hidden(page: StatusPage, status_id: int, context: str) -> bool:
+    return page.viewer is not None and filter_rules.hides(page.viewer.filtered.get(status_id), context)
+
+
+def without_hidden(page: StatusPage, context: str) -> StatusPage:
+    """The page without the statuses the viewer's `hide` filters remove in this context; paging still
+    follows the unfiltered ids."""
+    if page.viewer is None or not page.viewer.filtered:
+        return page
+    return StatusPage(items=[s for s in page.items if not hidden(page, s.id, context)], bundle=page.bundle,
+                      viewer=page.viewer, cursor_ids=page.cursor_ids, with_source=page.with_source)
+
+
+async def notification_page(state: State, viewer_id: int, notes: list[Notification],
+                            drop_hidden: bool = True) -> NotificationPage:
+    """Notifications with their statuses, accounts and reports; with `drop_hidden`, those about a status
+    the viewer's `hide` filters remove from notifications are left out."""
+    found = await status_store.get_many(state.db, [n.status_id for n in notes if n.status_id])
+    statuses = await status_page(state, viewer_id, list(found.values()))
+    links = await report_store.for_notifications(state.db, [n.id for n in notes if n.type == "admin.report"])
+    reports = await report_store.get_many(state.db, links.values())
+    accounts = await account_store.get_many(
+        state.db, {n.from_account_id for n in notes} | {r.target_account_id for r in reports.values()})
+    items = notes
+    if drop_hidden:
+        items = [n for n in notes if not (n.status_id and n.status_id in found
+                                          and hidden(statuses, n.status_id, "notifications"))]
+    return NotificationPage(items=items, statuses=statuses, accounts=accounts,
+                            reports={n: reports[r] for n, r in links.items() if r in reports},
+                            cursor_ids=[n.id for n in notes])
+
+
+async def conversation_page(state: State, viewer_id: int, items: list[Conversation]) -> ConversationPage:
+    found = await status_store.get_many(state.db, [c.last_status_id for c in items])
+    live = [s for s in found.values() if s.deleted_at is None]
+    statuses = await status_page(state, viewer_id, live)
+    people = {p for c in items for p in (c.participant_ids or [viewer_id])}
+    accounts: dict[int, Account] = await account_store.get_many(state.db, people)
+    return ConversationPage(viewer_id=viewer_id, items=items, statuses=statuses, accounts=accounts)
+
+
+async def scheduled_page(state: State, items: list[ScheduledStatus]) -> ScheduledPage:
+    """Scheduled statuses with the attachments they will post: one query per account (a page holds
+    one account's)."""
+    wanted: dict[int, list[int]] = {}
+    by_item: dict[int, list[int]] = {}
+    for item in items:
+        media_ids = [m for m in msgspec.json.decode(item.params).get("media_ids") or [] if isinstance(m, int)]
+        by_item[item.id] = media_ids
+        wanted.setdefault(item.account_id, []).extend(media_ids)
+    rows: dict[tuple[int, int], Row] = {}
+    for account_id, media_ids in wanted.items():
+        for row in await scheduled_store.media_rows(state.db, account_id, list(dict.fromkeys(media_ids))):
+            rows[(account_id, row["id"])] = row
+    return ScheduledPage(items=items, media={
+        item.id: [rows[(item.account_id, m)] for m in by_item[item.id] if (item.account_id, m) in rows]
+        for item in items})
+
+
+async def accounts(state: State, ids: list[int]) -> list[Account]:
+    """The accounts with these ids that exist, in this order."""
+    found = await account_store.get_many(state.db, ids)
+    return [found[i] for i in ids if i in found]

@@ -1,0 +1,65 @@
+"""Reading timelines: home, public, hashtag, an account's statuses, favourites and bookmarks. Each
+answers a StatusPage ready to render; the viewer's blocks and mutes keep accounts out of the query, and
+`hide` filters drop statuses from the page for the timeline's context (paging still follows the
+unfiltered ids)."""
+
+from __future__ import annotations
+
+from server.domain.paging import Page
+from server.domain.records import Account
+from server.render.bundles import StatusPage
+from server.services import loaders
+from server.state import State
+from server.storage import relations, timelines
+from server.storage import statuses as status_store
+
+
+async def _hidden(state: State, viewer: Account | None) -> set[int]:
+    return await relations.hidden_account_ids(state.db, viewer.id) if viewer else set()
+
+
+async def home(state: State, viewer_id: int, page: Page) -> StatusPage:
+    hidden = await relations.hidden_account_ids(state.db, viewer_id)
+    ids, versions = await timelines.home_versions(state.db, viewer_id, page, hidden)
+    return loaders.without_hidden(await loaders.statuses_by_ids(state, viewer_id, ids, versions=versions), "home")
+
+
+async def public(state: State, viewer: Account | None, page: Page, *, local: bool, remote: bool,
+                 only_media: bool) -> StatusPage:
+    ids = await timelines.public(state.db, page, await _hidden(state, viewer), signed_in=viewer is not None,
+                                 local=local, remote=remote, only_media=only_media)
+    page_ = await loaders.statuses_by_ids(state, viewer.id if viewer else None, ids)
+    return loaders.without_hidden(page_, "public")
+
+
+async def tag(state: State, viewer: Account | None, name: str, page: Page, *, local: bool) -> StatusPage:
+    tag_id = await status_store.tag_id(state.db, name.lstrip("#"))
+    ids: list[int] = []
+    if tag_id is not None:
+        ids = await timelines.tag(state.db, tag_id, page, await _hidden(state, viewer), signed_in=viewer is not None,
+                                  local=local)
+    page_ = await loaders.statuses_by_ids(state, viewer.id if viewer else None, ids)
+    return loaders.without_hidden(page_, "public")
+
+
+async def account_statuses(state: State, viewer: Account | None, account: Account, page: Page, *,
+                           tagged: str | None, exclude_replies: bool, exclude_reblogs: bool, only_media: bool,
+                           pinned: bool) -> StatusPage:
+    """The account's statuses as the viewer may see them: nothing when either blocks the other or the
+    hashtag asked for does not exist."""
+    viewer_id = viewer.id if viewer else None
+    ids: list[int] = []
+    if viewer is not None and await relations.blocked_either_way(state.db, viewer.id, account.id):
+        return await loaders.statuses_by_ids(state, viewer_id, ids)
+    tag_id = await status_store.tag_id(state.db, tagged.lstrip("#")) if tagged else None
+    if not (tagged and tag_id is None):
+        ids = await timelines.account_statuses(
+            state.db, account.id, viewer_id, page, exclude_replies=exclude_replies, exclude_reblogs=exclude_reblogs,
+            only_media=only_media, pinned=pinned, tag_id=tag_id)
+    return loaders.without_hidden(await loaders.statuses_by_ids(state, viewer_id, ids), "account")
+
+
+async def collection(state: State, viewer: Account, table: str, page: Page) -> StatusPage:
+    """The viewer's favourites or bookmarks, paged by when they were added."""
+    rows = await timelines.statuses_by_ids_page(state.db, table, viewer.id, page)
+    return await loaders.statuses_by_ids(state, viewer.id, [s for _, s in rows], [r for r, _ in rows])

@@ -1,0 +1,6 @@
+-- The inbox worker schedules waiting activities by sending host and actor: record the host, and find
+-- an actor's waiting rows by index.
+ALTER TABLE inbox_activities ADD COLUMN host TEXT NOT NULL DEFAULT '';
+UPDATE inbox_activities SET host = lower(split_part(split_part(actor_uri, '://', 2), '/', 1))
+    WHERE processed_at IS NULL;
+CREATE INDEX inbox_activities_pending_actor ON inbox_activities (actor_uri, id) WHERE processed_at IS NULL;

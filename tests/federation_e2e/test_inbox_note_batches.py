@@ -1,0 +1,73 @@
+"""The inbox worker stores a sender's run of notes in one transaction: the order of arrival still
+holds (a reply to a note of the same run finds it, a Delete comes after the Create it undoes), a note
+sent twice is stored once, and the rest of a run is stored when one of its notes is refused."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.federation_e2e.conftest import FED_ENV, wait_for
+from tests.federation_e2e.gts_peer import PUBLIC, GtsPeer
+
+AS = "https://www.w3.org/ns/activitystreams"
+
+
+@pytest.fixture
+def peer():
+    peer = GtsPeer(usernames=("bob",))
+    yield peer
+    peer.close()
+
+
+def create(actor_uri: str, n: int, note_no: int, alice_uri: str, **note: object) -> dict:
+    note_id = f"{actor_uri}/statuses/{note_no}"
+    return {"@context": AS, "id": f"{actor_uri}/activities/{n}", "type": "Create", "actor": actor_uri,
+            "to": [PUBLIC], "cc": [alice_uri],
+            "object": {"id": note_id, "type": "Note", "attributedTo": actor_uri, "to": [PUBLIC], "cc": [alice_uri],
+                       "content": f"<p>note {note_no}</p>", "published": "2024-01-01T00:00:00Z",
+                       "tag": [{"type": "Mention", "href": alice_uri, "name": "@alice"}], **note}}
+
+
+def test_a_run_of_notes_keeps_its_order_and_stores_each_once(make_instance, peer):
+    a = make_instance("a", env=dict(FED_ENV))
+    a.create_user("alice")
+    alice_uri = f"{a.base_url}/users/alice"
+    bob = peer.users["bob"]
+    note = f"{bob.uri}/statuses"
+    activities = [
+        create(bob.uri, 1, 1, alice_uri),
+        create(bob.uri, 2, 2, alice_uri, inReplyTo=f"{note}/1"),  # replies to a note of the same run
+        create(bob.uri, 3, 1, alice_uri),  # the first note again, under another activity id
+        {"@context": AS, "id": f"{bob.uri}/activities/4", "type": "Delete", "actor": bob.uri,
+         "object": f"{note}/2"},
+        create(bob.uri, 5, 3, alice_uri, attributedTo="https://elsewhere.example/users/eve"),  # refused
+        create(bob.uri, 6, 4, alice_uri),
+        create(bob.uri, 7, 6, alice_uri),
+        create(bob.uri, 8, 7, alice_uri),
+        create(bob.uri, 9, 5, alice_uri, inReplyTo=f"{note}/4"),  # the three before it are stored first
+    ]
+    # Queued while the server is down, so that the worker finds them all at once at the next start.
+    a.stop()
+    base_id = int(time.time() * 1000) << 16
+    received = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    for n, activity in enumerate(activities):
+        a.sql("INSERT INTO inbox_activities (id, activity_id, actor_uri, body, received_at, host) VALUES (?, ?, ?, ?, ?, ?)",
+              (base_id + n, activity["id"], bob.uri, json.dumps(activity), received, peer.host))
+    a.start()
+    wait_for(lambda: a.sql("SELECT count(*) FROM inbox_activities WHERE processed_at IS NULL")[0][0] == 0)
+
+    rows = {uri: (sid, reply_to, deleted) for sid, uri, reply_to, deleted in a.sql(
+        "SELECT id, uri, in_reply_to_id, deleted_at FROM statuses WHERE uri LIKE ?", (f"{note}/%",))}
+    assert sorted(rows) == [f"{note}/{n}" for n in (1, 2, 4, 5, 6, 7)]
+    assert rows[f"{note}/2"][1] == rows[f"{note}/1"][0] and rows[f"{note}/2"][2] is not None
+    assert rows[f"{note}/5"][1] == rows[f"{note}/4"][0] and rows[f"{note}/5"][2] is None
+    assert all(rows[f"{note}/{n}"][2] is None for n in (1, 4, 6, 7))
+    errors = a.sql("SELECT activity_id, error FROM inbox_activities WHERE error IS NOT NULL")
+    assert [e[0] for e in errors] == [f"{bob.uri}/activities/5"], errors
+    assert a.sql("SELECT statuses_count FROM accounts WHERE uri = ?", (bob.uri,))[0][0] == 5
+    # Each stored note reached the mentioned local user's notifications once.
+    assert a.sql("SELECT count(*) FROM notifications n JOIN accounts a ON a.id = n.account_id"
+                 " WHERE a.username = 'alice' AND a.domain = '' AND n.type = 'mention'")[0][0] == 5

@@ -1,0 +1,115 @@
+"""The event outbox across processes: claims that run out are taken over, failures are retried, and
+nothing recorded in a rolled-back transaction is ever dispatched."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from server.domain.events import DomainEvent, ProfileUpdated
+from server.jobs.outbox import Outbox
+from server.storage.db import Database
+
+
+async def open_db(tmp_path) -> Database:
+    db = Database(tmp_path / "events.sqlite3", readers=1)
+    await db.open()
+    return db
+
+
+async def wait_until(check, within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+async def test_events_of_a_dead_dispatcher_are_taken_over_once_its_claim_runs_out(tmp_path):
+    db = await open_db(tmp_path)
+    dead = Outbox(db, "process-1", claim_seconds=0.5, dispatching=True)  # records, never dispatches
+    async with db.transaction() as tx:
+        first = await dead.record(tx, ProfileUpdated(account_id=1))
+        second = await dead.record(tx, ProfileUpdated(account_id=2))
+    seen: list[tuple[int, DomainEvent]] = []
+
+    async def subscriber(event_id: int, event: DomainEvent) -> None:
+        seen.append((event_id, event))
+
+    survivor = Outbox(db, "process-2", claim_seconds=0.5, dispatching=True)
+    survivor.subscribe("test", subscriber)
+    task = asyncio.create_task(survivor.run())
+    try:
+        await asyncio.sleep(0.3)
+        assert seen == []  # still claimed by process-1
+        await wait_until(lambda: len(seen) == 2)
+        assert seen == [(first, ProfileUpdated(account_id=1)), (second, ProfileUpdated(account_id=2))]
+        await asyncio.sleep(1.2)  # later sweeps find nothing left to do
+        assert len(seen) == 2
+        assert await db.fetchval("SELECT count(*) FROM events WHERE dispatched_at IS NULL") == 0
+    finally:
+        survivor.request_stop()
+        await task
+        await db.close()
+
+
+async def test_a_failing_subscriber_is_retried_and_the_others_see_the_event_again(tmp_path):
+    db = await open_db(tmp_path)
+    outbox = Outbox(db, "process-1", claim_seconds=5, dispatching=True)
+    calls: list[str] = []
+
+    async def steady(event_id: int, event: DomainEvent) -> None:
+        calls.append("steady")
+
+    async def flaky(event_id: int, event: DomainEvent) -> None:
+        calls.append("flaky")
+        if calls.count("flaky") == 1:
+            raise ConnectionError("the first try fails")
+
+    outbox.subscribe("steady", steady)
+    outbox.subscribe("flaky", flaky)
+    task = asyncio.create_task(outbox.run())
+    try:
+        async with db.transaction() as tx:
+            await outbox.record(tx, ProfileUpdated(account_id=7))
+        await wait_until(lambda: calls.count("flaky") == 2, within=6.0)
+        assert calls == ["steady", "flaky", "steady", "flaky"]
+        # The event is marked dispatched just after its subscribers return: wait for that write.
+        deadline = time.monotonic() + 5
+        while (row := await db.fetchone("SELECT attempts, dispatched_at, last_error FROM events"))["dispatched_at"] is None:
+            assert time.monotonic() < deadline, dict(row)
+            await asyncio.sleep(0.02)
+        assert row["attempts"] == 1
+        assert "ConnectionError" in row["last_error"]
+    finally:
+        outbox.request_stop()
+        await task
+        await db.close()
+
+
+async def test_an_event_recorded_in_a_rolled_back_transaction_is_never_dispatched(tmp_path):
+    db = await open_db(tmp_path)
+    outbox = Outbox(db, "process-1", claim_seconds=5, dispatching=True)
+    seen: list[int] = []
+
+    async def subscriber(event_id: int, event: DomainEvent) -> None:
+        seen.append(event_id)
+
+    outbox.subscribe("test", subscriber)
+    task = asyncio.create_task(outbox.run())
+    try:
+        try:
+            async with db.transaction() as tx:
+                await outbox.record(tx, ProfileUpdated(account_id=3))
+                raise RuntimeError("the change fails")
+        except RuntimeError:
+            pass
+        async with db.transaction() as tx:
+            kept = await outbox.record(tx, ProfileUpdated(account_id=4))
+        await wait_until(lambda: seen == [kept])
+        await asyncio.sleep(1.2)
+        assert seen == [kept]
+        assert await db.fetchval("SELECT count(*) FROM events") == 1
+    finally:
+        outbox.request_stop()
+        await task
+        await db.close()

@@ -1,0 +1,333 @@
+"""Statuses and accounts kept in memory as records and encoded JSON (server/services/loaders.py) never
+show a stale entry: every change that alters a timeline entry shows in the very next home timeline,
+status and notification responses, for the actor and for another viewer, whether the change was made
+through this process, through a second one serving the same database, or by any other writer of the
+database (the inbox of another process, say); what is per viewer (favourited, reblogged, bookmarked,
+pinned, filtered, own poll votes, own reactions) stays per viewer; and the timelines, which splice
+kept bytes, answer exactly what the single-status endpoint renders."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import requests
+from PIL import Image
+
+from tests.conftest import Instance
+from tests.server.shared_instance import start_site, wait_for
+
+USERS = ("alice", "bob", "carol", "dave")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    site = start_site(tmp_path_factory.mktemp("render_cache") / "a", USERS)
+    bob, carol = site.api("bob"), site.api("carol")
+    alice_id = site.api("alice").me()["id"]
+    bob.account_follow(alice_id)
+    carol.account_follow(alice_id)
+    yield site
+    site.inst.dispose()
+
+
+def entry(api, status_id) -> dict:
+    """The status as the viewer's home timeline shows it now (waiting only for the fan-out)."""
+    found = wait_for(lambda: [s for s in api.timeline_home(limit=40) if s["id"] == status_id])
+    return found[0]
+
+
+def home_ids(site, name: str) -> list[int]:
+    return [s["id"] for s in site.api(name).timeline_home(limit=40)]
+
+
+def raw_home(site, name: str) -> list[dict]:
+    """The home timeline's JSON as it is sent (ids as strings, no client-side conversions)."""
+    answer = requests.get(f"{site.inst.base_url}/api/v1/timelines/home?limit=40", headers=site.auth(name), timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def raw_entry(site, name: str, status_id) -> dict:
+    return next(s for s in raw_home(site, name) if s["id"] == str(status_id))
+
+
+def single(site, name: str, status_id: str) -> dict:
+    """The status as GET /api/v1/statuses/:id renders it for the viewer (no kept bytes involved)."""
+    answer = requests.get(f"{site.inst.base_url}/api/v1/statuses/{status_id}", headers=site.auth(name), timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def without_volatile(status: dict) -> dict:
+    """A status without the fields that legitimately differ between two reads a moment apart."""
+    status = dict(status)
+    if status.get("poll"):
+        status["poll"] = {k: v for k, v in status["poll"].items() if k != "expired"}
+    if status.get("reblog"):
+        status["reblog"] = without_volatile(status["reblog"])
+    return status
+
+
+def png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_edits_counts_and_viewer_flags_show_at_once(site):
+    alice, bob, carol = site.api("alice"), site.api("bob"), site.api("carol")
+    media = alice.media_post(png(), mime_type="image/png", description="a red square")
+    post = alice.status_post("Hello @bob #first", media_ids=[media["id"]])
+    for _ in range(2):  # the second read is served from the cache
+        seen = entry(bob, post["id"])
+        assert [t["name"] for t in seen["tags"]] == ["first"]
+        assert [m["username"] for m in seen["mentions"]] == ["bob"]
+        assert [m["description"] for m in seen["media_attachments"]] == ["a red square"]
+        assert seen["favourited"] is False and seen["favourites_count"] == 0
+
+    # An edit changes text, tags and mentions: the next timeline of every viewer shows the new version.
+    alice.status_update(post["id"], "Hello @carol #second #third", media_ids=[media["id"]])
+    for api in (bob, carol):
+        seen = entry(api, post["id"])
+        assert sorted(t["name"] for t in seen["tags"]) == ["second", "third"]
+        assert [m["username"] for m in seen["mentions"]] == ["carol"]
+        assert "#second" in seen["content"] or "second" in seen["content"]
+        assert seen["edited_at"] is not None
+
+    # Counts and flags: carol favourites and boosts; bob bookmarks. Each sees only their own flags.
+    carol.status_favourite(post["id"])
+    carol.status_reblog(post["id"])
+    bob.status_bookmark(post["id"])
+    by_bob, by_carol = entry(bob, post["id"]), entry(carol, post["id"])
+    assert by_bob["favourites_count"] == by_carol["favourites_count"] == 1
+    assert by_bob["reblogs_count"] == by_carol["reblogs_count"] == 1
+    assert (by_bob["favourited"], by_bob["reblogged"], by_bob["bookmarked"]) == (False, False, True)
+    assert (by_carol["favourited"], by_carol["reblogged"], by_carol["bookmarked"]) == (True, True, False)
+    carol.status_unfavourite(post["id"])
+    assert entry(bob, post["id"])["favourites_count"] == 0
+    assert entry(carol, post["id"])["favourited"] is False
+
+
+def test_renames_polls_and_deletions_show_at_once(site):
+    alice, bob = site.api("alice"), site.api("bob")
+    post = alice.status_post("Which one? #poll", poll=alice.make_poll(["red", "blue"], expires_in=3600))
+    assert entry(bob, post["id"])["account"]["display_name"] != "Alice Renamed"
+    alice.account_update_credentials(display_name="Alice Renamed")
+    assert entry(bob, post["id"])["account"]["display_name"] == "Alice Renamed"
+
+    bob.poll_vote(post["poll"]["id"], [1])
+    seen = entry(bob, post["id"])
+    assert seen["poll"]["votes_count"] == 1 and seen["poll"]["own_votes"] == [1]
+    assert entry(alice, post["id"])["poll"]["own_votes"] == []  # (its author counts as having voted)
+
+    alice.status_delete(post["id"])
+    assert all(s["id"] != post["id"] for s in bob.timeline_home(limit=40))
+    assert requests.get(f"{site.inst.base_url}/api/v1/statuses/{post['id']}", headers=site.auth("bob"),
+                        timeout=10).status_code == 404
+
+
+def test_a_change_through_another_process_shows_at_once(site):
+    """A second process serving the same database: an edit made there shows in the next timeline
+    read from the first process (the cached parts are keyed by the status's version, so no process
+    can serve an older one), and the other way round."""
+    first = site.inst
+    second = Instance(first.data_dir, {"CROSSTALK_DOMAIN": first.domain, "CROSSTALK_DATABASE_URL": first.database_url,
+                                       "CROSSTALK_PASSWORD_GRANT": "true"})
+    second.log_path = first.data_dir.parent / "second.log"
+    alice_here, bob_here = site.api("alice"), site.api("bob")
+    post = alice_here.status_post("Before #old")
+    assert [t["name"] for t in entry(bob_here, post["id"])["tags"]] == ["old"]
+    try:
+        second.start()
+        auth = {**site.auth("alice"), "Host": first.domain}
+        edited = requests.put(f"http://127.0.0.1:{second.port}/api/v1/statuses/{post['id']}", headers=auth,
+                              json={"status": "After #new"}, timeout=10)
+        assert edited.status_code == 200, edited.text
+        assert [t["name"] for t in entry(bob_here, post["id"])["tags"]] == ["new"]
+
+        there = requests.get(f"http://127.0.0.1:{second.port}/api/v1/timelines/home",
+                             headers={**site.auth("bob"), "Host": first.domain}, timeout=10).json()
+        assert [t["name"] for t in next(s for s in there if s["id"] == post["id"])["tags"]] == ["new"]
+        alice_here.status_update(post["id"], "Again #newest")
+        there = requests.get(f"http://127.0.0.1:{second.port}/api/v1/timelines/home",
+                             headers={**site.auth("bob"), "Host": first.domain}, timeout=10).json()
+        assert [t["name"] for t in next(s for s in there if s["id"] == post["id"])["tags"]] == ["newest"]
+
+        # A favourite, a boost and a rename made through the second process show in the first's next
+        # timeline, and the other way round.
+        second_url = f"http://127.0.0.1:{second.port}"
+        bob_there = {**site.auth("bob"), "Host": first.domain}
+        for action in ("favourite", "reblog", "bookmark"):
+            requests.post(f"{second_url}/api/v1/statuses/{post['id']}/{action}", headers=bob_there,
+                          timeout=10).raise_for_status()
+        seen = entry(bob_here, post["id"])
+        assert (seen["favourited"], seen["reblogged"], seen["bookmarked"]) == (True, True, True)
+        assert (seen["favourites_count"], seen["reblogs_count"]) == (1, 1)
+        requests.patch(f"{second_url}/api/v1/accounts/update_credentials", headers=auth,
+                       data={"display_name": "Alice From There"}, timeout=10).raise_for_status()
+        assert entry(bob_here, post["id"])["account"]["display_name"] == "Alice From There"
+        bob_here.status_unfavourite(post["id"])
+        there = requests.get(f"{second_url}/api/v1/timelines/home", headers=bob_there, timeout=10).json()
+        seen_there = next(s for s in there if s["id"] == str(post["id"]))
+        assert (seen_there["favourited"], seen_there["favourites_count"]) == (False, 0)
+        alice_here.status_delete(post["id"])
+        there = requests.get(f"{second_url}/api/v1/timelines/home", headers=bob_there, timeout=10).json()
+        assert all(str(post["id"]) not in (s["id"], (s["reblog"] or {}).get("id")) for s in there)
+    finally:
+        second.stop()
+
+
+def test_viewer_flags_pins_counts_and_notifications_show_at_once(site):
+    alice, bob, carol = site.api("alice"), site.api("bob"), site.api("carol")
+    post = alice.status_post("Flags and counts")
+    for _ in range(2):
+        seen = entry(bob, post["id"])
+        assert (seen["favourited"], seen["reblogged"], seen["bookmarked"]) == (False, False, False)
+    bob.status_favourite(post["id"])
+    bob.status_bookmark(post["id"])
+    bob.status_reblog(post["id"])
+    for name in ("bob", "carol"):
+        seen = entry(site.api(name), post["id"])
+        mine = name == "bob"
+        assert (seen["favourited"], seen["reblogged"], seen["bookmarked"]) == (mine, mine, mine)
+        assert (seen["favourites_count"], seen["reblogs_count"]) == (1, 1)
+        assert single(site, name, post["id"])["favourites_count"] == 1
+    # bob's boost is in carol's feed? (carol does not follow bob); the boost in bob's own feed shows
+    # the original with bob's flags
+    boost = next(s for s in bob.timeline_home(limit=40) if s["reblog"] and s["reblog"]["id"] == post["id"])
+    assert boost["reblog"]["favourited"] is True and boost["reblog"]["reblogs_count"] == 1
+    # alice's notification about the favourite shows the status as it is now
+    note = wait_for(lambda: [n for n in alice.notifications() if n["type"] == "favourite"
+                             and n["status"]["id"] == post["id"]])[0]
+    assert note["status"]["favourites_count"] == 1 and note["status"]["reblogs_count"] == 1
+
+    # pins show for their author only
+    alice.status_pin(post["id"])
+    assert entry(alice, post["id"])["pinned"] is True
+    assert "pinned" not in raw_entry(site, "bob", post["id"])
+    alice.status_unpin(post["id"])
+    assert entry(alice, post["id"])["pinned"] is False
+
+    bob.status_unfavourite(post["id"])
+    bob.status_unbookmark(post["id"])
+    bob.status_unreblog(post["id"])
+    seen = entry(bob, post["id"])
+    assert (seen["favourited"], seen["reblogged"], seen["bookmarked"]) == (False, False, False)
+    assert (seen["favourites_count"], seen["reblogs_count"]) == (0, 0)
+    assert entry(carol, post["id"])["favourites_count"] == 0
+
+
+def test_reactions_and_poll_votes_are_per_viewer(site):
+    alice, bob, carol = site.api("alice"), site.api("bob"), site.api("carol")
+    post = alice.status_post("React and vote", poll=alice.make_poll(["yes", "no"], expires_in=3600))
+    entry(bob, post["id"])
+    reacted = requests.put(f"{site.inst.base_url}/api/v1/pleroma/statuses/{post['id']}/reactions/👍",
+                           headers=site.auth("bob"), timeout=10)
+    assert reacted.status_code == 200, reacted.text
+    assert entry(bob, post["id"])["pleroma"]["emoji_reactions"] == [{"name": "👍", "count": 1, "me": True}]
+    assert entry(carol, post["id"])["pleroma"]["emoji_reactions"] == [{"name": "👍", "count": 1, "me": False}]
+    carol.poll_vote(post["poll"]["id"], [0])
+    by_carol, by_bob = entry(carol, post["id"])["poll"], entry(bob, post["id"])["poll"]
+    assert (by_carol["voted"], by_carol["own_votes"], by_carol["votes_count"]) == (True, [0], 1)
+    assert (by_bob["voted"], by_bob["own_votes"], by_bob["votes_count"]) == (False, [], 1)
+    requests.delete(f"{site.inst.base_url}/api/v1/pleroma/statuses/{post['id']}/reactions/👍",
+                    headers=site.auth("bob"), timeout=10).raise_for_status()
+    assert entry(carol, post["id"])["pleroma"]["emoji_reactions"] == []
+
+
+def test_timelines_answer_what_the_status_endpoint_renders(site):
+    """The timelines splice kept bytes; the single-status endpoint renders dicts: the same JSON."""
+    alice, bob = site.api("alice"), site.api("bob")
+    media = alice.media_post(png(), mime_type="image/png", description="same")
+    posts = [alice.status_post("Plain one"),
+             alice.status_post("With media #pic @bob", media_ids=[media["id"]], sensitive=True, spoiler_text="cw"),
+             alice.status_post("A poll", poll=alice.make_poll(["a", "b"], expires_in=3600))]
+    bob.status_favourite(posts[0]["id"])
+    bob.status_reblog(posts[1]["id"])
+    alice.status_pin(posts[2]["id"])
+    for name in ("alice", "bob", "carol"):
+        for _ in range(2):  # cold, then from the kept entries
+            listed = {s["id"]: s for s in raw_home(site, name)}
+            for post in posts:
+                if str(post["id"]) in listed:
+                    assert without_volatile(listed[str(post["id"])]) == without_volatile(single(site, name, post["id"]))
+            for s in listed.values():
+                if s["reblog"]:
+                    assert without_volatile(s) == without_volatile(single(site, name, s["id"]))
+
+
+def test_mutes_blocks_domain_blocks_and_filters_apply_at_once(site):
+    alice, dave = site.api("alice"), site.api("dave")
+    dave.account_follow(alice.me()["id"])
+    post = alice.status_post("Only some may see this: rhubarb")
+    entry(dave, post["id"])
+    alice_id = alice.me()["id"]
+
+    dave.account_mute(alice_id)
+    assert post["id"] not in home_ids(site, "dave")
+    dave.account_unmute(alice_id)
+    assert post["id"] in home_ids(site, "dave")
+
+    # A filter: warn, then hide.
+    made = requests.post(f"{site.inst.base_url}/api/v2/filters", headers=site.auth("dave"), timeout=10,
+                         json={"title": "veg", "context": ["home"], "filter_action": "warn",
+                               "keywords_attributes": [{"keyword": "rhubarb"}]})
+    assert made.status_code == 200, made.text
+    assert [r["filter"]["title"] for r in entry(dave, post["id"])["filtered"]] == ["veg"]
+    assert entry(site.api("bob"), post["id"])["filtered"] == []
+    requests.put(f"{site.inst.base_url}/api/v2/filters/{made.json()['id']}", headers=site.auth("dave"), timeout=10,
+                 json={"filter_action": "hide"}).raise_for_status()
+    assert post["id"] not in home_ids(site, "dave")
+    requests.delete(f"{site.inst.base_url}/api/v2/filters/{made.json()['id']}", headers=site.auth("dave"),
+                    timeout=10).raise_for_status()
+    assert entry(dave, post["id"])["filtered"] == []
+
+    # A domain block: a remote account's status in dave's feed (written as the inbox would).
+    inst = site.inst
+    remote_id, status_id = int(post["id"]) + 1, int(post["id"]) + 2  # newer than anything in the feed
+    now = "2026-01-01T00:00:00.000Z"
+    inst.sql("INSERT INTO accounts (id, username, domain, uri, url, created_at, updated_at)"
+             " VALUES (?, 'far', 'far.example', 'https://far.example/users/far', 'https://far.example/@far', ?, ?)",
+             (remote_id, now, now))
+    inst.sql("INSERT INTO statuses (id, uri, url, account_id, local, content, source_text, spoiler_text, visibility,"
+             " sensitive, created_at) VALUES (?, 'https://far.example/s/1', 'https://far.example/s/1', ?, 0,"
+             " '<p>from afar</p>', '', '', 'public', 0, ?)", (status_id, remote_id, now))
+    dave_id = int(dave.me()["id"])
+    inst.sql("INSERT INTO home_feed (account_id, status_id) VALUES (?, ?)", (dave_id, status_id))
+    assert raw_entry(site, "dave", status_id)["account"]["acct"] == "far@far.example"
+    dave.domain_block("far.example")
+    assert str(status_id) not in [s["id"] for s in raw_home(site, "dave")]
+    dave.domain_unblock("far.example")
+    assert str(status_id) in [s["id"] for s in raw_home(site, "dave")]
+
+    dave.account_block(alice_id)
+    assert post["id"] not in home_ids(site, "dave")
+    assert requests.get(f"{inst.base_url}/api/v1/statuses/{post['id']}", headers=site.auth("dave"),
+                        timeout=10).status_code == 404
+
+
+def test_avatar_changes_and_writes_by_any_other_writer_show_at_once(site):
+    """An avatar upload through the API, and changes written straight into the database (as the inbox of
+    any process applies a remote Update): the next timeline shows each."""
+    alice, bob = site.api("alice"), site.api("bob")
+    post = alice.status_post("Before the update #one", poll=alice.make_poll(["x", "y"], expires_in=3600))
+    before = entry(bob, post["id"])
+    alice.account_update_credentials(avatar=png(), avatar_mime_type="image/png")
+    after = entry(bob, post["id"])
+    assert after["account"]["avatar"] != before["account"]["avatar"]
+    assert single(site, "bob", post["id"])["account"]["avatar"] == after["account"]["avatar"]
+
+    inst = site.inst
+    inst.sql("UPDATE statuses SET content = '<p>Updated elsewhere</p>', edited_at = ? WHERE id = ?",
+             ("2026-01-02T00:00:00.000Z", int(post["id"])))
+    assert entry(bob, post["id"])["content"] == "<p>Updated elsewhere</p>"
+    inst.sql("UPDATE accounts SET display_name = 'Renamed Elsewhere' WHERE id = ?", (int(post["account"]["id"]),))
+    assert entry(bob, post["id"])["account"]["display_name"] == "Renamed Elsewhere"
+    inst.sql("UPDATE polls SET tallies = '[5, 2]', votes_count = 7, voters_count = 7 WHERE status_id = ?",
+             (int(post["id"]),))
+    poll = entry(bob, post["id"])["poll"]
+    assert [o["votes_count"] for o in poll["options"]] == [5, 2] and poll["votes_count"] == 7
+    inst.sql("UPDATE media_attachments SET status_id = ? WHERE id = (SELECT max(id) FROM media_attachments)",
+             (int(post["id"]),))
+    assert len(entry(bob, post["id"])["media_attachments"]) == 1
