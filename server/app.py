@@ -93,39 +93,6 @@ def _wants_json(request: web.Request) -> bool:
     return request.path.startswith(("/api/", "/oauth/token", "/oauth/revoke", "/.well-known/", "/nodeinfo/"))
 
 
-@web.middleware
-async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every failure becomes a clean answer: {"error": ...} for the API, never a traceback."""
-    try:
-        return await handler(request)
-    except ServiceError as exc:
-        return error_response(exc)
-    except web.HTTPException as exc:
-        if exc.status >= 400 and _wants_json(request) and exc.content_type != "application/json":
-            reason = {404: "Record not found", 405: "Method not allowed", 413: "Request entity too large"}
-            return json_response({"error": reason.get(exc.status, exc.reason)}, status=exc.status,
-                                 headers={k: v for k, v in exc.headers.items() if k.lower() == "allow"})
-        raise
-    except DatabaseUnavailable as exc:
-        # PostgreSQL restarting or out of reach: nothing was committed; the client may retry.
-        log.error("database unavailable on %s %s: %s", request.method, request.path, exc)
-        return json_response({"error": "Service temporarily unavailable"}, status=503, headers={"Retry-After": "5"})
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return json_response({"error": "Internal server error"}, status=500)
-
-
-@web.middleware
-async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    applies = request.path.startswith(CORS_PREFIXES) or request.path.startswith("/users/")
-    if applies and request.method == "OPTIONS":
-        return web.Response(status=204, headers=CORS_HEADERS)
-    response = await handler(request)
-    if applies and not response.prepared:
-        response.headers.update(CORS_HEADERS)
-    return response
-
-
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 access_log = logging.getLogger("crosstalk.access")
 
@@ -143,53 +110,6 @@ def _request_id_of(request: web.Request) -> str:
     return incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
 
 
-@web.middleware
-async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Request id (taken from a sane incoming X-Request-Id, else new), then one access log line and
-    the HTTP metrics for every request."""
-    request_id = request.get("request_id") or _request_id_of(request)
-    request["request_id"] = request_id
-    token = request_id_var.set(request_id)
-    started = time.perf_counter()
-    status = 500
-    state = request.app[STATE]
-    state.in_flight += 1
-    metrics.HTTP_IN_FLIGHT.inc()
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        exc.headers["X-Request-Id"] = request_id
-        raise
-    except asyncio.CancelledError:
-        status = 499  # the client went away before the answer
-        raise
-    finally:
-        state.in_flight -= 1
-        metrics.HTTP_IN_FLIGHT.dec()
-        route = route_template(request)
-        duration = metrics.observe_request(request.method, route, status, started)
-        access_log.log(
-            logging.DEBUG if route in ops.QUIET_ROUTES else logging.INFO, "request",
-            extra={"method": request.method, "path": request.path, "route": route, "status": status,
-                   "duration_ms": round(duration * 1000, 2), "remote_addr": request.remote,
-                   "remote_domain": request.get("remote_domain")})
-        request_id_var.reset(token)
-
-
-async def _add_request_id(request: web.Request, response: web.StreamResponse) -> None:
-    # Also covers streamed responses and aiohttp's own error pages, which bypass the middleware.
-    if "request_id" in request:
-        response.headers["X-Request-Id"] = request["request_id"]
-    state = request.app[STATE]
-    if state.draining or state.stopping.is_set():
-        # Keep-alive clients should reconnect (to another replica); headers are computed already.
-        response.force_close()
-        response.headers["Connection"] = "close"
-
-
 # Routes whose bodies are uploads: how many images (of up to media.max_image_size each) they carry.
 UPLOADS = {("POST", "/api/v1/media"): 1, ("POST", "/api/v2/media"): 1,
            ("PATCH", "/api/v1/accounts/update_credentials"): 2}
@@ -204,9 +124,49 @@ def body_limit(request: web.Request, settings: Settings) -> int:
 
 
 @web.middleware
-async def client_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Outermost: the client's real address (X-Forwarded-For only from trusted proxies) and the
-    largest body this route takes, on the request every other middleware and handler sees."""
+async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """What every request goes through, in this order: the client's view of it (`_client_view`), a
+    request id with one access log line and the HTTP metrics, CORS, clean answers for every failure,
+    the body limit and the rate limits (`_answer`).
+
+    One middleware rather than one per concern: each layer is a coroutine frame on every request, held
+    as long as the request lasts (a WebSocket stream for hours, and an instance may hold 10,000)."""
+    request = _client_view(request)
+    request_id = request.get("request_id") or _request_id_of(request)
+    request["request_id"] = request_id
+    token = request_id_var.set(request_id)
+    started = time.perf_counter()
+    status = 500
+    state = request.app[STATE]
+    state.in_flight += 1
+    try:
+        response = await _answer(request, handler)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        exc.headers["X-Request-Id"] = request_id
+        raise
+    except asyncio.CancelledError:
+        status = 499  # the client went away before the answer
+        raise
+    finally:
+        state.in_flight -= 1
+        route = route_template(request)
+        duration = metrics.observe_request(request.method, route, status, started)
+        level = logging.DEBUG if route in ops.QUIET_ROUTES else logging.INFO
+        if access_log.isEnabledFor(level):  # the line's fields cost more than the check
+            access_log.log(
+                level, "request",
+                extra={"method": request.method, "path": request.path, "route": route, "status": status,
+                       "duration_ms": round(duration * 1000, 2), "remote_addr": request.remote,
+                       "remote_domain": request.get("remote_domain")})
+        request_id_var.reset(token)
+
+
+def _client_view(request: web.Request) -> web.Request:
+    """The request with the client's real address (X-Forwarded-For only from trusted proxies) and the
+    largest body its route takes, as every handler must see it."""
     st = request.app[STATE]
     address = st.rate_limits.client_address(request.remote, request.headers.get("X-Forwarded-For"))
     limit = body_limit(request, st.settings)
@@ -216,18 +176,50 @@ async def client_middleware(request: web.Request, handler: Handler) -> web.Strea
     if limit != request.client_max_size:
         changes["client_max_size"] = limit
     if not changes:
-        return await handler(request)
+        return request
     # The request id is chosen on the request aiohttp holds: on_response_prepare, which puts it on the
     # answer, sees that one, not the clone (whose keys are its own).
     request["request_id"] = _request_id_of(request)
-    return await handler(request.clone(**changes))
+    return request.clone(**changes)
 
 
-@web.middleware
-async def body_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A body larger than the route takes is refused on its Content-Length, before any of it is read
-    (request.read()/post() enforce the same limit on bodies without one); and a client that stops
-    sending its body for http.read_timeout seconds is disconnected."""
+async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """CORS around the handler's answer, and every failure made a clean answer: {"error": ...} for the
+    API, SCIM's error schema under /scim/v2, never a traceback."""
+    cors = request.path.startswith(CORS_PREFIXES) or request.path.startswith("/users/")
+    if cors and request.method == "OPTIONS":
+        return web.Response(status=204, headers=CORS_HEADERS)
+    try:
+        response = await _admitted(request, handler)
+    except ServiceError as exc:
+        response = scim.error_answer(exc) if request.path.startswith(scim.PREFIX) else error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status >= 400 and request.path.startswith(scim.PREFIX):
+            response = scim.http_error_answer(exc)
+        elif exc.status >= 400 and _wants_json(request) and exc.content_type != "application/json":
+            reason = {404: "Record not found", 405: "Method not allowed", 413: "Request entity too large"}
+            response = json_response({"error": reason.get(exc.status, exc.reason)}, status=exc.status,
+                                     headers={k: v for k, v in exc.headers.items() if k.lower() == "allow"})
+        else:
+            raise
+    except DatabaseUnavailable as exc:
+        # PostgreSQL restarting or out of reach: nothing was committed; the client may retry.
+        log.error("database unavailable on %s %s: %s", request.method, request.path, exc)
+        response = json_response({"error": "Service temporarily unavailable"}, status=503, headers={"Retry-After": "5"})
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        response = json_response({"error": "Internal server error"}, status=500)
+    if cors and not response.prepared:
+        response.headers.update(CORS_HEADERS)
+    return response
+
+
+async def _admitted(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The handler's answer, if the body is within the route's limit and the client within its rate
+    limits (whose X-RateLimit-* headers the answer carries). A body larger than the route takes is
+    refused on its Content-Length, before any of it is read (request.read()/post() enforce the same
+    limit on bodies without one); a client that stops sending its body for http.read_timeout seconds
+    is disconnected."""
     declared = request.content_length
     if declared is not None and declared > request.client_max_size:
         # Answered at once; aiohttp then reads and drops what the client still sends for a few seconds
@@ -236,9 +228,19 @@ async def body_middleware(request: web.Request, handler: Handler) -> web.StreamR
             return error_response(Unprocessable(f"File is too large (maximum is {request.client_max_size} bytes)"))
         return json_response({"error": f"Request body too large (maximum is {request.client_max_size} bytes)"},
                              status=413)
-    if not request.body_exists or request.content.is_eof():
-        return await handler(request)
-    return await _with_body_watchdog(request, handler)
+    limits = request.app[STATE].rate_limits
+    rate_headers = None
+    if limits.enabled and request.path.startswith("/api/") and not request.path.startswith("/api/v1/streaming"):
+        refusal, rate_headers = await _rate_limit(request, limits)
+        if refusal is not None:
+            return refusal
+    if request.body_exists and not request.content.is_eof():
+        response = await _with_body_watchdog(request, handler)
+    else:
+        response = await handler(request)
+    if rate_headers is not None and not response.prepared:
+        response.headers.update(rate_headers)
+    return response
 
 
 async def _with_body_watchdog(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -276,15 +278,10 @@ async def _with_body_watchdog(request: web.Request, handler: Handler) -> web.Str
             watch.cancel()
 
 
-@web.middleware
-async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def _rate_limit(request: web.Request, limits: RateLimits) -> tuple[web.Response | None, dict[str, str]]:
     """API requests count against the signed-in account behind a valid user token, otherwise against
-    the client's address (an invalid or app-only token counts as none). The answer's X-RateLimit-*
-    headers describe the limit closest to running out."""
-    st = request.app[STATE]
-    limits = st.rate_limits
-    if not limits.enabled or not request.path.startswith("/api/") or request.path.startswith("/api/v1/streaming"):
-        return await handler(request)
+    the client's address (an invalid or app-only token counts as none). Returns the refusal, if a limit
+    is exceeded, and the X-RateLimit-* headers of the limit closest to running out."""
     try:
         creds = await credentials(request)
     except Unauthorized:
@@ -306,11 +303,19 @@ async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.S
     tightest = min(usages, key=lambda u: (not u.exceeded, u.remaining))
     headers = rate_limit_headers(tightest.limit.limit, tightest.remaining, tightest.reset_at)
     if tightest.exceeded:
-        return error_response(TooMany("Too many requests", limit=tightest.limit.limit, reset_at=tightest.reset_at))
-    response = await handler(request)
-    if not response.prepared:
-        response.headers.update(headers)
-    return response
+        return error_response(TooMany("Too many requests", limit=tightest.limit.limit, reset_at=tightest.reset_at)), headers
+    return None, headers
+
+
+async def _add_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    # Also covers streamed responses and aiohttp's own error pages, which bypass the middleware.
+    if "request_id" in request:
+        response.headers["X-Request-Id"] = request["request_id"]
+    state = request.app[STATE]
+    if state.draining or state.stopping.is_set():
+        # Keep-alive clients should reconnect (to another replica); headers are computed already.
+        response.force_close()
+        response.headers["Connection"] = "close"
 
 
 def make_file_store(settings: Settings) -> FileStore:
@@ -374,9 +379,8 @@ def create_app(settings: Settings, database: Store | None = None, web_routes: bo
     invalidations = state.invalidations
     assert isinstance(invalidations, Invalidations)
     app = web.Application(
-        middlewares=[client_middleware, request_id_middleware, cors_middleware, errors_middleware, body_middleware,
-                     rate_limit_middleware],
-        # Routes that take uploads get a larger limit from client_middleware.
+        middlewares=[request_middleware],
+        # Routes that take uploads get a larger limit from request_middleware.
         client_max_size=settings.http.max_body_size)
     app[STATE] = state
     app.on_response_prepare.append(_add_request_id)

@@ -43,6 +43,7 @@ def bind_metrics(state: State) -> None:
     reads the queue depths before each scrape (so nothing polls the database between scrapes)."""
     metrics.BUILD_INFO.labels(VERSION).set(1)
     metrics.WORKERS_RUNNING.set_function(lambda: float(state.jobs.alive_count()))
+    metrics.HTTP_IN_FLIGHT.set_function(lambda: float(state.in_flight))
 
     async def queue_depth() -> None:
         metrics.DELIVERY_QUEUE_DEPTH.set(await delivery_store.pending_count(state.db))

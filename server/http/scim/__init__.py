@@ -29,21 +29,16 @@ def _base(request: web.Request) -> str:
     return state_of(request).base_url + PREFIX
 
 
-@web.middleware
-async def scim_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """SCIM's error format for everything under /scim/v2 (the app's middleware answers the rest)."""
-    if not request.path.startswith(PREFIX):
-        return await handler(request)
-    try:
-        return await handler(request)
-    except service.ScimError as exc:
+def error_answer(exc: ServiceError) -> web.Response:
+    """A failure under /scim/v2 in SCIM's error format (the app's middleware answers the rest)."""
+    if isinstance(exc, service.ScimError):
         return scim_response(render.error_json(exc.status, exc.message, exc.scim_type), status=exc.status)
-    except ServiceError as exc:
-        return scim_response(render.error_json(exc.status, exc.message, None), status=exc.status)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return scim_response(render.error_json(exc.status, exc.reason, None), status=exc.status)
+    return scim_response(render.error_json(exc.status, exc.message, None), status=exc.status)
+
+
+def http_error_answer(exc: web.HTTPException) -> web.Response:
+    """aiohttp's own refusals (no such route, method not allowed) under /scim/v2, in SCIM's format."""
+    return scim_response(render.error_json(exc.status, exc.reason, None), status=exc.status)
 
 
 async def _actor(request: web.Request) -> Actor:
@@ -195,7 +190,6 @@ async def delete_group(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.middlewares.append(scim_errors)
     routes: list[tuple[str, str, Handler]] = [
         ("GET", "/ServiceProviderConfig", service_provider_config),
         ("GET", "/ResourceTypes", resource_types),
