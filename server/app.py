@@ -126,8 +126,8 @@ def body_limit(request: web.Request, settings: Settings) -> int:
 @web.middleware
 async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """What every request goes through, in this order: the client's view of it (`_client_view`), a
-    request id with one access log line and the HTTP metrics, CORS, clean answers for every failure,
-    the body limit and the rate limits (`_answer`).
+    request id with one access log line and the HTTP metrics, then CORS, the body limit, the rate
+    limits and clean answers for every failure (`_answer`).
 
     One middleware rather than one per concern: each layer is a coroutine frame on every request, held
     as long as the request lasts (a WebSocket stream for hours, and an instance may hold 10,000)."""
@@ -184,13 +184,25 @@ def _client_view(request: web.Request) -> web.Request:
 
 
 async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """CORS around the handler's answer, and every failure made a clean answer: {"error": ...} for the
-    API, SCIM's error schema under /scim/v2, never a traceback."""
+    """The handler's answer, if the body is within the route's limit and the client within its rate
+    limits (whose X-RateLimit-* headers the answer carries), with CORS headers; and every failure made
+    a clean answer: {"error": ...} for the API, SCIM's error schema under /scim/v2, never a traceback."""
     cors = request.path.startswith(CORS_PREFIXES) or request.path.startswith("/users/")
     if cors and request.method == "OPTIONS":
         return web.Response(status=204, headers=CORS_HEADERS)
+    rate_headers = None
     try:
-        response = await _admitted(request, handler)
+        refusal = _body_refusal(request)
+        limits = request.app[STATE].rate_limits
+        if (refusal is None and limits.enabled and request.path.startswith("/api/")
+                and not request.path.startswith("/api/v1/streaming")):
+            refusal, rate_headers = await _rate_limit(request, limits)
+        if refusal is not None:
+            response: web.StreamResponse = refusal
+        elif request.body_exists and not request.content.is_eof():
+            response = await _with_body_watchdog(request, handler)
+        else:
+            response = await handler(request)
     except ServiceError as exc:
         response = scim.error_answer(exc) if request.path.startswith(scim.PREFIX) else error_response(exc)
     except web.HTTPException as exc:
@@ -209,38 +221,27 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         response = json_response({"error": "Internal server error"}, status=500)
-    if cors and not response.prepared:
-        response.headers.update(CORS_HEADERS)
+    if not response.prepared:
+        if rate_headers is not None:
+            response.headers.update(rate_headers)
+        if cors:
+            response.headers.update(CORS_HEADERS)
     return response
 
 
-async def _admitted(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The handler's answer, if the body is within the route's limit and the client within its rate
-    limits (whose X-RateLimit-* headers the answer carries). A body larger than the route takes is
-    refused on its Content-Length, before any of it is read (request.read()/post() enforce the same
-    limit on bodies without one); a client that stops sending its body for http.read_timeout seconds
-    is disconnected."""
+def _body_refusal(request: web.Request) -> web.Response | None:
+    """A body larger than the route takes is refused on its Content-Length, before any of it is read
+    (request.read()/post() enforce the same limit on bodies without one; a client that stops sending
+    its body for http.read_timeout seconds is disconnected by `_with_body_watchdog`)."""
     declared = request.content_length
-    if declared is not None and declared > request.client_max_size:
-        # Answered at once; aiohttp then reads and drops what the client still sends for a few seconds
-        # (lingering), so the client sees this answer rather than a reset connection.
-        if (request.method, route_template(request)) in UPLOADS:  # Mastodon's answer for a big file
-            return error_response(Unprocessable(f"File is too large (maximum is {request.client_max_size} bytes)"))
-        return json_response({"error": f"Request body too large (maximum is {request.client_max_size} bytes)"},
-                             status=413)
-    limits = request.app[STATE].rate_limits
-    rate_headers = None
-    if limits.enabled and request.path.startswith("/api/") and not request.path.startswith("/api/v1/streaming"):
-        refusal, rate_headers = await _rate_limit(request, limits)
-        if refusal is not None:
-            return refusal
-    if request.body_exists and not request.content.is_eof():
-        response = await _with_body_watchdog(request, handler)
-    else:
-        response = await handler(request)
-    if rate_headers is not None and not response.prepared:
-        response.headers.update(rate_headers)
-    return response
+    if declared is None or declared <= request.client_max_size:
+        return None
+    # Answered at once; aiohttp then reads and drops what the client still sends for a few seconds
+    # (lingering), so the client sees this answer rather than a reset connection.
+    if (request.method, route_template(request)) in UPLOADS:  # Mastodon's answer for a big file
+        return error_response(Unprocessable(f"File is too large (maximum is {request.client_max_size} bytes)"))
+    return json_response({"error": f"Request body too large (maximum is {request.client_max_size} bytes)"},
+                         status=413)
 
 
 async def _with_body_watchdog(request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -88,6 +88,8 @@ class EventQueue:
 
 
 class Subscription:
+    __slots__ = ("_bus", "topics", "queue")  # one per open stream
+
     def __init__(self, bus: MemoryBus, topics: Iterable[str], maxsize: int = 1000) -> None:
         self._bus = bus
         self.topics: set[str] = set()
