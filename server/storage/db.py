@@ -317,9 +317,13 @@ class Database:
             self._inline.close()
             self._inline = None
         if self._writer is not None:
-            await self._writer.execute("PRAGMA optimize")
-            await self._writer.close()
-            self._writer = None
+            try:
+                await self._writer.execute("PRAGMA optimize")
+            except sqlite3.Error as exc:  # only statistics: another process may hold the lock it needs
+                log.info("PRAGMA optimize skipped at close: %s", exc)
+            finally:
+                await self._writer.close()
+                self._writer = None
 
     async def migrate(self, up_to: int | None = None) -> list[int]:
         """Apply pending migrations in order (up to `up_to`), each in its own transaction. Returns
