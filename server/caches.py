@@ -119,12 +119,16 @@ TOKENS = "tokens"  # bearer-token hash → (credentials or None); owner: server/
 # parts, poll, reaction counts and the start of its JSON, encoded), with the status's version; account
 # id → the account's record and encoded JSON, with its version. Owner: server/services/loaders.py.
 # Every change to a status or an account, or to what its rendering shows, advances its version in the
-# database (triggers, schema 0037), and each page reads the current versions in the query that reads
-# the viewer's flags: an entry is used only when its version is the current one, so no process (this
-# one or another sharing the database) can serve a stale one, and nothing needs invalidating; entries
-# superseded by a newer version are replaced when next read, the rest age out.
+# database (triggers, schema 0037), and each page reads the current versions in its own query (the
+# timeline's, or one for the page's ids): an entry is used only when its version is the current one,
+# so no process (this one or another sharing the database) can serve a stale one, and nothing needs
+# invalidating; entries superseded by a newer version are replaced when next read, the rest age out.
 STATUS_RENDERINGS = "status_renderings"
 ACCOUNT_RENDERINGS = "account_renderings"
+# viewer id → the accounts hidden from the viewer, their active filters and their flags on the statuses
+# of their last pages, with the viewer's version (triggers advance it with every change to any of
+# that, schema 0038; each page reads it). Owner: server/services/viewers.py.
+VIEWER_STATES = "viewer_states"
 
 
 def entry_size(value: Any) -> int:
@@ -132,11 +136,13 @@ def entry_size(value: Any) -> int:
     return int(value.size)
 
 
-def standard_caches(status_bytes: int = 32 * 1024 * 1024, account_bytes: int = 4 * 1024 * 1024) -> Caches:
+def standard_caches(status_bytes: int = 32 * 1024 * 1024, account_bytes: int = 4 * 1024 * 1024,
+                    viewer_bytes: int = 16 * 1024 * 1024) -> Caches:
     caches = Caches()
     # A revoked token stops working at once in every process (the revocation invalidates this
     # cache everywhere); the time to live only bounds how long a missed invalidation could last.
     caches.add(BoundedCache(TOKENS, maxsize=10000, ttl=30.0))
     caches.add(BoundedCache(STATUS_RENDERINGS, maxsize=max(1, status_bytes), getsizeof=entry_size))
     caches.add(BoundedCache(ACCOUNT_RENDERINGS, maxsize=max(1, account_bytes), getsizeof=entry_size))
+    caches.add(BoundedCache(VIEWER_STATES, maxsize=max(1, viewer_bytes), getsizeof=entry_size))
     return caches

@@ -37,7 +37,7 @@ from server.render.bundles import (
     StatusPage,
     ViewerBits,
 )
-from server.services import filters as filter_service  # a module import: filters → statuses → loaders
+from server.services import viewers
 from server.state import State
 from server.storage import accounts as account_store
 from server.storage import media as media_store
@@ -47,6 +47,7 @@ from server.storage import reactions as reaction_store
 from server.storage import reports as report_store
 from server.storage import scheduled as scheduled_store
 from server.storage import statuses as status_store
+from server.storage import viewers as viewer_store
 from server.storage.statuses import PageVersion
 
 
@@ -103,14 +104,16 @@ async def _status_entries(state: State, loaded: dict[int, tuple[int, Status]]) -
 
 
 async def _page(state: State, viewer_id: int | None, ids: list[int], given: dict[int, Status] | None = None,
-                versions: dict[int, PageVersion] | None = None) -> tuple[StatusBundle, dict[int, PageVersion]]:
+                versions: dict[int, PageVersion] | None = None) -> tuple[StatusBundle, int | None]:
     """The bundle for these statuses and the ones they boost, from the kept entries whose version is
-    the current one (one query reads the versions, and the viewer's flags), reading and keeping the
+    the current one (one query reads the versions, and the viewer's version), reading and keeping the
     others. Statuses in `given` are rendered from the given record where it is not the current one
     (a status read inside a transaction, say, or one that is gone). `versions` are the page's, read
-    with its ids by the timeline's own query (statuses.page_versions reads them otherwise)."""
+    with its ids by the timeline's own query (statuses.page_versions reads them otherwise). Also
+    answers the viewer's version read with the versions (None when the caller gave them)."""
+    viewer_version = None
     if versions is None:
-        versions = await status_store.page_versions(state.db, ids, viewer_id)
+        versions, viewer_version = await status_store.page_versions(state.db, ids, viewer_id)
     status_cache = state.caches.get(STATUS_RENDERINGS)
     account_cache = state.caches.get(ACCOUNT_RENDERINGS)
     entries: dict[int, StatusEntry] = {}
@@ -162,7 +165,7 @@ async def _page(state: State, viewer_id: int | None, ids: list[int], given: dict
         parts={sid: e.parts for sid, e in entries.items()},
         fragments={sid: e.fragment for sid, e in entries.items()},
         account_fragments={aid: e.rendered for aid, e in accounts.items()})
-    return bundle, versions
+    return bundle, viewer_version
 
 
 async def status_bundle(state: State, items: Iterable[Status]) -> StatusBundle:
@@ -192,40 +195,41 @@ def filter_results(filters: list[ActiveFilter], bundle: StatusBundle, now: str |
 
 
 async def viewer_bits(state: State, viewer_id: int, bundle: StatusBundle,
-                      versions: dict[int, PageVersion] | None = None) -> ViewerBits:
-    """The viewer's flags (from `versions`, which read them with the page, or read now), poll votes,
-    reactions and filter verdicts for a bundle: one query when the viewer has no filters and the page
-    has no polls and nothing the viewer reacted to."""
-    ids = list(bundle.statuses)
-    if versions is None:
-        versions = await status_store.page_versions(state.db, ids, viewer_id)
+                      viewer: viewers.ViewerState) -> ViewerBits:
+    """The viewer's flags, poll votes, reactions and filter verdicts for a bundle, from the viewer's
+    state (`viewer`, checked against the version read with the page): no query when the flags of the
+    page's statuses are kept, the page has no polls and nothing the viewer reacted to."""
+    found = await viewers.flags(state, viewer_id, viewer, list(bundle.statuses))
     flags = ViewerFlags(set(), set(), set(), set())
     reacted_ids = []
-    for sid, v in versions.items():
-        if v.favourited:
-            flags.favourited.add(sid)
-        if v.reblogged:
-            flags.reblogged.add(sid)
-        if v.bookmarked:
-            flags.bookmarked.add(sid)
-        if v.pinned:
-            flags.pinned.add(sid)
-        if v.reacted:
-            reacted_ids.append(sid)
+    for sid in bundle.statuses:
+        bits = found.get(sid, 0)
+        if bits:
+            if bits & viewer_store.FAVOURITED:
+                flags.favourited.add(sid)
+            if bits & viewer_store.REBLOGGED:
+                flags.reblogged.add(sid)
+            if bits & viewer_store.BOOKMARKED:
+                flags.bookmarked.add(sid)
+            if bits & viewer_store.PINNED:
+                flags.pinned.add(sid)
+            if bits & viewer_store.REACTED:
+                reacted_ids.append(sid)
     votes = await poll_store.own_votes(state.db, viewer_id, [p.id for p in bundle.polls.values()]) if bundle.polls else {}
-    filters = await filter_service.active_filters(state.db, viewer_id)
     reacted: dict[int, set[str]] = {}
     if reacted_ids:
         counts = await reaction_store.counts_for(state.db, reacted_ids, viewer_id)
-        reacted = {sid: {name for name, _, me in found if me} for sid, found in counts.items()}
-    return ViewerBits(viewer_id=viewer_id, flags=flags, votes=votes, filtered=filter_results(filters, bundle),
+        reacted = {sid: {name for name, _, me in got if me} for sid, got in counts.items()}
+    return ViewerBits(viewer_id=viewer_id, flags=flags, votes=votes, filtered=filter_results(viewer.filters, bundle),
                       reacted=reacted)
 
 
 async def status_page(state: State, viewer_id: int | None, items: list[Status], cursor_ids: list[int] | None = None,
                       with_source: bool = False) -> StatusPage:
-    bundle, versions = await _page(state, viewer_id, [s.id for s in items], {s.id: s for s in items})
-    viewer = await viewer_bits(state, viewer_id, bundle, versions) if viewer_id is not None and items else None
+    bundle, viewer_version = await _page(state, viewer_id, [s.id for s in items], {s.id: s for s in items})
+    viewer = None
+    if viewer_id is not None and items:
+        viewer = await viewer_bits(state, viewer_id, bundle, await viewers.at_version(state, viewer_id, viewer_version))
     return StatusPage(items=items, bundle=bundle, viewer=viewer,
                       cursor_ids=cursor_ids if cursor_ids is not None else [s.id for s in items],
                       with_source=with_source)
@@ -233,12 +237,18 @@ async def status_page(state: State, viewer_id: int | None, items: list[Status], 
 
 async def statuses_by_ids(state: State, viewer_id: int | None, ids: list[int],
                           cursor_ids: list[int] | None = None,
-                          versions: dict[int, PageVersion] | None = None) -> StatusPage:
+                          versions: dict[int, PageVersion] | None = None,
+                          viewer_state: viewers.ViewerState | None = None) -> StatusPage:
     """The statuses with these ids that still exist, in this order; paging follows `cursor_ids`
-    (by default these ids, whether or not they were found). `versions`: see `_page`."""
-    bundle, versions = await _page(state, viewer_id, ids, versions=versions)
+    (by default these ids, whether or not they were found). `versions`: see `_page`; with them, the
+    viewer's state checked against the viewer's version read with them."""
+    bundle, viewer_version = await _page(state, viewer_id, ids, versions=versions)
     items = [bundle.statuses[i] for i in ids if i in bundle.statuses]
-    viewer = await viewer_bits(state, viewer_id, bundle, versions) if viewer_id is not None and items else None
+    viewer = None
+    if viewer_id is not None and items:
+        if viewer_state is None:
+            viewer_state = await viewers.at_version(state, viewer_id, viewer_version)
+        viewer = await viewer_bits(state, viewer_id, bundle, viewer_state)
     return StatusPage(items=items, bundle=bundle, viewer=viewer, cursor_ids=cursor_ids if cursor_ids is not None else ids)
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 from server.domain.paging import Page
 from server.domain.records import Account
 from server.render.bundles import StatusPage
-from server.services import loaders
+from server.services import loaders, viewers
 from server.state import State
 from server.storage import relations, timelines
 from server.storage import statuses as status_store
+from server.storage import viewers as viewer_store
 
 
 async def _hidden(state: State, viewer: Account | None) -> set[int]:
@@ -19,9 +20,19 @@ async def _hidden(state: State, viewer: Account | None) -> set[int]:
 
 
 async def home(state: State, viewer_id: int, page: Page) -> StatusPage:
-    hidden = await relations.hidden_account_ids(state.db, viewer_id)
-    ids, versions = await timelines.home_versions(state.db, viewer_id, page, hidden)
-    return loaders.without_hidden(await loaders.statuses_by_ids(state, viewer_id, ids, versions=versions), "home")
+    """The viewer's home feed, leaving out the accounts hidden from them as their kept state says; the
+    viewer's version read with the page says whether that state was current (if not, read it and the
+    page again; a viewer changing their state faster than this keeps the last page read)."""
+    viewer = await viewers.kept_or_read(state, viewer_id)
+    for attempt in range(3):
+        ids, versions, version = await timelines.home_versions(state.db, viewer_id, page, viewer.hidden)
+        if version is None:  # an empty page reads no version
+            version = await viewer_store.version(state.db, viewer_id)
+        if version == viewer.version or attempt == 2:
+            break
+        viewer = await viewers.at_version(state, viewer_id, version)
+    found = await loaders.statuses_by_ids(state, viewer_id, ids, versions=versions, viewer_state=viewer)
+    return loaders.without_hidden(found, "home")
 
 
 async def public(state: State, viewer: Account | None, page: Page, *, local: bool, remote: bool,

@@ -6,9 +6,10 @@ from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from server.domain.enums import Visibility
-from server.domain.records import Status, StatusEdit, ViewerFlags, columns
+from server.domain.records import Status, StatusEdit, columns
 from server.ids import new_id, now_iso
 from server.ports import Reader, Tx
+from server.storage import viewers as viewer_store
 from server.storage.paging import Page, window
 
 STATUS_COLS = columns(Status)
@@ -69,37 +70,25 @@ async def get_many_versioned(db: Reader, ids: Iterable[int]) -> dict[int, tuple[
 
 class PageVersion(NamedTuple):
     """What a page needs to know per status to serve it from memory: its version, its author and the
-    author's version (None when the account is gone), what it boosts, and the viewer's flags on it
-    (False without a viewer)."""
+    author's version (None when the account is gone), and what it boosts. The viewer's flags come from
+    the viewer's state (server/services/viewers.py), checked by the viewer's version read with them."""
     version: int
     account_id: int
     account_version: int | None
     reblog_of_id: int | None
-    favourited: bool
-    reblogged: bool
-    bookmarked: bool
-    pinned: bool
-    reacted: bool
 
 
-def version_columns(alias: str, viewer: bool) -> str:
+VERSION_WIDTH = 5  # the columns version_columns gives
+
+
+def version_columns(alias: str) -> str:
     """The columns `page_version` reads for the status `alias` (joined to its author as `alias`a by
-    `version_joins`); with a viewer (parameter ?1), the viewer's flags as EXISTS subqueries, so that the
-    query's join stays small (as joins, a home page's two statuses made a 13-table join that
-    PostgreSQL spent ~12 ms planning for a 0.7 ms execution)."""
+    `version_joins`)."""
     a = alias
-    if not viewer:
-        return f"{a}.id, {a}.version, {a}.account_id, {a}a.version, {a}.reblog_of_id, 0, 0, 0, 0, 0"
-    return (f"{a}.id, {a}.version, {a}.account_id, {a}a.version, {a}.reblog_of_id,"
-            f" EXISTS (SELECT 1 FROM favourites {a}f WHERE {a}f.account_id = ?1 AND {a}f.status_id = {a}.id),"
-            f" EXISTS (SELECT 1 FROM statuses {a}b WHERE {a}b.account_id = ?1 AND {a}b.reblog_of_id = {a}.id"
-            f" AND {a}b.deleted_at IS NULL),"
-            f" EXISTS (SELECT 1 FROM bookmarks {a}k WHERE {a}k.account_id = ?1 AND {a}k.status_id = {a}.id),"
-            f" EXISTS (SELECT 1 FROM pins {a}p WHERE {a}p.account_id = ?1 AND {a}p.status_id = {a}.id),"
-            f" EXISTS (SELECT 1 FROM status_reactions {a}e WHERE {a}e.account_id = ?1 AND {a}e.status_id = {a}.id)")
+    return f"{a}.id, {a}.version, {a}.account_id, {a}a.version, {a}.reblog_of_id"
 
 
-def version_joins(alias: str, viewer: bool) -> str:
+def version_joins(alias: str) -> str:
     """The join `version_columns` needs: the status's author (one row at most)."""
     return f" LEFT JOIN accounts {alias}a ON {alias}a.id = {alias}.account_id"
 
@@ -109,20 +98,21 @@ def page_version(row: Any, at: int = 0) -> tuple[int, PageVersion] | None:
     sid = row[at]
     if sid is None:
         return None
-    return sid, PageVersion(row[at + 1], row[at + 2], row[at + 3], row[at + 4], bool(row[at + 5]), bool(row[at + 6]),
-                            bool(row[at + 7]), bool(row[at + 8]), bool(row[at + 9]))
+    return sid, PageVersion(row[at + 1], row[at + 2], row[at + 3], row[at + 4])
 
 
-async def page_versions(db: Reader, ids: list[int], viewer_id: int | None) -> dict[int, PageVersion]:
+async def page_versions(db: Reader, ids: list[int], viewer_id: int | None) -> tuple[dict[int, PageVersion], int | None]:
     """For a page of status ids, and the statuses they boost: the versions of each status and of its
-    author, with the viewer's flags on it, in one query. Statuses that no longer exist are absent."""
+    author, in one query, with the viewer's version (None without a viewer or statuses). Statuses that
+    no longer exist are absent."""
     if not ids:
-        return {}
+        return {}, None
     viewer = viewer_id is not None
     first = 2 if viewer else 1  # ?1 is the viewer when there is one
     marks = ",".join(f"?{i + first}" for i in range(len(ids)))
     # The page's statuses, then the ones they boost (a status may be both: the dict keeps one).
-    select, joins = f"SELECT {version_columns('s', viewer)}", version_joins("s", viewer)
+    extra = f", {viewer_store.VERSION_COLUMN}" if viewer else ", NULL"
+    select, joins = f"SELECT {version_columns('s')}{extra}", version_joins("s")
     rows = await db.fetchall(
         f"{select} FROM statuses s{joins} WHERE s.id IN ({marks})"
         f" UNION ALL {select} FROM statuses r JOIN statuses s ON s.id = r.reblog_of_id{joins} WHERE r.id IN ({marks})",
@@ -132,7 +122,7 @@ async def page_versions(db: Reader, ids: list[int], viewer_id: int | None) -> di
         found = page_version(row)
         if found is not None:
             out[found[0]] = found[1]
-    return out
+    return out, (rows[0][VERSION_WIDTH] if rows else None)
 
 
 async def reblog_by(db: Reader, account_id: int, status_id: int) -> Status | None:
@@ -269,26 +259,6 @@ async def set_flag(tx: Tx, table: str, account_id: int, status_id: int, on: bool
 
 async def count_pins(db: Reader, account_id: int) -> int:
     return await db.fetchval("SELECT count(*) FROM pins WHERE account_id = ?", (account_id,)) or 0
-
-
-async def viewer_flags(db: Reader, viewer_id: int, status_ids: list[int]) -> ViewerFlags:
-    """Which of these statuses the viewer favourited, reblogged, bookmarked or pinned: one query."""
-    if not status_ids:
-        return ViewerFlags(set(), set(), set(), set())
-    # Numbered placeholders: ?1 is the viewer, ?2.. the ids, reused by every branch.
-    marks = ",".join(f"?{i + 2}" for i in range(len(status_ids)))
-    rows = await db.fetchall(
-        f"SELECT 'f', status_id FROM favourites WHERE account_id = ?1 AND status_id IN ({marks})"
-        f" UNION ALL SELECT 'r', reblog_of_id FROM statuses WHERE account_id = ?1 AND deleted_at IS NULL"
-        f"   AND reblog_of_id IN ({marks})"
-        f" UNION ALL SELECT 'b', status_id FROM bookmarks WHERE account_id = ?1 AND status_id IN ({marks})"
-        f" UNION ALL SELECT 'p', status_id FROM pins WHERE account_id = ?1 AND status_id IN ({marks})",
-        [viewer_id, *status_ids])
-    flags = ViewerFlags(set(), set(), set(), set())
-    sets = {"f": flags.favourited, "r": flags.reblogged, "b": flags.bookmarked, "p": flags.pinned}
-    for kind, sid in rows:
-        sets[kind].add(sid)
-    return flags
 
 
 # -- threads -------------------------------------------------------------------------------------

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from server.ports import Reader, Tx
+from server.storage import viewers as viewer_store
 from server.storage.paging import Page, newest_first, window
-from server.storage.statuses import PageVersion, page_version, version_columns, version_joins
+from server.storage.statuses import VERSION_WIDTH, PageVersion, page_version, version_columns, version_joins
 
 
-def _not_hidden(hidden: set[int], params: list[Any]) -> str:
+def _not_hidden(hidden: Collection[int], params: list[Any]) -> str:
     """Exclude posts by, and boosts of posts by, hidden accounts."""
     if not hidden:
         return ""
@@ -57,28 +58,29 @@ async def home(db: Reader, viewer_id: int, page: Page, hidden: set[int]) -> list
         params, page)
 
 
-async def home_versions(db: Reader, viewer_id: int, page: Page, hidden: set[int]
-                        ) -> tuple[list[int], dict[int, PageVersion]]:
+async def home_versions(db: Reader, viewer_id: int, page: Page, hidden: Collection[int]
+                        ) -> tuple[list[int], dict[int, PageVersion], int | None]:
     """`home`, reading with each status what serving it from memory needs (statuses.page_versions):
-    its version and its author's, the status it boosts with theirs, and the viewer's flags on both, in
-    the same query."""
+    its version and its author's and the status it boosts with theirs, and the viewer's version (None
+    when the page is empty), all in the same query: `hidden` is current if that version is the one it
+    was read at."""
     cond, params, order = window("h.status_id", page)
     params = [viewer_id, *params]
     hidden_sql = _not_hidden(hidden, params)
     params.append(page.limit)
     rows = newest_first(await db.fetchall(
-        f"SELECT {version_columns('s', True)}, {version_columns('o', True)}"
-        f" FROM home_feed h JOIN statuses s ON s.id = h.status_id{version_joins('s', True)}"
-        f" LEFT JOIN statuses o ON o.id = s.reblog_of_id{version_joins('o', True)}"
+        f"SELECT {version_columns('s')}, {version_columns('o')}, {viewer_store.VERSION_COLUMN}"
+        f" FROM home_feed h JOIN statuses s ON s.id = h.status_id{version_joins('s')}"
+        f" LEFT JOIN statuses o ON o.id = s.reblog_of_id{version_joins('o')}"
         f" WHERE h.account_id = ?1 AND s.deleted_at IS NULL{cond}{hidden_sql} ORDER BY {order} LIMIT ?",
         params), page)
     versions: dict[int, PageVersion] = {}
     for row in rows:
-        for at in (0, 10):
+        for at in (0, VERSION_WIDTH):
             found = page_version(row, at)
             if found is not None:
                 versions[found[0]] = found[1]
-    return [row[0] for row in rows], versions
+    return [row[0] for row in rows], versions, (rows[0][2 * VERSION_WIDTH] if rows else None)
 
 
 # Accounts that moderators silenced (Mastodon's "limit") stay out of the public and tag timelines.

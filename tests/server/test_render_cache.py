@@ -3,8 +3,9 @@ show a stale entry: every change that alters a timeline entry shows in the very 
 status and notification responses, for the actor and for another viewer, whether the change was made
 through this process, through a second one serving the same database, or by any other writer of the
 database (the inbox of another process, say); what is per viewer (favourited, reblogged, bookmarked,
-pinned, filtered, own poll votes, own reactions) stays per viewer; and the timelines, which splice
-kept bytes, answer exactly what the single-status endpoint renders."""
+pinned, filtered, own poll votes, own reactions) stays per viewer, and what a process keeps of it
+(server/services/viewers.py) follows every writer and the clock; and the timelines, which splice kept
+bytes, answer exactly what the single-status endpoint renders."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from PIL import Image
 from tests.conftest import Instance
 from tests.server.shared_instance import start_site, wait_for
 
-USERS = ("alice", "bob", "carol", "dave")
+USERS = ("alice", "bob", "carol", "dave", "erin", "frank")
 
 
 @pytest.fixture(scope="module")
@@ -331,3 +332,74 @@ def test_avatar_changes_and_writes_by_any_other_writer_show_at_once(site):
     inst.sql("UPDATE media_attachments SET status_id = ? WHERE id = (SELECT max(id) FROM media_attachments)",
              (int(post["id"]),))
     assert len(entry(bob, post["id"])["media_attachments"]) == 1
+
+
+def test_a_viewers_kept_state_follows_every_writer_and_the_clock(site):
+    """What a process keeps of a viewer (hidden accounts, filters, flags) is checked against the viewer's
+    version with every page: a block of the viewer by someone else, rows written straight into the
+    database (as another process's inbox would), an account first seen on a domain the viewer blocked,
+    and a timed mute and a timed filter that end without any write all show in the next page; and the
+    flags stay right across pages beyond what is kept."""
+    erin, frank = site.api("erin"), site.api("frank")
+    erin_id, frank_id = int(erin.me()["id"]), int(frank.me()["id"])
+    erin.account_follow(frank_id)
+    post = frank.status_post("For erin: parsnip")
+    for _ in range(2):  # read, then kept
+        assert entry(erin, post["id"])["favourited"] is False
+    inst, now = site.inst, "2026-01-01T00:00:00.000Z"
+
+    # Written by another writer of the database: a block of erin by frank, erin's favourite.
+    inst.sql("INSERT INTO blocks (id, account_id, target_account_id, created_at) VALUES (?, ?, ?, ?)",
+             (int(post["id"]) + 11, frank_id, erin_id, now))
+    assert post["id"] not in home_ids(site, "erin")
+    inst.sql("DELETE FROM blocks WHERE account_id = ? AND target_account_id = ?", (frank_id, erin_id))
+    assert post["id"] in home_ids(site, "erin")
+    inst.sql("INSERT INTO favourites (id, account_id, status_id, created_at) VALUES (?, ?, ?, ?)",
+             (int(post["id"]) + 12, erin_id, int(post["id"]), now))
+    assert raw_entry(site, "erin", post["id"])["favourited"] is True
+    inst.sql("DELETE FROM favourites WHERE account_id = ? AND status_id = ?", (erin_id, int(post["id"])))
+    assert raw_entry(site, "erin", post["id"])["favourited"] is False
+
+    # A domain blocked first, its account seen afterwards (with a status in erin's feed).
+    erin.domain_block("near.example")
+    raw_home(site, "erin")  # the state kept without the account
+    remote_id, status_id = int(post["id"]) + 13, int(post["id"]) + 14
+    inst.sql("INSERT INTO accounts (id, username, domain, uri, url, created_at, updated_at) VALUES"
+             " (?, 'near', 'near.example', 'https://near.example/users/near', 'https://near.example/@near', ?, ?)",
+             (remote_id, now, now))
+    inst.sql("INSERT INTO statuses (id, uri, url, account_id, local, content, source_text, spoiler_text, visibility,"
+             " sensitive, created_at) VALUES (?, 'https://near.example/s/1', 'https://near.example/s/1', ?, 0,"
+             " '<p>from nearby</p>', '', '', 'public', 0, ?)", (status_id, remote_id, now))
+    inst.sql("INSERT INTO home_feed (account_id, status_id) VALUES (?, ?)", (erin_id, status_id))
+    assert str(status_id) not in [s["id"] for s in raw_home(site, "erin")]
+    erin.domain_unblock("near.example")
+    assert str(status_id) in [s["id"] for s in raw_home(site, "erin")]
+
+    # A timed mute and a timed filter end by themselves.
+    erin.account_mute(frank_id, duration=2)
+    assert post["id"] not in home_ids(site, "erin")
+    wait_for(lambda: post["id"] in home_ids(site, "erin"))
+    made = requests.post(f"{inst.base_url}/api/v2/filters", headers=site.auth("erin"), timeout=10,
+                         json={"title": "roots", "context": ["home"], "filter_action": "hide", "expires_in": 2,
+                               "keywords_attributes": [{"keyword": "parsnip"}]})
+    assert made.status_code == 200, made.text
+    assert post["id"] not in home_ids(site, "erin")
+    wait_for(lambda: post["id"] in home_ids(site, "erin"))
+
+    # Flags over more statuses than a viewer's kept state holds: right on every page, read twice.
+    posts = [frank.status_post(f"Numbered {n}") for n in range(60)]
+    liked = {p["id"] for p in posts[::7]}
+    for p in posts[::7]:
+        erin.status_favourite(p["id"])
+    wait_for(lambda: posts[-1]["id"] in home_ids(site, "erin"))
+    for _ in range(2):
+        seen, max_id = [], None
+        while True:
+            page = erin.timeline_home(limit=40, max_id=max_id)
+            if not page:
+                break
+            seen += page
+            max_id = page[-1]["id"]
+        mine = {s["id"]: s["favourited"] for s in seen if s["id"] in {p["id"] for p in posts}}
+        assert len(mine) == len(posts)
+        assert {sid for sid, favourited in mine.items() if favourited} == liked
