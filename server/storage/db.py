@@ -27,7 +27,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from time import perf_counter
+from time import monotonic, perf_counter
 from typing import Any
 
 import aiosqlite
@@ -261,6 +261,8 @@ class Database:
         self._write_lock = asyncio.Lock()
         self._checkpointer: aiosqlite.Connection | None = None
         self._checkpoint_task: asyncio.Task[None] | None = None
+        self._commits = 0  # since the last background checkpoint
+        self.background_checkpoints = 0
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -282,8 +284,12 @@ class Database:
     def start_maintenance(self) -> None:
         self.start_background_checkpoints()
 
-    def start_background_checkpoints(self, every: float = 2.0) -> None:
-        """Copy the WAL back into the database off the write path, on a connection of its own."""
+    def start_background_checkpoints(self, every: float = 2.0, busy_every: float = 0.25, busy_commits: int = 20) -> None:
+        """Copy the WAL back into the database off the write path, on a connection of its own: every
+        `every` seconds, and every `busy_every` seconds while more than `busy_commits` transactions
+        commit in between (a burst of fan-outs writes megabytes a second; left for two seconds, the WAL
+        outgrows the writer's automatic checkpoint, which then runs inside a commit and stalls every
+        writer waiting behind it)."""
         async def loop() -> None:
             opening = asyncio.ensure_future(_connect(self.path, readonly=False, cache_kb=CHECKPOINTER_CACHE_KB))
             try:
@@ -294,10 +300,15 @@ class Database:
                 with contextlib.suppress(Exception):
                     await (await opening).close()
                 raise
+            last = monotonic()
             while True:
-                await asyncio.sleep(every)
+                await asyncio.sleep(busy_every)
+                if self._commits < busy_commits and monotonic() - last < every:
+                    continue
+                self._commits, last = 0, monotonic()
                 try:
                     await self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    self.background_checkpoints += 1
                 except sqlite3.Error as exc:
                     log.warning("background checkpoint failed: %s", exc)
         self._checkpoint_task = asyncio.get_running_loop().create_task(loop(), name="sqlite checkpoints")
@@ -398,6 +409,7 @@ class Database:
                 raise
             else:
                 await self._writer.execute("COMMIT")
+                self._commits += 1
             finally:
                 DB_TRANSACTION.observe(perf_counter() - started)
         for callback in tx.committed:
