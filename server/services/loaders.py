@@ -252,6 +252,20 @@ async def statuses_by_ids(state: State, viewer_id: int | None, ids: list[int],
     return StatusPage(items=items, bundle=bundle, viewer=viewer, cursor_ids=cursor_ids if cursor_ids is not None else ids)
 
 
+async def statuses_read_with(state: State, viewer_id: int, ids: list[int],
+                             viewer_state: viewers.ViewerState) -> StatusPage | None:
+    """`statuses_by_ids` for ids a query read leaving out the accounts `viewer_state` hides: None when
+    the viewer's version, read with the page, says that state was not the current one."""
+    bundle, viewer_version = await _page(state, viewer_id, ids)
+    if viewer_version is None:  # no status found: nothing read the version
+        viewer_version = await viewer_store.version(state.db, viewer_id)
+    if viewer_version != viewer_state.version:
+        return None
+    items = [bundle.statuses[i] for i in ids if i in bundle.statuses]
+    viewer = await viewer_bits(state, viewer_id, bundle, viewer_state) if items else None
+    return StatusPage(items=items, bundle=bundle, viewer=viewer, cursor_ids=ids)
+
+
 def hidden(page: StatusPage, status_id: int, context: str) -> bool:
     return page.viewer is not None and filter_rules.hides(page.viewer.filtered.get(status_id), context)
 

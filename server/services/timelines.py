@@ -5,6 +5,8 @@ unfiltered ids)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Collection
+
 from server.domain.paging import Page
 from server.domain.records import Account
 from server.render.bundles import StatusPage
@@ -15,8 +17,21 @@ from server.storage import statuses as status_store
 from server.storage import viewers as viewer_store
 
 
-async def _hidden(state: State, viewer: Account | None) -> set[int]:
-    return await relations.hidden_account_ids(state.db, viewer.id) if viewer else set()
+async def _without_hidden_accounts(state: State, viewer: Account | None,
+                                   read: Callable[[Collection[int]], Awaitable[list[int]]], context: str) -> StatusPage:
+    """The statuses whose ids `read` gives when told which accounts to leave out: those hidden from the
+    viewer as their kept state says, checked by the viewer's version read with the page (if it moved,
+    the state and the page are read again)."""
+    if viewer is None:
+        return loaders.without_hidden(await loaders.statuses_by_ids(state, None, await read(())), context)
+    kept = await viewers.kept_or_read(state, viewer.id)
+    for _ in range(2):
+        found = await loaders.statuses_read_with(state, viewer.id, await read(kept.hidden), kept)
+        if found is not None:
+            return loaders.without_hidden(found, context)
+        kept = await viewers.at_version(state, viewer.id, None)
+    # A viewer changing their state faster than pages are read: this last read is as good as any.
+    return loaders.without_hidden(await loaders.statuses_by_ids(state, viewer.id, await read(kept.hidden)), context)
 
 
 async def home(state: State, viewer_id: int, page: Page) -> StatusPage:
@@ -37,20 +52,20 @@ async def home(state: State, viewer_id: int, page: Page) -> StatusPage:
 
 async def public(state: State, viewer: Account | None, page: Page, *, local: bool, remote: bool,
                  only_media: bool) -> StatusPage:
-    ids = await timelines.public(state.db, page, await _hidden(state, viewer), signed_in=viewer is not None,
-                                 local=local, remote=remote, only_media=only_media)
-    page_ = await loaders.statuses_by_ids(state, viewer.id if viewer else None, ids)
-    return loaders.without_hidden(page_, "public")
+    async def read(hidden: Collection[int]) -> list[int]:
+        return await timelines.public(state.db, page, hidden, signed_in=viewer is not None, local=local,
+                                      remote=remote, only_media=only_media)
+    return await _without_hidden_accounts(state, viewer, read, "public")
 
 
 async def tag(state: State, viewer: Account | None, name: str, page: Page, *, local: bool) -> StatusPage:
     tag_id = await status_store.tag_id(state.db, name.lstrip("#"))
-    ids: list[int] = []
-    if tag_id is not None:
-        ids = await timelines.tag(state.db, tag_id, page, await _hidden(state, viewer), signed_in=viewer is not None,
-                                  local=local)
-    page_ = await loaders.statuses_by_ids(state, viewer.id if viewer else None, ids)
-    return loaders.without_hidden(page_, "public")
+
+    async def read(hidden: Collection[int]) -> list[int]:
+        if tag_id is None:
+            return []
+        return await timelines.tag(state.db, tag_id, page, hidden, signed_in=viewer is not None, local=local)
+    return await _without_hidden_accounts(state, viewer, read, "public")
 
 
 async def account_statuses(state: State, viewer: Account | None, account: Account, page: Page, *,

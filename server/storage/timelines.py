@@ -88,7 +88,7 @@ NOT_SILENCED = (" AND NOT EXISTS (SELECT 1 FROM account_moderation am"
                 " WHERE am.account_id = s.account_id AND am.silenced_at IS NOT NULL)")
 
 
-async def public(db: Reader, page: Page, hidden: set[int], *, signed_in: bool, local: bool = False,
+async def public(db: Reader, page: Page, hidden: Collection[int], *, signed_in: bool, local: bool = False,
                  remote: bool = False, only_media: bool = False) -> list[int]:
     """The public timeline; local-only posts only for signed-in users of this instance."""
     cond, params, order = window("s.id", page)
@@ -107,7 +107,7 @@ async def public(db: Reader, page: Page, hidden: set[int], *, signed_in: bool, l
                       params, page)
 
 
-async def tag(db: Reader, tag_id: int, page: Page, hidden: set[int], *, signed_in: bool,
+async def tag(db: Reader, tag_id: int, page: Page, hidden: Collection[int], *, signed_in: bool,
               local: bool = False) -> list[int]:
     cond, params, order = window("st.status_id", page)
     params = [tag_id, *params]

@@ -348,11 +348,18 @@ def test_a_viewers_kept_state_follows_every_writer_and_the_clock(site):
         assert entry(erin, post["id"])["favourited"] is False
     inst, now = site.inst, "2026-01-01T00:00:00.000Z"
 
+    def public_ids() -> list[int]:
+        return [s["id"] for s in erin.timeline_public(limit=40)]
+    for _ in range(2):
+        assert post["id"] in public_ids()
+
     # Written by another writer of the database: a block of erin by frank, erin's favourite.
     inst.sql("INSERT INTO blocks (id, account_id, target_account_id, created_at) VALUES (?, ?, ?, ?)",
              (int(post["id"]) + 11, frank_id, erin_id, now))
     assert post["id"] not in home_ids(site, "erin")
+    assert post["id"] not in public_ids()
     inst.sql("DELETE FROM blocks WHERE account_id = ? AND target_account_id = ?", (frank_id, erin_id))
+    assert post["id"] in public_ids()
     assert post["id"] in home_ids(site, "erin")
     inst.sql("INSERT INTO favourites (id, account_id, status_id, created_at) VALUES (?, ?, ?, ?)",
              (int(post["id"]) + 12, erin_id, int(post["id"]), now))
