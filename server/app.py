@@ -338,8 +338,10 @@ def build_state(settings: Settings, db: Store, *, serving: bool) -> tuple[State,
     bus = make_bus(settings) if serving else MemoryBus()
     jobs = JobRuntime(db, bus, holder, paused)
     invalidations = Invalidations(db, bus)
-    state = State(settings, db, bus, outbox, jobs, standard_caches(settings.statuses.render_cache_mb * 1024 * 1024,
-                                                                settings.statuses.account_cache_mb * 1024 * 1024),
+    megabyte = 1024 * 1024
+    caches = standard_caches(settings.statuses.render_cache_mb * megabyte, settings.statuses.account_cache_mb * megabyte,
+                             settings.statuses.viewer_cache_mb * megabyte)
+    state = State(settings, db, bus, outbox, jobs, caches,
                   invalidations,
                   RateLimits(settings, make_counter(settings) if serving else MemoryCounter()),
                   make_file_store(settings))

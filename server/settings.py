@@ -118,6 +118,10 @@ class StatusSettings:
     account_cache_mb: int = setting(
         4, "Megabytes (estimated) of accounts kept in memory as records and encoded JSON for the timelines "
         "(each used only while its version in the database is unchanged).", _not_negative)
+    viewer_cache_mb: int = setting(
+        16, "Megabytes (estimated) of what each reader's own state adds to their pages (accounts hidden from "
+        "them, their filters, their flags on their last pages' statuses), kept in memory for the timelines "
+        "(each used only while the reader's version in the database is unchanged).", _not_negative)
 
 
 @dataclass(frozen=True, kw_only=True)
