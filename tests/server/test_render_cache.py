@@ -70,6 +70,20 @@ def without_volatile(status: dict) -> dict:
     return status
 
 
+def remote_status_in_feed(inst, name: str, reader_id: int, first_id: int) -> int:
+    """A remote account @name@name.example (id `first_id`) and a public status of it (the next id) in
+    the reader's home feed, written straight into the database as the inbox of any process would."""
+    remote_id, status_id, now = first_id, first_id + 1, "2026-01-01T00:00:00.000Z"
+    inst.sql("INSERT INTO accounts (id, username, domain, uri, url, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+             (remote_id, name, f"{name}.example", f"https://{name}.example/users/{name}",
+              f"https://{name}.example/@{name}", now, now))
+    inst.sql("INSERT INTO statuses (id, uri, url, account_id, local, content, source_text, spoiler_text, visibility,"
+             " sensitive, created_at) VALUES (?, ?, ?, ?, 0, '<p>from afar</p>', '', '', 'public', 0, ?)",
+             (status_id, f"https://{name}.example/s/1", f"https://{name}.example/s/1", remote_id, now))
+    inst.sql("INSERT INTO home_feed (account_id, status_id) VALUES (?, ?)", (reader_id, status_id))
+    return status_id
+
+
 def png() -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (8, 8), (200, 30, 30)).save(out, "PNG")
@@ -286,16 +300,7 @@ def test_mutes_blocks_domain_blocks_and_filters_apply_at_once(site):
 
     # A domain block: a remote account's status in dave's feed (written as the inbox would).
     inst = site.inst
-    remote_id, status_id = int(post["id"]) + 1, int(post["id"]) + 2  # newer than anything in the feed
-    now = "2026-01-01T00:00:00.000Z"
-    inst.sql("INSERT INTO accounts (id, username, domain, uri, url, created_at, updated_at)"
-             " VALUES (?, 'far', 'far.example', 'https://far.example/users/far', 'https://far.example/@far', ?, ?)",
-             (remote_id, now, now))
-    inst.sql("INSERT INTO statuses (id, uri, url, account_id, local, content, source_text, spoiler_text, visibility,"
-             " sensitive, created_at) VALUES (?, 'https://far.example/s/1', 'https://far.example/s/1', ?, 0,"
-             " '<p>from afar</p>', '', '', 'public', 0, ?)", (status_id, remote_id, now))
-    dave_id = int(dave.me()["id"])
-    inst.sql("INSERT INTO home_feed (account_id, status_id) VALUES (?, ?)", (dave_id, status_id))
+    status_id = remote_status_in_feed(inst, "far", int(dave.me()["id"]), int(post["id"]) + 1)
     assert raw_entry(site, "dave", status_id)["account"]["acct"] == "far@far.example"
     dave.domain_block("far.example")
     assert str(status_id) not in [s["id"] for s in raw_home(site, "dave")]
@@ -370,14 +375,7 @@ def test_a_viewers_kept_state_follows_every_writer_and_the_clock(site):
     # A domain blocked first, its account seen afterwards (with a status in erin's feed).
     erin.domain_block("near.example")
     raw_home(site, "erin")  # the state kept without the account
-    remote_id, status_id = int(post["id"]) + 13, int(post["id"]) + 14
-    inst.sql("INSERT INTO accounts (id, username, domain, uri, url, created_at, updated_at) VALUES"
-             " (?, 'near', 'near.example', 'https://near.example/users/near', 'https://near.example/@near', ?, ?)",
-             (remote_id, now, now))
-    inst.sql("INSERT INTO statuses (id, uri, url, account_id, local, content, source_text, spoiler_text, visibility,"
-             " sensitive, created_at) VALUES (?, 'https://near.example/s/1', 'https://near.example/s/1', ?, 0,"
-             " '<p>from nearby</p>', '', '', 'public', 0, ?)", (status_id, remote_id, now))
-    inst.sql("INSERT INTO home_feed (account_id, status_id) VALUES (?, ?)", (erin_id, status_id))
+    status_id = remote_status_in_feed(inst, "near", erin_id, int(post["id"]) + 13)
     assert str(status_id) not in [s["id"] for s in raw_home(site, "erin")]
     erin.domain_unblock("near.example")
     assert str(status_id) in [s["id"] for s in raw_home(site, "erin")]
