@@ -45,11 +45,10 @@ async def _load(state: State, viewer_id: int) -> ViewerState:
     # The version first: what is read after it is at least as new, so a change in between shows as a
     # newer version at the next page and the state is read again.
     version = await store.version(db, viewer_id)
-    now = now_iso()
     hidden = await relations.hidden_account_ids(db, viewer_id)
-    ends = [e for e in (await streaming_store.next_mute_expiry(db, viewer_id, now),) if e]
+    first_mute_end = await streaming_store.next_mute_expiry(db, viewer_id, now_iso())
     filters = await filter_service.active_filters(db, viewer_id)
-    ends += [f.expires_at for f in filters if f.expires_at]
+    ends = [e for e in (first_mute_end, *(f.expires_at for f in filters)) if e]
     found = ViewerState(version=version, hidden=frozenset(hidden), filters=filters,
                         ends_at=min(parse_iso(e).timestamp() for e in ends) if ends else None)
     state.caches.get(VIEWER_STATES).put(viewer_id, found)
