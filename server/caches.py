@@ -8,6 +8,7 @@ database or the bus.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -15,22 +16,24 @@ from cachetools import Cache, TTLCache
 
 
 class LRU:
-    """Least recently used first out, on a plain dict (which keeps insertion order): a hit moves the key
-    to the end with two dict operations, where cachetools' LRUCache keeps a second ordered structure
-    (a hit costs a few microseconds there, and a timeline page looks up some forty entries)."""
+    """Least recently used first out, on an OrderedDict: a hit moves the key to the end and an eviction
+    takes the first, each one C call. (cachetools' LRUCache keeps a second ordered structure in Python,
+    a few microseconds a hit, and a timeline page looks up some forty entries; a plain dict, popped
+    from the front, leaves deleted slots that every later `next(iter(...))` walks over again: about
+    5 µs an eviction in a full cache, against 0.8 µs here.)"""
 
     def __init__(self, maxsize: float, getsizeof: Callable[[Any], float] | None = None) -> None:
-        self._items: dict[Hashable, tuple[Any, float]] = {}
+        self._items: OrderedDict[Hashable, tuple[Any, float]] = OrderedDict()
         self._limit = maxsize
         self._used = 0.0
         self._size_of = getsizeof
 
     def get(self, key: Hashable, default: Any = None) -> Any:
         items = self._items
-        found = items.pop(key, None)
+        found = items.get(key)
         if found is None:
             return default
-        items[key] = found
+        items.move_to_end(key)
         return found[0]
 
     def __setitem__(self, key: Hashable, value: Any) -> None:
@@ -40,7 +43,7 @@ class LRU:
         self.pop(key)
         items = self._items
         while items and self._used + size > self._limit:
-            self._used -= items.pop(next(iter(items)))[1]
+            self._used -= items.popitem(last=False)[1][1]
         items[key] = (value, size)
         self._used += size
 
