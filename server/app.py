@@ -18,7 +18,7 @@ from server import metrics
 from server.bus import make_bus
 from server.bus.memory import MemoryBus
 from server.bus.relay import BusUnavailable
-from server.caches import TOKENS, standard_caches
+from server.caches import ACCOUNT_RENDERINGS, STATUS_RENDERINGS, TOKENS, standard_caches
 from server.http import activitypub, oauth, oidc, ops, scim, wellknown
 from server.http import web as web_pages
 from server.http.base import STATE, Handler, credentials, error_response, json_response
@@ -356,6 +356,9 @@ def build_state(settings: Settings, db: Store, *, serving: bool) -> tuple[State,
     invalidations.on(Invalidation.ACCESS, access_changed)
     invalidations.on(Invalidation.BOUNDARY, lambda _: state.boundary.invalidate())
     invalidations.on(Invalidation.TRENDS, lambda _: state.caches.invalidate("trends"))
+    statuses_kept, accounts_kept = caches.get(STATUS_RENDERINGS), caches.get(ACCOUNT_RENDERINGS)
+    invalidations.on(Invalidation.STATUS, lambda key: statuses_kept.invalidate(int(key)))
+    invalidations.on(Invalidation.ACCOUNT, lambda key: accounts_kept.invalidate(int(key)))
     node_lease = NodeLease(db, holder)
     catalog.subscribe(state, outbox)
     catalog.declare(state, outbox, node_lease, invalidations)

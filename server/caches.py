@@ -119,13 +119,13 @@ class Caches:
 # The caches every process has, with their owners.
 TOKENS = "tokens"  # bearer-token hash → (credentials or None); owner: server/services/oauth.py
 # status id → what rendering a status needs that is the same for every viewer (its record, its rendered
-# parts, poll, reaction counts and the start of its JSON, encoded), with the status's version; account
-# id → the account's record and encoded JSON, with its version. Owner: server/services/loaders.py.
-# Every change to a status or an account, or to what its rendering shows, advances its version in the
-# database (triggers, schema 0037), and each page reads the current versions in its own query (the
-# timeline's, or one for the page's ids): an entry is used only when its version is the current one,
-# so no process (this one or another sharing the database) can serve a stale one, and nothing needs
-# invalidating; entries superseded by a newer version are replaced when next read, the rest age out.
+# parts, poll, reaction counts and the start of its JSON, encoded); account id → the account's record
+# and encoded JSON. Owner: server/services/loaders.py. Every change to what a status or an account
+# renders as advances its version in the database (triggers, schema 0037), and every such change, or
+# the row's removal, writes a row in the invalidation feed (schema 0039, same transaction). Each page
+# first reads the feed's new rows (server/jobs/invalidations.py `catch_up`), which drop the entries
+# they name, so an entry that is still here is current for every request that began after the change
+# was committed, in this process or another sharing the database.
 STATUS_RENDERINGS = "status_renderings"
 ACCOUNT_RENDERINGS = "account_renderings"
 # viewer id → the accounts hidden from the viewer, their active filters and their flags on the statuses

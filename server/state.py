@@ -41,11 +41,23 @@ class Invalidation(StrEnum):
     ACCESS = "access"  # key: an account id; its tokens, password, suspension or role changed
     BOUNDARY = "boundary"  # the domain rules changed
     TRENDS = "trends"  # an admin reviewed a trending item: counted trends are dropped
+    # Written by triggers only (schema 0039), key: the id. What the status or account renders as
+    # changed, or the row went: its rendering-cache entry is dropped (server/services/loaders.py).
+    STATUS = "status"
+    ACCOUNT = "account"
 
 
 class Broadcaster(Protocol):
     async def announce(self, tx: Tx, kind: Invalidation, key: str = "") -> None:
         """Tell every process, once `tx` commits, to drop what it holds about `kind`/`key`."""
+
+    async def catch_up(self) -> int:
+        """Hear every invalidation committed before this call (in this process's handlers); answer the
+        generation reached, for `changed_since`."""
+
+    def changed_since(self, kind: str, key: str, generation: int) -> bool:
+        """Whether `kind`/`key` may have been heard after `generation`: a record read at that
+        generation must then not be kept."""
 
 
 AccountResolver = Callable[[str], Awaitable[Account | None]]  # "user@domain" → the account, via WebFinger

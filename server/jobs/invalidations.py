@@ -2,9 +2,11 @@
 changed (a token revoked, a user's access changed, the domain rules edited).
 
 `announce` writes a row in the caller's transaction, so the news is exactly as durable as the change,
-and once committed publishes it on the bus for the processes listening there. Every process also
-reads new rows twice a second (`poll`), so admin commands and processes without a shared bus are
-heard too. Handlers must be idempotent: a process may hear the same news both ways.
+and once committed publishes it on the bus for the processes listening there. Triggers write rows too
+(every change to what a status or an account renders as, schema 0039). Every process reads new rows
+twice a second (`poll`), so admin commands and processes without a shared bus are heard too, and
+before serving a page from its rendering caches (`catch_up`), so that no page can show what changed
+before the request came. Handlers must be idempotent: a process may hear the same news both ways.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 
 from server.bus.memory import StreamEvent
@@ -24,6 +27,9 @@ log = logging.getLogger("crosstalk.invalidations")
 TOPIC = "_invalidate"
 POLL_SECONDS = 0.5
 KEPT_SECONDS = 3600.0
+# Keys dropped lately, remembered so that a record read before its drop is not kept after it
+# (`changed_since`); beyond this many, a reader that started earlier keeps nothing.
+RECENT_KEPT = 20_000
 
 Handler = Callable[[str], None]
 
@@ -33,7 +39,15 @@ class Invalidations:
         self.db = db
         self.bus = bus
         self.handlers: dict[str, list[Handler]] = {}
-        self._last_id = 0
+        self._position: store.FeedPosition | None = None
+        self._lock = asyncio.Lock()
+        self._reads_started = 0
+        self._reads_done = 0
+        # Every key applied gets the next generation: a caller that read a record at generation g may
+        # keep it if the key has not been applied since.
+        self.generation = 0
+        self._recent: OrderedDict[tuple[str, str], int] = OrderedDict()
+        self._forgotten = 0  # the newest generation no longer in _recent
         self._listener: asyncio.Task[None] | None = None
         self._subscription: Subscription | None = None
 
@@ -45,15 +59,28 @@ class Invalidations:
         tx.on_commit(lambda: self.bus.publish(StreamEvent(topic=TOPIC, name=kind, payload=key)))
 
     def apply(self, kind: str, key: str) -> None:
+        self.generation += 1
+        recent = self._recent
+        recent[(kind, key)] = self.generation
+        recent.move_to_end((kind, key))
+        if len(recent) > RECENT_KEPT:
+            self._forgotten = recent.popitem(last=False)[1]
         for handler in self.handlers.get(kind, ()):
             try:
                 handler(key)
             except Exception:
                 log.exception("invalidation handler for %s failed", kind)
 
+    def changed_since(self, kind: str, key: str, generation: int) -> bool:
+        """Whether `kind`/`key` may have been applied after `generation` (what a record read at that
+        generation must not be kept in memory after)."""
+        applied = self._recent.get((kind, key))
+        return (applied if applied is not None else self._forgotten) > generation
+
     async def start(self) -> None:
         """Listen on the bus, and read the feed from now on."""
-        self._last_id = await store.latest_id(self.db)
+        if self._position is None:
+            self._position = await store.position_now(self.db)
         self._subscription = self.bus.subscribe([TOPIC])
         self._listener = asyncio.get_running_loop().create_task(self._listen(), name="invalidations")
 
@@ -71,9 +98,27 @@ class Invalidations:
             self._subscription.close()
 
     async def poll(self) -> None:
-        for row in await store.since(self.db, self._last_id):
-            self._last_id = row.id
-            self.apply(row.kind, row.key)
+        await self.catch_up()
+
+    async def catch_up(self) -> int:
+        """Apply every row committed before this call, and answer the generation reached. Callers at
+        the same time share reads: one that began after this call did is as good as its own."""
+        ticket = self._reads_started
+        async with self._lock:
+            if self._reads_done > ticket:
+                return self.generation
+            self._reads_started += 1
+            started = self._reads_started
+            if self._position is None:  # a process that never started: it holds nothing yet
+                self._position = await store.position_now(self.db)
+            while True:
+                rows, self._position = await store.since(self.db, self._position)
+                for row in rows:
+                    self.apply(row.kind, row.key)
+                if len(rows) < 1000:
+                    break
+            self._reads_done = started  # not on failure: a read that failed helps nobody
+            return self.generation
 
     async def prune(self) -> None:
         async with self.db.transaction() as tx:

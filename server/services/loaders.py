@@ -38,7 +38,7 @@ from server.render.bundles import (
     ViewerBits,
 )
 from server.services import viewers
-from server.state import State
+from server.state import Invalidation, State
 from server.storage import accounts as account_store
 from server.storage import media as media_store
 from server.storage import oauth as oauth_store
@@ -48,7 +48,6 @@ from server.storage import reports as report_store
 from server.storage import scheduled as scheduled_store
 from server.storage import statuses as status_store
 from server.storage import viewers as viewer_store
-from server.storage.statuses import PageVersion
 
 
 @dataclass(slots=True)
@@ -103,45 +102,44 @@ async def _status_entries(state: State, loaded: dict[int, tuple[int, Status]]) -
     return out
 
 
-async def _page(state: State, viewer_id: int | None, ids: list[int], given: dict[int, Status] | None = None,
-                versions: dict[int, PageVersion] | None = None) -> tuple[StatusBundle, int | None]:
-    """The bundle for these statuses and the ones they boost, from the kept entries whose version is
-    the current one (one query reads the versions, and the viewer's version), reading and keeping the
-    others. Statuses in `given` are rendered from the given record where it is not the current one
-    (a status read inside a transaction, say, or one that is gone). `versions` are the page's, read
-    with its ids by the timeline's own query (statuses.page_versions reads them otherwise). Also
-    answers the viewer's version read with the versions (None when the caller gave them)."""
-    viewer_version = None
-    if versions is None:
-        versions, viewer_version = await status_store.page_versions(state.db, ids, viewer_id)
+def _kept_entries(cache: Any, ids: Iterable[int], into: dict[Any, Any]) -> list[int]:
+    """Put the kept entries of `ids` into `into`; answer the ids that have none."""
+    missing = []
+    for i in ids:
+        entry = cache.get(i)
+        if entry is None:
+            missing.append(i)
+        else:
+            into[i] = entry
+    return missing
+
+
+async def _statuses_read(state: State, ids: list[int], generation: int, into: dict[int, StatusEntry]) -> None:
+    """Read these statuses (those that exist), render their parts, and keep each one that has not
+    changed since `generation` (anything newer may be older than what the feed reported)."""
+    cache = state.caches.get(STATUS_RENDERINGS)
+    for sid, entry in (await _status_entries(state, await status_store.get_many_versioned(state.db, ids))).items():
+        into[sid] = entry
+        if not state.invalidations.changed_since(Invalidation.STATUS, str(sid), generation):
+            cache.put(sid, entry)
+
+
+async def _page(state: State, ids: list[int], given: dict[int, Status] | None = None) -> StatusBundle:
+    """The bundle for these statuses and the ones they boost. The rendering caches hold only entries
+    that no invalidation has reached since they were read: every change to what a status or an
+    account renders as writes one (schema 0039) and the feed is read first here, so what is kept is
+    current as of the request. Statuses in `given` are rendered from the given record where it is not
+    the kept one (a status read inside a transaction, say, or one that is gone)."""
+    generation = await state.invalidations.catch_up()
     status_cache = state.caches.get(STATUS_RENDERINGS)
     account_cache = state.caches.get(ACCOUNT_RENDERINGS)
     entries: dict[int, StatusEntry] = {}
-    accounts: dict[int, AccountEntry] = {}
-    stale: list[int] = []
-    stale_accounts: set[int] = set()
-    for sid, v in versions.items():
-        entry = status_cache.get(sid)
-        if entry is not None and entry.version == v.version:
-            entries[sid] = entry
-        else:
-            stale.append(sid)
-        if v.account_version is not None and v.account_id not in accounts:
-            account = account_cache.get(v.account_id)
-            if account is not None and account.version == v.account_version:
-                accounts[v.account_id] = account
-            else:
-                stale_accounts.add(v.account_id)
-    if stale:
-        for sid, entry in (await _status_entries(state, await status_store.get_many_versioned(state.db, stale))).items():
-            entries[sid] = entry
-            status_cache.put(sid, entry)
-    if stale_accounts:
-        for aid, (version, a) in (await account_store.get_many_versioned(state.db, stale_accounts)).items():
-            rendered = render.account_bytes(state, a)
-            accounts[aid] = made = AccountEntry(version=version, account=a, rendered=rendered,
-                                                size=300 + 3 * len(rendered))
-            account_cache.put(aid, made)
+    missing = _kept_entries(status_cache, ids, entries)
+    if missing:
+        await _statuses_read(state, missing, generation, entries)
+    boosted = {o for e in entries.values() if (o := e.status.reblog_of_id) and o not in entries}
+    if boosted and (missing := _kept_entries(status_cache, boosted, entries)):
+        await _statuses_read(state, missing, generation, entries)
     # What was given but is not (or no longer, or not yet) what the database holds is rendered from the
     # record given, and not kept.
     odd = [s for sid, s in (given or {}).items() if sid not in entries or entries[sid].status != s]
@@ -152,10 +150,16 @@ async def _page(state: State, viewer_id: int | None, ids: list[int], given: dict
         wanted = {o for s in odd if (o := s.reblog_of_id) and o not in entries and o not in extra}
         extra |= await status_store.get_many_versioned(state.db, wanted)
         entries |= await _status_entries(state, extra)
-        missing = {e.status.account_id for e in entries.values()} - set(accounts)
-        for aid, a in (await account_store.get_many(state.db, missing)).items():
-            accounts[aid] = AccountEntry(version=-1, account=a, rendered=render.account_bytes(state, a), size=0)
-    bundle = StatusBundle(
+    accounts: dict[int, AccountEntry] = {}
+    missing_accounts = _kept_entries(account_cache, {e.status.account_id for e in entries.values()}, accounts)
+    if missing_accounts:
+        for aid, (version, a) in (await account_store.get_many_versioned(state.db, missing_accounts)).items():
+            rendered = render.account_bytes(state, a)
+            accounts[aid] = made = AccountEntry(version=version, account=a, rendered=rendered,
+                                                size=300 + 3 * len(rendered))
+            if not state.invalidations.changed_since(Invalidation.ACCOUNT, str(aid), generation):
+                account_cache.put(aid, made)
+    return StatusBundle(
         statuses={sid: e.status for sid, e in entries.items()},
         accounts={aid: e.account for aid, e in accounts.items()},
         mentions={}, tags={}, media={},
@@ -165,13 +169,12 @@ async def _page(state: State, viewer_id: int | None, ids: list[int], given: dict
         parts={sid: e.parts for sid, e in entries.items()},
         fragments={sid: e.fragment for sid, e in entries.items()},
         account_fragments={aid: e.rendered for aid, e in accounts.items()})
-    return bundle, viewer_version
 
 
 async def status_bundle(state: State, items: Iterable[Status]) -> StatusBundle:
     """Everything these statuses (and the ones they boost) need that is the same for every viewer."""
     items = list(items)
-    return (await _page(state, None, [s.id for s in items], {s.id: s for s in items}))[0]
+    return await _page(state, [s.id for s in items], {s.id: s for s in items})
 
 
 def filter_results(filters: list[ActiveFilter], bundle: StatusBundle, now: str | None = None
@@ -226,10 +229,10 @@ async def viewer_bits(state: State, viewer_id: int, bundle: StatusBundle,
 
 async def status_page(state: State, viewer_id: int | None, items: list[Status], cursor_ids: list[int] | None = None,
                       with_source: bool = False) -> StatusPage:
-    bundle, viewer_version = await _page(state, viewer_id, [s.id for s in items], {s.id: s for s in items})
+    bundle = await _page(state, [s.id for s in items], {s.id: s for s in items})
     viewer = None
     if viewer_id is not None and items:
-        viewer = await viewer_bits(state, viewer_id, bundle, await viewers.at_version(state, viewer_id, viewer_version))
+        viewer = await viewer_bits(state, viewer_id, bundle, await viewers.at_version(state, viewer_id, None))
     return StatusPage(items=items, bundle=bundle, viewer=viewer,
                       cursor_ids=cursor_ids if cursor_ids is not None else [s.id for s in items],
                       with_source=with_source)
@@ -237,17 +240,16 @@ async def status_page(state: State, viewer_id: int | None, items: list[Status], 
 
 async def statuses_by_ids(state: State, viewer_id: int | None, ids: list[int],
                           cursor_ids: list[int] | None = None,
-                          versions: dict[int, PageVersion] | None = None,
                           viewer_state: viewers.ViewerState | None = None) -> StatusPage:
     """The statuses with these ids that still exist, in this order; paging follows `cursor_ids`
-    (by default these ids, whether or not they were found). `versions`: see `_page`; with them, the
-    viewer's state checked against the viewer's version read with them."""
-    bundle, viewer_version = await _page(state, viewer_id, ids, versions=versions)
+    (by default these ids, whether or not they were found). `viewer_state`: the viewer's, checked
+    by the caller against the version read with the ids (None: read now)."""
+    bundle = await _page(state, ids)
     items = [bundle.statuses[i] for i in ids if i in bundle.statuses]
     viewer = None
     if viewer_id is not None and items:
         if viewer_state is None:
-            viewer_state = await viewers.at_version(state, viewer_id, viewer_version)
+            viewer_state = await viewers.at_version(state, viewer_id, None)
         viewer = await viewer_bits(state, viewer_id, bundle, viewer_state)
     return StatusPage(items=items, bundle=bundle, viewer=viewer, cursor_ids=cursor_ids if cursor_ids is not None else ids)
 
@@ -255,12 +257,11 @@ async def statuses_by_ids(state: State, viewer_id: int | None, ids: list[int],
 async def statuses_read_with(state: State, viewer_id: int, ids: list[int],
                              viewer_state: viewers.ViewerState) -> StatusPage | None:
     """`statuses_by_ids` for ids a query read leaving out the accounts `viewer_state` hides: None when
-    the viewer's version, read with the page, says that state was not the current one."""
-    bundle, viewer_version = await _page(state, viewer_id, ids)
-    if viewer_version is None:  # no status found: nothing read the version
-        viewer_version = await viewer_store.version(state.db, viewer_id)
-    if viewer_version != viewer_state.version:
+    the viewer's version, read after the ids (versions only grow: the same one then means the same
+    state when the ids were read), says that state was not the current one."""
+    if await viewer_store.version(state.db, viewer_id) != viewer_state.version:
         return None
+    bundle = await _page(state, ids)
     items = [bundle.statuses[i] for i in ids if i in bundle.statuses]
     viewer = await viewer_bits(state, viewer_id, bundle, viewer_state) if items else None
     return StatusPage(items=items, bundle=bundle, viewer=viewer, cursor_ids=ids)

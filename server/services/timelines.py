@@ -40,13 +40,13 @@ async def home(state: State, viewer_id: int, page: Page) -> StatusPage:
     page again; a viewer changing their state faster than this keeps the last page read)."""
     viewer = await viewers.kept_or_read(state, viewer_id)
     for attempt in range(3):
-        ids, versions, version = await timelines.home_versions(state.db, viewer_id, page, viewer.hidden)
+        ids, version = await timelines.home_with_version(state.db, viewer_id, page, viewer.hidden)
         if version is None:  # an empty page reads no version
             version = await viewer_store.version(state.db, viewer_id)
         if version == viewer.version or attempt == 2:
             break
         viewer = await viewers.at_version(state, viewer_id, version)
-    found = await loaders.statuses_by_ids(state, viewer_id, ids, versions=versions, viewer_state=viewer)
+    found = await loaders.statuses_by_ids(state, viewer_id, ids, viewer_state=viewer)
     return loaders.without_hidden(found, "home")
 
 

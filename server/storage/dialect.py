@@ -34,6 +34,11 @@ class Dialect:
     skip_locked = ""
     # Collation that compares text by code point, for range scans such as prefix look-ups.
     binary_collation = "BINARY"
+    # An expression for the oldest transaction still running when the statement's snapshot was taken,
+    # or None where ids in a feed (invalidations) are handed out in the order transactions commit:
+    # SQLite's one writer commits one transaction at a time, so a reader that saw id n has seen every
+    # id below it.
+    snapshot_horizon: str | None = None
 
     def skip_locked_of(self, alias: str) -> str:
         """skip_locked for a SELECT that joins tables: lock (and skip) rows of `alias` only."""
@@ -80,6 +85,8 @@ class PostgresDialect(Dialect):
     for_update = " FOR UPDATE"
     skip_locked = " FOR UPDATE SKIP LOCKED"
     binary_collation = '"C"'
+    # Identity values are taken at insert, not at commit: see schema/postgres/0039.
+    snapshot_horizon = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
 
     def skip_locked_of(self, alias: str) -> str:
         return f" FOR UPDATE OF {alias} SKIP LOCKED"

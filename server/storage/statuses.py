@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import Any
 
 from server.domain.enums import Visibility
 from server.domain.records import Status, StatusEdit, columns
 from server.ids import new_id, now_iso
 from server.ports import Reader, Tx
-from server.storage import viewers as viewer_store
 from server.storage.paging import Page, window
 
 STATUS_COLS = columns(Status)
@@ -71,63 +70,6 @@ async def get_many_versioned(db: Reader, ids: Iterable[int]) -> dict[int, tuple[
         return {}
     rows = await db.fetchall(f"SELECT version, {STATUS_COLS} FROM statuses WHERE id IN ({_marks(len(ids))})", ids)
     return {row[1]: _versioned_status(row) for row in rows}
-
-
-class PageVersion(NamedTuple):
-    """What a page needs to know per status to serve it from memory: its version, its author and the
-    author's version (None when the account is gone), and what it boosts. The viewer's flags come from
-    the viewer's state (server/services/viewers.py), checked by the viewer's version read with them."""
-    version: int
-    account_id: int
-    account_version: int | None
-    reblog_of_id: int | None
-
-
-VERSION_WIDTH = 5  # the columns version_columns gives
-
-
-def version_columns(alias: str) -> str:
-    """The columns `page_version` reads for the status `alias` (joined to its author as `alias`a by
-    `version_joins`)."""
-    a = alias
-    return f"{a}.id, {a}.version, {a}.account_id, {a}a.version, {a}.reblog_of_id"
-
-
-def version_joins(alias: str) -> str:
-    """The join `version_columns` needs: the status's author (one row at most)."""
-    return f" LEFT JOIN accounts {alias}a ON {alias}a.id = {alias}.account_id"
-
-
-def page_version(row: Any, at: int = 0) -> tuple[int, PageVersion] | None:
-    """The status id and PageVersion in `row` from column `at` on (None where the status is absent)."""
-    sid = row[at]
-    if sid is None:
-        return None
-    return sid, PageVersion(row[at + 1], row[at + 2], row[at + 3], row[at + 4])
-
-
-async def page_versions(db: Reader, ids: list[int], viewer_id: int | None) -> tuple[dict[int, PageVersion], int | None]:
-    """For a page of status ids, and the statuses they boost: the versions of each status and of its
-    author, in one query, with the viewer's version (None without a viewer or statuses). Statuses that
-    no longer exist are absent."""
-    if not ids:
-        return {}, None
-    viewer = viewer_id is not None
-    first = 2 if viewer else 1  # ?1 is the viewer when there is one
-    marks = ",".join(f"?{i + first}" for i in range(len(ids)))
-    # The page's statuses, then the ones they boost (a status may be both: the dict keeps one).
-    extra = f", {viewer_store.VERSION_COLUMN}" if viewer else ", NULL"
-    select, joins = f"SELECT {version_columns('s')}{extra}", version_joins("s")
-    rows = await db.fetchall(
-        f"{select} FROM statuses s{joins} WHERE s.id IN ({marks})"
-        f" UNION ALL {select} FROM statuses r JOIN statuses s ON s.id = r.reblog_of_id{joins} WHERE r.id IN ({marks})",
-        [viewer_id, *ids] if viewer else ids)
-    out = {}
-    for row in rows:
-        found = page_version(row)
-        if found is not None:
-            out[found[0]] = found[1]
-    return out, (rows[0][VERSION_WIDTH] if rows else None)
 
 
 async def reblog_by(db: Reader, account_id: int, status_id: int) -> Status | None:

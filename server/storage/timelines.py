@@ -8,7 +8,6 @@ from typing import Any
 from server.ports import Reader, Tx
 from server.storage import viewers as viewer_store
 from server.storage.paging import Page, newest_first, window
-from server.storage.statuses import VERSION_WIDTH, PageVersion, page_version, version_columns, version_joins
 
 
 def _not_hidden(hidden: Collection[int], params: list[Any]) -> str:
@@ -58,29 +57,20 @@ async def home(db: Reader, viewer_id: int, page: Page, hidden: set[int]) -> list
         params, page)
 
 
-async def home_versions(db: Reader, viewer_id: int, page: Page, hidden: Collection[int]
-                        ) -> tuple[list[int], dict[int, PageVersion], int | None]:
-    """`home`, reading with each status what serving it from memory needs (statuses.page_versions):
-    its version and its author's and the status it boosts with theirs, and the viewer's version (None
-    when the page is empty), all in the same query: `hidden` is current if that version is the one it
-    was read at."""
+async def home_with_version(db: Reader, viewer_id: int, page: Page, hidden: Collection[int]
+                            ) -> tuple[list[int], int | None]:
+    """`home`, with the viewer's version read in the same query (None when the page is empty):
+    `hidden` is current if that version is the one it was read at."""
     cond, params, order = window("h.status_id", page)
     params = [viewer_id, *params]
     hidden_sql = _not_hidden(hidden, params)
     params.append(page.limit)
     rows = newest_first(await db.fetchall(
-        f"SELECT {version_columns('s')}, {version_columns('o')}, {viewer_store.VERSION_COLUMN}"
-        f" FROM home_feed h JOIN statuses s ON s.id = h.status_id{version_joins('s')}"
-        f" LEFT JOIN statuses o ON o.id = s.reblog_of_id{version_joins('o')}"
+        f"SELECT h.status_id, {viewer_store.VERSION_COLUMN}"
+        f" FROM home_feed h JOIN statuses s ON s.id = h.status_id"
         f" WHERE h.account_id = ?1 AND s.deleted_at IS NULL{cond}{hidden_sql} ORDER BY {order} LIMIT ?",
         params), page)
-    versions: dict[int, PageVersion] = {}
-    for row in rows:
-        for at in (0, VERSION_WIDTH):
-            found = page_version(row, at)
-            if found is not None:
-                versions[found[0]] = found[1]
-    return [row[0] for row in rows], versions, (rows[0][2 * VERSION_WIDTH] if rows else None)
+    return [row[0] for row in rows], (rows[0][1] if rows else None)
 
 
 # Accounts that moderators silenced (Mastodon's "limit") stay out of the public and tag timelines.

@@ -39,6 +39,9 @@ BATCH_ROWS = 2000
 # SQLite's own bookkeeping and the FTS5 index (PostgreSQL computes its search document itself).
 _SQLITE_ONLY_PREFIXES = ("sqlite_", "status_search")
 _NOT_COPIED = {"schema_migrations"}
+# Columns only PostgreSQL has, filled by their defaults: the transaction that wrote each invalidation
+# (schema/postgres/0039; the copied rows get the copy's).
+_POSTGRES_ONLY_COLUMNS = {("invalidations", "xid")}
 
 Progress = Callable[[str, int, int], None]  # table, rows done, rows in the table
 
@@ -180,7 +183,8 @@ async def _target_tables(conn: asyncpg.Connection) -> list[Table]:
             continue
         columns = [Column(r[0], r[1]) for r in await conn.fetch(
             "SELECT attname, format_type(atttypid, NULL) FROM pg_attribute WHERE attrelid = to_regclass(quote_ident($1))"
-            " AND attnum > 0 AND NOT attisdropped AND attgenerated = '' ORDER BY attnum", name)]
+            " AND attnum > 0 AND NOT attisdropped AND attgenerated = '' ORDER BY attnum", name)
+            if (name, r[0]) not in _POSTGRES_ONLY_COLUMNS]
         tables.append(Table(name, columns))
     return tables
 

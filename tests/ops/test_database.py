@@ -226,3 +226,46 @@ def test_connections_dropped_by_postgres_are_replaced(requires_postgres, make_in
         assert codes[-4:] == [200] * 4, codes
     assert requests.get(f"{inst.base_url}/readyz", timeout=5).json()["status"] == "ok"
     assert "unhandled error" not in inst.log()
+
+
+def test_the_invalidation_feed_hears_a_row_committed_after_a_newer_one(requires_postgres):
+    """PostgreSQL hands out ids at insert, not at commit: a row with a smaller id can become visible
+    after a reader has seen a larger one. The reader must still hear it, once (schema 0039), or a
+    process would keep serving a rendering the row was meant to drop."""
+    import asyncio
+
+    import asyncpg
+
+    from server.storage import invalidations as feed
+    from server.storage.postgres import PostgresDatabase
+
+    url = databases.create_database()
+
+    async def scenario() -> None:
+        db = PostgresDatabase(url, pool_size=2)
+        await db.connect()
+        slow, quick = await asyncpg.connect(url), await asyncpg.connect(url)
+        try:
+            position = await feed.position_now(db)
+            slow_tx = slow.transaction()
+            await slow_tx.start()
+            await slow.execute("INSERT INTO invalidations (kind, key, created_at) VALUES ('status', 'slow', 0)")
+            await quick.execute("INSERT INTO invalidations (kind, key, created_at) VALUES ('status', 'quick', 0)")
+            rows, position = await feed.since(db, position)
+            assert [r.key for r in rows] == ["quick"]
+            await slow_tx.commit()
+            rows, position = await feed.since(db, position)
+            assert [r.key for r in rows] == ["slow"]  # an id below the one seen before, heard now
+            ids = await slow.fetch("SELECT id, key FROM invalidations ORDER BY id")
+            assert [r["key"] for r in ids] == ["slow", "quick"]
+            rows, position = await feed.since(db, position)
+            assert rows == []  # and not again
+        finally:
+            await slow.close()
+            await quick.close()
+            await db.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        databases.drop_database(url)
