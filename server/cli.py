@@ -11,6 +11,7 @@ import os
 import secrets
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -86,9 +87,9 @@ def _check_data_dir(settings: Settings) -> None:
     path = settings.data_path
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
+        # A name of its own: processes sharing the directory (web and worker on one volume) start at once.
+        with tempfile.TemporaryFile(dir=path, prefix=".write-test-"):
+            pass
     except OSError as exc:
         raise ConfigError(f"setting data_dir (CROSSTALK_DATA_DIR): {path} is not writable ({exc.strerror})") from None
 

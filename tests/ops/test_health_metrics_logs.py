@@ -204,3 +204,22 @@ def test_refuses_an_unwritable_data_dir(tmp_path):
                        CROSSTALK_DATA_DIR=str(blocker / "data"))
     assert result.returncode == 2
     assert "setting data_dir (CROSSTALK_DATA_DIR)" in result.stderr and "not writable" in result.stderr
+
+
+def test_processes_sharing_a_data_dir_all_pass_its_check_when_they_start_together(tmp_path):
+    """Web processes and a worker on one volume start at once (compose.scale.yaml); each one's write
+    check must not trip over another's."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from server.cli import _check_data_dir
+    from server.settings import Settings
+
+    settings = Settings(domain="social.example.test", data_dir=str(tmp_path / "shared"))
+
+    def start_many(_: int) -> None:
+        for _ in range(300):
+            _check_data_dir(settings)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(start_many, range(8)))
+    assert list((tmp_path / "shared").iterdir()) == []
