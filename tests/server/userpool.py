@@ -43,7 +43,13 @@ def create_users(instance: Instance, names: list[str]) -> None:
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                  for name in names[start:start + 6]]
         for proc in procs:
-            _, err = proc.communicate(timeout=60)
+            try:
+                _, err = proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                for hung in procs:  # none may outlive the test
+                    hung.kill()
+                    hung.wait()
+                raise
             assert proc.returncode == 0, err.decode()
 
 
