@@ -46,29 +46,21 @@ async def backfill_feed(tx: Tx, reader_id: int, author_id: int, limit: int = 40)
         " ORDER BY id DESC LIMIT ? ON CONFLICT DO NOTHING", (reader_id, author_id, limit))
 
 
-async def home(db: Reader, viewer_id: int, page: Page, hidden: set[int]) -> list[int]:
+async def home_with_version(db: Reader, viewer_id: int, page: Page, hidden: Collection[int], *,
+                            feed_only: bool = False) -> tuple[list[int], int | None]:
+    """The viewer's home feed leaving out `hidden` accounts, with the viewer's version read in the same
+    query (None when the page is empty): `hidden` is current if that version is the one it was read at.
+    `feed_only` with nothing hidden reads the feed's own index and nothing else: deleted statuses leave
+    the feed with their deletion, but a suspended account's stay (identity.hide_posts), so the caller
+    checks what it loads and reads again without `feed_only` when one of those is on the page."""
     cond, params, order = window("h.status_id", page)
     params = [viewer_id, *params]
     hidden_sql = _not_hidden(hidden, params)
     params.append(page.limit)
-    return await _ids(db,
-        "SELECT h.status_id FROM home_feed h JOIN statuses s ON s.id = h.status_id"
-        f" WHERE h.account_id = ? AND s.deleted_at IS NULL{cond}{hidden_sql} ORDER BY {order} LIMIT ?",
-        params, page)
-
-
-async def home_with_version(db: Reader, viewer_id: int, page: Page, hidden: Collection[int]
-                            ) -> tuple[list[int], int | None]:
-    """`home`, with the viewer's version read in the same query (None when the page is empty):
-    `hidden` is current if that version is the one it was read at."""
-    cond, params, order = window("h.status_id", page)
-    params = [viewer_id, *params]
-    hidden_sql = _not_hidden(hidden, params)
-    params.append(page.limit)
+    statuses = "" if feed_only and not hidden else " JOIN statuses s ON s.id = h.status_id AND s.deleted_at IS NULL"
     rows = newest_first(await db.fetchall(
-        f"SELECT h.status_id, {viewer_store.VERSION_COLUMN}"
-        f" FROM home_feed h JOIN statuses s ON s.id = h.status_id"
-        f" WHERE h.account_id = ?1 AND s.deleted_at IS NULL{cond}{hidden_sql} ORDER BY {order} LIMIT ?",
+        f"SELECT h.status_id, {viewer_store.VERSION_COLUMN} FROM home_feed h{statuses}"
+        f" WHERE h.account_id = ?1{cond}{hidden_sql} ORDER BY {order} LIMIT ?",
         params), page)
     return [row[0] for row in rows], (rows[0][1] if rows else None)
 

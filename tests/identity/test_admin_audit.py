@@ -127,3 +127,32 @@ def test_silenced_and_sensitive_accounts_are_limited_as_in_mastodon(instance):
     later = loud.status_post("back to normal", visibility="public")
     assert later["sensitive"] is False
     assert {post["id"], later["id"]} <= {s["id"] for s in stranger.timeline_public()}
+
+
+def test_a_suspended_accounts_hidden_posts_leave_home_timelines_and_come_back(make_instance):
+    """With `accounts.suspended_posts = hide`, a suspended account's posts leave their followers' home
+    timelines, whose pages stay full with the posts of others, and return when it is reactivated."""
+    import time
+    instance = make_instance("a", env={"CROSSTALK_ACCOUNTS_SUSPENDED_POSTS": "hide"})
+    for name in ("boss", "gone", "kept", "fan"):
+        instance.create_user(name, admin=name == "boss")
+    admin = _api(instance, "boss", "read write admin:read admin:write")
+    gone, kept, fan = (_api(instance, name, "read write follow") for name in ("gone", "kept", "fan"))
+    gone_id = fan.account_lookup("gone")["id"]
+    fan.account_follow(gone_id)
+    fan.account_follow(fan.account_lookup("kept")["id"])
+    older = [kept.status_post(f"kept {i}")["id"] for i in range(2)]
+    hidden = [gone.status_post(f"gone {i}")["id"] for i in range(3)]
+    every = set(older) | set(hidden)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not every <= {s["id"] for s in fan.timeline_home(limit=40)}:
+        time.sleep(0.1)
+    assert [s["id"] for s in fan.timeline_home(limit=2)] == hidden[:0:-1]
+
+    admin.admin_account_moderate(gone_id, action="suspend")
+    assert [s["id"] for s in fan.timeline_home(limit=2)] == older[::-1]  # a full page of what is left
+    assert not set(hidden) & {s["id"] for s in fan.timeline_home(limit=40)}
+    assert [s["id"] for s in fan.timeline_home(limit=2, max_id=hidden[0])] == older[::-1]
+
+    admin.admin_account_unsuspend(gone_id)
+    assert [s["id"] for s in fan.timeline_home(limit=3)] == hidden[::-1]
