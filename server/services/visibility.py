@@ -19,7 +19,7 @@ async def visible_ids(state: State, viewer_id: int | None, items: Iterable[Statu
     if viewer_id is None:
         return {s.id for s in live if s.visibility in ("public", "unlisted") and not s.local_only}
     others = {s.account_id for s in live if s.account_id != viewer_id}
-    rels = await relations.relationships(state.db, viewer_id, others) if others else {}
+    followed, blocked = await relations.followed_and_blocked(state.db, viewer_id, others)
     restricted = [s.id for s in live if s.visibility not in ("public", "unlisted") and s.account_id != viewer_id]
     mentions = await statuses.mentions_for(state.db, restricted) if restricted else {}
     visible = set()
@@ -29,11 +29,10 @@ async def visible_ids(state: State, viewer_id: int | None, items: Iterable[Statu
         if s.account_id == viewer_id:
             visible.add(s.id)
             continue
-        rel = rels[s.account_id]
-        if rel.blocking or rel.blocked_by:
+        if s.account_id in blocked:
             continue
         if (s.visibility in ("public", "unlisted") or viewer_id in mentions.get(s.id, ()) or s.id in through_groups
-                or (s.visibility == "private" and rel.following)):
+                or (s.visibility == "private" and s.account_id in followed)):
             visible.add(s.id)
     return visible
 

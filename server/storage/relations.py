@@ -140,6 +140,22 @@ async def blocked_either_way(db: Reader, a: int, b: int) -> bool:
         " OR (account_id = ?2 AND target_account_id = ?1)", (a, b)) is not None
 
 
+async def followed_and_blocked(db: Reader, viewer_id: int, target_ids: Iterable[int]) -> tuple[set[int], set[int]]:
+    """Of these accounts, those the viewer follows and those blocked by or blocking the viewer: what
+    deciding a post's visibility asks, in three index look-ups per account (`relationships` does eight)."""
+    targets = list(dict.fromkeys(target_ids))
+    if not targets:
+        return set(), set()
+    marks = ",".join(f"?{i + 2}" for i in range(len(targets)))
+    rows = await db.fetchall(
+        f"SELECT 1, target_account_id FROM follows WHERE account_id = ?1 AND target_account_id IN ({marks})"
+        f" UNION ALL SELECT 0, target_account_id FROM blocks WHERE account_id = ?1 AND target_account_id IN ({marks})"
+        f" UNION ALL SELECT 0, account_id FROM blocks WHERE target_account_id = ?1 AND account_id IN ({marks})",
+        [viewer_id, *targets])
+    followed = {target for following, target in rows if following}
+    return followed, {target for following, target in rows if not following}
+
+
 async def hidden_account_ids(db: Reader, viewer_id: int) -> set[int]:
     """Accounts whose posts the viewer never sees: blocked, blocking the viewer, muted, or on a
     domain the viewer blocked."""
