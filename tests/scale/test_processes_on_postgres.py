@@ -225,14 +225,20 @@ def test_a_worker_killed_mid_delivery_loses_nothing_and_resends_nothing_it_finis
 
         post = alice.status_post("Fan-out across a worker crash")
         fast = {i for i in followers if int(i.split(":")[2].split("/")[0]) not in inboxes.slow}
-        # Kill when every fast inbox has it and slow ones are still waiting for their answer.
+
+        def done() -> set[str]:
+            return {r[0] for r in web1.sql(
+                "SELECT d.inbox_url FROM deliveries d JOIN outbox_activities o ON o.id = d.outbox_id"
+                " WHERE o.activity_id LIKE ? AND d.state = 'done'", (post["uri"] + "%",))}
+
+        # Kill when every fast inbox has it, the worker has recorded some of those as done (it marks
+        # them in batches, within tens of milliseconds) and the slow ones are still waiting for their answer.
         wait_for(lambda: fast <= set(inboxes.of(post['uri'])), timeout=20, interval=0.02)
+        wait_for(done, timeout=inboxes.delay / 2, interval=0.02)
         os.killpg(worker.proc.pid, signal.SIGKILL)
         worker.proc.wait(10)
         worker.proc = None
-        done_before = {r[0] for r in web1.sql(
-            "SELECT d.inbox_url FROM deliveries d JOIN outbox_activities o ON o.id = d.outbox_id"
-            " WHERE o.activity_id LIKE ? AND d.state = 'done'", (post["uri"] + "%",))}
+        done_before = done()
         assert done_before and not set(followers) <= done_before, "the kill did not land mid-delivery"
 
         worker.start()
