@@ -124,6 +124,29 @@ async def _statuses_read(state: State, ids: list[int], generation: int, into: di
             cache.put(sid, entry)
 
 
+async def _account_entries(state: State, ids: Iterable[int], generation: int) -> dict[int, AccountEntry]:
+    """The kept entries of these accounts, the others read, rendered and kept unless an invalidation
+    reached them since `generation`."""
+    cache = state.caches.get(ACCOUNT_RENDERINGS)
+    accounts: dict[int, AccountEntry] = {}
+    missing = _kept_entries(cache, ids, accounts)
+    if missing:
+        for aid, (version, a) in (await account_store.get_many_versioned(state.db, missing)).items():
+            rendered = render.account_bytes(state, a)
+            accounts[aid] = made = AccountEntry(version=version, account=a, rendered=rendered,
+                                                size=300 + 3 * len(rendered))
+            if not state.invalidations.changed_since(Invalidation.ACCOUNT, str(aid), generation):
+                cache.put(aid, made)
+    return accounts
+
+
+async def account(state: State, account_id: int) -> Account | None:
+    """One account as the rendering cache keeps it, current as of this call (the invalidation feed is
+    read first): a signed-in viewer's own record on every request, without reading its row."""
+    entry = (await _account_entries(state, [account_id], await state.invalidations.catch_up())).get(account_id)
+    return entry.account if entry is not None else None
+
+
 async def _page(state: State, ids: list[int], given: dict[int, Status] | None = None) -> StatusBundle:
     """The bundle for these statuses and the ones they boost. The rendering caches hold only entries
     that no invalidation has reached since they were read: every change to what a status or an
@@ -132,7 +155,6 @@ async def _page(state: State, ids: list[int], given: dict[int, Status] | None = 
     the kept one (a status read inside a transaction, say, or one that is gone)."""
     generation = await state.invalidations.catch_up()
     status_cache = state.caches.get(STATUS_RENDERINGS)
-    account_cache = state.caches.get(ACCOUNT_RENDERINGS)
     entries: dict[int, StatusEntry] = {}
     missing = _kept_entries(status_cache, ids, entries)
     if missing:
@@ -150,15 +172,7 @@ async def _page(state: State, ids: list[int], given: dict[int, Status] | None = 
         wanted = {o for s in odd if (o := s.reblog_of_id) and o not in entries and o not in extra}
         extra |= await status_store.get_many_versioned(state.db, wanted)
         entries |= await _status_entries(state, extra)
-    accounts: dict[int, AccountEntry] = {}
-    missing_accounts = _kept_entries(account_cache, {e.status.account_id for e in entries.values()}, accounts)
-    if missing_accounts:
-        for aid, (version, a) in (await account_store.get_many_versioned(state.db, missing_accounts)).items():
-            rendered = render.account_bytes(state, a)
-            accounts[aid] = made = AccountEntry(version=version, account=a, rendered=rendered,
-                                                size=300 + 3 * len(rendered))
-            if not state.invalidations.changed_since(Invalidation.ACCOUNT, str(aid), generation):
-                account_cache.put(aid, made)
+    accounts = await _account_entries(state, {e.status.account_id for e in entries.values()}, generation)
     return StatusBundle(
         statuses={sid: e.status for sid, e in entries.items()},
         accounts={aid: e.account for aid, e in accounts.items()},

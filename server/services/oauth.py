@@ -14,7 +14,7 @@ from server.caches import TOKENS
 from server.domain.records import Account, App, Token
 from server.ids import now_iso
 from server.services import accounts as account_service
-from server.services import audit, oidc
+from server.services import audit, loaders, oidc
 from server.services import scopes as scope_rules
 from server.services.errors import ServiceError, Unprocessable
 from server.services.secrets import new_token, same, token_hash
@@ -267,7 +267,7 @@ async def credentials_for(state: State, bearer: str) -> Credentials | None:
 
 async def account_of(state: State, creds: Credentials) -> Account | None:
     """The account a user token acts for (None for an app-only token or an account gone since)."""
-    return await account_store.get(state.db, creds.account_id) if creds.account_id is not None else None
+    return await loaders.account(state, creds.account_id) if creds.account_id is not None else None
 
 
 async def app_of(state: State, creds: Credentials) -> App | None:

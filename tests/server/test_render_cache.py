@@ -408,3 +408,18 @@ def test_a_viewers_kept_state_follows_every_writer_and_the_clock(site):
         mine = {s["id"]: s["favourited"] for s in seen if s["id"] in {p["id"] for p in posts}}
         assert len(mine) == len(posts)
         assert {sid for sid, favourited in mine.items() if favourited} == liked
+
+
+def test_the_signed_in_accounts_own_record_follows_every_writer(site):
+    """The record of the account behind a token (kept with the rendering caches) is what the database
+    holds now: after a change through the API, and after one written straight into the database as
+    another process would."""
+    dave = site.api("dave")
+    assert dave.account_update_credentials(display_name="Dave One")["display_name"] == "Dave One"
+    assert dave.account_verify_credentials()["display_name"] == "Dave One"
+    site.inst.sql("UPDATE accounts SET display_name = 'Dave Elsewhere', locked = 1 WHERE id = ?",
+                  (int(dave.me()["id"]),))
+    me = dave.account_verify_credentials()
+    assert (me["display_name"], me["locked"]) == ("Dave Elsewhere", True)
+    assert dave.account_update_credentials(locked=False)["locked"] is False
+    assert dave.account_verify_credentials()["locked"] is False
