@@ -265,9 +265,10 @@ def link_header(request: web.Request, ids: list[int]) -> dict[str, str]:
     if not ids:
         return {}
     base = state_of(request).base_url + request.path
-    kept = [(k, v) for k, v in request.query.items() if k not in ("max_id", "since_id", "min_id")]
-    older = urlencode([*kept, ("max_id", str(min(ids)))])
-    newer = urlencode([*kept, ("min_id", str(max(ids)))])
+    kept = urlencode([(k, v) for k, v in request.query.items() if k not in ("max_id", "since_id", "min_id")])
+    kept = kept + "&" if kept else ""  # ids need no quoting
+    older = f"{kept}max_id={min(ids)}"
+    newer = f"{kept}min_id={max(ids)}"
     return {"Link": f'<{base}?{older}>; rel="next", <{base}?{newer}>; rel="prev"'}
 
 
