@@ -186,3 +186,35 @@ def test_notes_published_in_the_same_millisecond_are_all_kept(make_instance, fak
     def stored() -> int:
         return a.sql("SELECT count(*) FROM statuses WHERE uri LIKE ?", (f"{fake_actor.uri}/notes/%",))[0][0]
     wait_for(lambda: stored() == n, timeout=60)
+
+
+def test_a_new_actors_first_activities_arriving_at_once_are_all_accepted(make_instance):
+    """The first requests of an actor we have never seen, several at once: each fetches its key and
+    stores the actor at the same time as the others (on PostgreSQL, concurrent transactions), and none
+    may be refused for it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.federation_e2e.conftest import FakeActor
+    # Connections enough for all eight to store the actor at once.
+    a = make_instance("a", env={**FED_ENV, "CROSSTALK_DATABASE_POOL_SIZE": "8"})
+    a.create_user("alice")
+    alice_uri = f"{a.base_url}/users/alice"
+    actors = [FakeActor(f"newcomer{i}") for i in range(20)]
+    try:
+        def send(job: tuple[FakeActor, int]) -> int:
+            actor, i = job
+            note = {"id": f"{actor.uri}/notes/{i}", "type": "Note", "attributedTo": actor.uri,
+                    "content": f"<p>hello {i}</p>", "to": [alice_uri],
+                    "tag": [{"type": "Mention", "href": alice_uri, "name": "@alice"}]}
+            activity = {"@context": "https://www.w3.org/ns/activitystreams", "id": f"{actor.uri}/notes/{i}/activity",
+                        "type": "Create", "actor": actor.uri, "object": note, "to": [alice_uri]}
+            return post_cavage(actor, f"{a.base_url}/inbox", activity).status_code
+
+        for actor in actors:  # each one's first eight requests at once
+            with ThreadPoolExecutor(8) as pool:
+                assert list(pool.map(send, [(actor, i) for i in range(8)])) == [202] * 8, actor.uri
+        stored = a.sql("SELECT count(*) FROM accounts WHERE uri LIKE ?", ("%/users/newcomer%",))[0][0]
+        assert stored == len(actors)
+    finally:
+        for actor in actors:
+            actor.close()

@@ -18,6 +18,7 @@ from server.services.federation.client import RemoteError
 from server.state import State
 from server.storage import accounts as account_store
 from server.storage import remote_actors
+from server.storage.errors import IntegrityError
 
 log = logging.getLogger("crosstalk.federation")
 ACTOR_REFRESH_SECONDS = 24 * 3600
@@ -84,8 +85,15 @@ async def store_actor(state: State, doc: dict[str, Any], *, key_id: str | None =
         "public_key_pem": key.pem if key else "", "key_id": key.id if key else "",
         "actor_type": parsed.type, "moved_to_uri": parsed.moved_to,
     }
-    async with state.db.transaction() as tx:
-        account_id = await remote_actors.upsert_remote_account(tx, values)
+    try:
+        async with state.db.transaction() as tx:
+            account_id = await remote_actors.upsert_remote_account(tx, values)
+    except IntegrityError:
+        # Another transaction stored the same actor at the same moment (an actor's first requests come
+        # several at once, each fetching its key): its insert won the handle's unique index, which ON
+        # CONFLICT (uri) does not cover. The actor is there now: this one refreshes it.
+        async with state.db.transaction() as tx:
+            account_id = await remote_actors.upsert_remote_account(tx, values)
     account = await account_store.get(state.db, account_id)
     assert account is not None
     return account
