@@ -193,8 +193,14 @@ async def count_local_users(db: Reader) -> int:
     return await db.fetchval("SELECT count(*) FROM users") or 0
 
 
+# Local posts not deleted, boosts included, from the authors' counters (kept in the transaction of every
+# post, boost and deletion): counting the statuses table itself read all of it, 0.3 s a call at 1,000,000
+# statuses, on every /api/v1/instance (each app's launch) and NodeInfo fetch.
+_LOCAL_POSTS = "SELECT coalesce(sum(statuses_count), 0) FROM accounts WHERE domain = ''"
+
+
 async def count_local_statuses(db: Reader) -> int:
-    return await db.fetchval("SELECT count(*) FROM statuses WHERE local = 1 AND deleted_at IS NULL") or 0
+    return await db.fetchval(_LOCAL_POSTS) or 0
 
 
 async def by_profile_url(db: Reader, url: str) -> Account | None:
@@ -206,7 +212,7 @@ async def usage_counts(db: Reader) -> dict[str, int]:
         "SELECT (SELECT count(*) FROM users WHERE disabled = 0),"
         " (SELECT count(*) FROM users WHERE last_sign_in_at > ?),"
         " (SELECT count(*) FROM users WHERE last_sign_in_at > ?),"
-        " (SELECT count(*) FROM statuses WHERE local = 1 AND deleted_at IS NULL)", (days_ago(30), days_ago(180)))
+        f" ({_LOCAL_POSTS})", (days_ago(30), days_ago(180)))
     assert row is not None  # aggregates always answer one row
     return {"users": row[0], "active_month": row[1], "active_halfyear": row[2], "posts": row[3]}
 

@@ -210,3 +210,24 @@ def test_rate_limit(make_instance):
     assert statuses == [200] * remaining + [429]
     r = requests.get(f"{inst.base_url}/api/v1/instance")
     assert r.json()["error"] and r.headers["X-RateLimit-Remaining"] == "0"
+
+
+def test_instance_figures_count_local_posts_as_they_are_made_and_deleted(instance, users):
+    alice, bob, carol = users["alice"], users["bob"], users["carol"]
+    first = alice.status_post("First of two")
+    second = alice.status_post("Second of two")
+    bob.status_post("Bob's own", visibility="unlisted")
+    bob.status_reblog(first["id"])
+    carol.status_post("@alice just between us", visibility="direct")
+    bob.status_post("@alice a reply", in_reply_to_id=first["id"])
+    alice.status_delete(second["id"])
+    bob.status_unreblog(first["id"])
+
+    stats = requests.get(f"{instance.base_url}/api/v1/instance", timeout=10).json()["stats"]
+    assert stats["user_count"] == 3
+    assert stats["status_count"] == 4  # alice's first, bob's two, carol's direct message
+    usage = requests.get(f"{instance.base_url}/nodeinfo/2.1", timeout=10).json()["usage"]
+    assert usage["localPosts"] == 4 and usage["users"]["total"] == 3
+
+    alice.status_post("Another one")
+    assert requests.get(f"{instance.base_url}/api/v1/instance", timeout=10).json()["stats"]["status_count"] == 5
