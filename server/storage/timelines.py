@@ -72,8 +72,11 @@ NOT_SILENCED = (" AND NOT EXISTS (SELECT 1 FROM account_moderation am"
 
 async def public(db: Reader, page: Page, hidden: Collection[int], *, signed_in: bool, local: bool = False,
                  remote: bool = False, only_media: bool = False) -> list[int]:
-    """The public timeline; local-only posts only for signed-in users of this instance."""
-    cond, params, order = window("s.id", page)
+    """The public timeline; local-only posts only for signed-in users of this instance. With `only_media`
+    the page is read from the attachments' index, newest first: most posts carry none, and walking the
+    statuses for the few that do read the whole timeline when there were not enough of them (0.7 s at
+    1,000,000 statuses)."""
+    cond, params, order = window("m.status_id" if only_media else "s.id", page)
     where = "s.visibility = 'public' AND s.reblog_of_id IS NULL AND s.deleted_at IS NULL" + NOT_SILENCED
     if not signed_in:
         where += " AND s.local_only = 0"
@@ -81,12 +84,14 @@ async def public(db: Reader, page: Page, hidden: Collection[int], *, signed_in: 
         where += " AND s.local = 1"
     elif remote:
         where += " AND s.local = 0"
-    if only_media:
-        where += " AND EXISTS (SELECT 1 FROM media_attachments m WHERE m.status_id = s.id)"
     hidden_sql = _not_hidden(hidden, params)
     params.append(page.limit)
-    return await _ids(db, f"SELECT s.id FROM statuses s WHERE {where}{cond}{hidden_sql} ORDER BY {order} LIMIT ?",
-                      params, page)
+    if only_media:
+        sql = ("SELECT DISTINCT m.status_id FROM media_attachments m JOIN statuses s ON s.id = m.status_id"
+               f" WHERE m.status_id IS NOT NULL AND {where}{cond}{hidden_sql} ORDER BY {order} LIMIT ?")
+    else:
+        sql = f"SELECT s.id FROM statuses s WHERE {where}{cond}{hidden_sql} ORDER BY {order} LIMIT ?"
+    return await _ids(db, sql, params, page)
 
 
 async def tag(db: Reader, tag_id: int, page: Page, hidden: Collection[int], *, signed_in: bool,

@@ -271,3 +271,34 @@ def test_blurhash_matches_the_reference_encoder():
     pixels = [(rng.randrange(256), rng.randrange(256), rng.randrange(256)) for _ in range(20 * 15)]
     assert blurhash_encode(pixels, 20, 15) == "UAH2.ixz*%%L?F#7#R%NPKI.vz-T*0;ROGIX"
     assert blurhash_encode([(200, 30, 30)] * 300, 20, 15) == "UCM^z|]TfQ]T|wo1fQo1fQfQfQfQ|wo1fQo1"
+
+
+def test_the_public_timeline_with_only_media_lists_each_post_with_media_once_newest_first(instance, users):
+    alice, bob = users["alice"], users["bob"]
+
+    def picture(api: Any) -> Any:
+        return api.media_post(io.BytesIO(png()), mime_type="image/png")
+
+    start = alice.status_post("Before the media posts")["id"]
+    first = alice.status_post("Two pictures", media_ids=[picture(alice), picture(alice)])["id"]
+    alice.status_post("No picture")
+    bob.status_post("Followers only", media_ids=[picture(bob)], visibility="private")
+    bob.status_post("Unlisted", media_ids=[picture(bob)], visibility="unlisted")
+    second = bob.status_post("One picture", media_ids=[picture(bob)])["id"]
+    gone = bob.status_post("Deleted picture", media_ids=[picture(bob)])["id"]
+    bob.status_delete(gone)
+    third = alice.status_post("Last picture", media_ids=[picture(alice)])["id"]
+
+    def ids(page: list[Any]) -> list[Any]:
+        return [s["id"] for s in page]
+
+    assert ids(bob.timeline_public(only_media=True, since_id=start)) == [third, second, first]
+    assert ids(bob.timeline_public(only_media=True, since_id=start, limit=2)) == [third, second]
+    assert ids(bob.timeline_public(only_media=True, since_id=start, max_id=second)) == [first]
+    assert ids(bob.timeline_public(only_media=True, min_id=start, limit=2)) == [second, first]
+    assert ids(alice.timeline_local(only_media=True, since_id=start)) == [third, second, first]
+    assert ids(alice.timeline_public(only_media=True, remote=True, since_id=start)) == []
+    anonymous = requests.get(f"{instance.base_url}/api/v1/timelines/public",
+                             params={"only_media": "true", "since_id": start}, timeout=10)
+    assert [s["id"] for s in anonymous.json()] == [str(third), str(second), str(first)]
+    assert len(ids(bob.timeline_public(since_id=start))) == 4  # the post without a picture is there
