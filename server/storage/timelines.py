@@ -124,25 +124,35 @@ def visible_sql(viewer_id: int | None, params: list[Any]) -> str:
 async def account_statuses(db: Reader, account_id: int, viewer_id: int | None, page: Page, *,
                            exclude_replies: bool, exclude_reblogs: bool, only_media: bool, pinned: bool,
                            tag_id: int | None) -> list[int]:
-    cond, params, order = window("s.id", page)
-    where = ["s.account_id = ?", "s.deleted_at IS NULL"]
+    """The account's statuses the viewer may see. Pinned ones (every profile view asks for them) and
+    those with media (the profile's media tab) are read from the pins and the attachments, which are
+    few, instead of by walking all the account's statuses for them (40 ms at 20,000 statuses)."""
+    if pinned:
+        column, source = "p.status_id", "pins p JOIN statuses s ON s.id = p.status_id"
+        where = ["p.account_id = ?", "s.account_id = p.account_id"]
+    elif only_media:
+        column, source = "m.status_id", "media_attachments m JOIN statuses s ON s.id = m.status_id"
+        where = ["m.account_id = ?", "m.status_id IS NOT NULL", "s.account_id = m.account_id"]
+    else:
+        column, source, where = "s.id", "statuses s", ["s.account_id = ?"]
+    cond, params, order = window(column, page)
+    where.append("s.deleted_at IS NULL")
     pre: list[Any] = [account_id]
     if exclude_replies:
         where.append("(s.in_reply_to_id IS NULL OR s.in_reply_to_account_id = s.account_id)")
     if exclude_reblogs:
         where.append("s.reblog_of_id IS NULL")
-    if only_media:
+    if only_media and pinned:
         where.append("EXISTS (SELECT 1 FROM media_attachments m WHERE m.status_id = s.id)")
-    if pinned:
-        where.append("EXISTS (SELECT 1 FROM pins p WHERE p.status_id = s.id AND p.account_id = s.account_id)")
     if tag_id is not None:
         where.append("EXISTS (SELECT 1 FROM status_tags st WHERE st.status_id = s.id AND st.tag_id = ?)")
         pre.append(tag_id)
     vis_params: list[Any] = []
     where.append(visible_sql(viewer_id, vis_params))
     all_params = [*pre, *vis_params, *params, page.limit]
-    return await _ids(db, f"SELECT s.id FROM statuses s WHERE {' AND '.join(where)}{cond} ORDER BY {order} LIMIT ?",
-                      all_params, page)
+    distinct = "DISTINCT " if source.startswith("media") else ""  # a post can have several attachments
+    return await _ids(db, f"SELECT {distinct}{column} FROM {source} WHERE {' AND '.join(where)}{cond}"
+                          f" ORDER BY {order} LIMIT ?", all_params, page)
 
 
 async def statuses_by_ids_page(db: Reader, table: str, viewer_id: int, page: Page) -> list[tuple[int, int]]:

@@ -302,3 +302,41 @@ def test_the_public_timeline_with_only_media_lists_each_post_with_media_once_new
                              params={"only_media": "true", "since_id": start}, timeout=10)
     assert [s["id"] for s in anonymous.json()] == [str(third), str(second), str(first)]
     assert len(ids(bob.timeline_public(since_id=start))) == 4  # the post without a picture is there
+
+
+def test_a_profiles_pinned_and_media_tabs_list_the_right_posts_for_each_viewer(instance, users):
+    alice, bob = users["alice"], users["bob"]
+    me = alice.me()["id"]
+
+    def picture() -> Any:
+        return alice.media_post(io.BytesIO(png()), mime_type="image/png")
+
+    question = bob.status_post("Bob asks")["id"]
+    start = alice.status_post("Profile tabs start")["id"]
+    plain = alice.status_post("Plain")["id"]
+    two = alice.status_post("Two pictures", media_ids=[picture(), picture()])["id"]
+    private = alice.status_post("Followers see this picture", media_ids=[picture()], visibility="private")["id"]
+    reply = alice.status_post("@bob a reply with a picture", media_ids=[picture()], in_reply_to_id=question)["id"]
+    last = alice.status_post("Last picture", media_ids=[picture()])["id"]
+    for sid in (plain, two, last):
+        alice.status_pin(sid)
+
+    def ids(page: list[Any]) -> list[Any]:
+        return [s["id"] for s in page]
+
+    assert ids(alice.account_statuses(me, only_media=True, since_id=start)) == [last, reply, private, two]
+    assert ids(bob.account_statuses(me, only_media=True, since_id=start)) == [last, reply, two]
+    assert ids(bob.account_statuses(me, only_media=True, exclude_replies=True, since_id=start)) == [last, two]
+    assert ids(alice.account_statuses(me, only_media=True, since_id=start, limit=2)) == [last, reply]
+    assert ids(bob.account_statuses(me, only_media=True, since_id=start, max_id=reply)) == [two]
+    assert ids(alice.account_statuses(me, only_media=True, min_id=start, limit=2)) == [private, two]
+    assert ids(bob.account_statuses(me, pinned=True, since_id=start)) == [last, two, plain]
+    assert ids(bob.account_statuses(me, pinned=True, only_media=True, since_id=start)) == [last, two]
+    assert ids(bob.account_statuses(me, pinned=True, since_id=start, limit=1)) == [last]
+    assert ids(bob.account_statuses(question_author := bob.me()["id"], pinned=True)) == []
+    assert question_author != me
+
+    alice.status_unpin(two)
+    alice.status_delete(last)
+    assert ids(bob.account_statuses(me, pinned=True, since_id=start)) == [plain]
+    assert ids(bob.account_statuses(me, only_media=True, since_id=start)) == [reply, two]
