@@ -5,7 +5,7 @@ unfiltered ids)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 
 from server.domain.paging import Page
 from server.domain.records import Account
@@ -65,13 +65,28 @@ async def public(state: State, viewer: Account | None, page: Page, *, local: boo
     return await _without_hidden_accounts(state, viewer, read, "public")
 
 
-async def tag(state: State, viewer: Account | None, name: str, page: Page, *, local: bool) -> StatusPage:
-    tag_id = await status_store.tag_id(state.db, name.lstrip("#"))
+TAGS_PER_PARAMETER = 4  # of any[], all[] and none[]: the rest are ignored, as Mastodon does
+
+
+async def tag(state: State, viewer: Account | None, name: str, page: Page, *, local: bool, remote: bool = False,
+              only_media: bool = False, any_of: Sequence[str] = (), all_of: Sequence[str] = (),
+              none_of: Sequence[str] = ()) -> StatusPage:
+    """Mastodon's hashtag timeline: public posts with the tag or any tag of `any_of`, that also carry
+    every tag of `all_of` and none of `none_of`."""
+    async def ids_of(names: Iterable[str]) -> list[int | None]:
+        return [await status_store.tag_id(state.db, n.lstrip("#")) for n in names]
+
+    wanted = [i for i in await ids_of([name, *any_of[:TAGS_PER_PARAMETER]]) if i is not None]
+    required = await ids_of(all_of[:TAGS_PER_PARAMETER])
+    excluded = [i for i in await ids_of(none_of[:TAGS_PER_PARAMETER]) if i is not None]
+    possible = bool(wanted) and None not in required  # a tag nobody used cannot be on every post
 
     async def read(hidden: Collection[int]) -> list[int]:
-        if tag_id is None:
+        if not possible:
             return []
-        return await timelines.tag(state.db, tag_id, page, hidden, signed_in=viewer is not None, local=local)
+        return await timelines.tag(state.db, wanted, page, hidden, signed_in=viewer is not None, local=local,
+                                   remote=remote, only_media=only_media,
+                                   all_of=[i for i in required if i is not None], none_of=excluded)
     return await _without_hidden_accounts(state, viewer, read, "public")
 
 

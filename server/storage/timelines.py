@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from server.ports import Reader, Tx
@@ -94,20 +94,42 @@ async def public(db: Reader, page: Page, hidden: Collection[int], *, signed_in: 
     return await _ids(db, sql, params, page)
 
 
-async def tag(db: Reader, tag_id: int, page: Page, hidden: Collection[int], *, signed_in: bool,
-              local: bool = False) -> list[int]:
-    cond, params, order = window("st.status_id", page)
-    params = [tag_id, *params]
-    where = "st.tag_id = ? AND s.visibility = 'public' AND s.deleted_at IS NULL AND s.reblog_of_id IS NULL" + NOT_SILENCED
-    if not signed_in:
-        where += " AND s.local_only = 0"
-    if local:
-        where += " AND s.local = 1"
-    hidden_sql = _not_hidden(hidden, params)
-    params.append(page.limit)
-    return await _ids(db,
-        f"SELECT st.status_id FROM status_tags st JOIN statuses s ON s.id = st.status_id WHERE {where}{cond}{hidden_sql}"
-        f" ORDER BY {order} LIMIT ?", params, page)
+async def tag(db: Reader, tag_ids: Sequence[int], page: Page, hidden: Collection[int], *, signed_in: bool,
+              local: bool = False, remote: bool = False, only_media: bool = False,
+              all_of: Sequence[int] = (), none_of: Sequence[int] = ()) -> list[int]:
+    """Posts carrying any of `tag_ids`, every tag of `all_of` and none of `none_of`. One query per tag
+    of `tag_ids`, each walking that tag's index for a page, merged here: one query over several tags
+    would sort all their posts for every page."""
+    found: set[int] = set()
+    for tag_id in dict.fromkeys(tag_ids):
+        params: list[Any] = [tag_id]
+        where = ("st.tag_id = ? AND s.visibility = 'public' AND s.deleted_at IS NULL AND s.reblog_of_id IS NULL"
+                 + NOT_SILENCED)
+        if not signed_in:
+            where += " AND s.local_only = 0"
+        if local:
+            where += " AND s.local = 1"
+        elif remote:
+            where += " AND s.local = 0"
+        if only_media:
+            where += " AND EXISTS (SELECT 1 FROM media_attachments m WHERE m.status_id = s.id)"
+        for other in all_of:
+            where += " AND EXISTS (SELECT 1 FROM status_tags t WHERE t.status_id = s.id AND t.tag_id = ?)"
+            params.append(other)
+        if none_of:
+            where += (" AND NOT EXISTS (SELECT 1 FROM status_tags t WHERE t.status_id = s.id"
+                      f" AND t.tag_id IN ({','.join('?' * len(none_of))}))")
+            params.extend(none_of)
+        cond, window_params, order = window("st.status_id", page)
+        params.extend(window_params)
+        hidden_sql = _not_hidden(hidden, params)
+        params.append(page.limit)
+        found.update(r[0] for r in await db.fetchall(
+            f"SELECT st.status_id FROM status_tags st JOIN statuses s ON s.id = st.status_id WHERE {where}{cond}"
+            f"{hidden_sql} ORDER BY {order} LIMIT ?", params))
+    if page.min_id is not None:  # the nearest above min_id, answered newest first
+        return sorted(found)[:page.limit][::-1]
+    return sorted(found, reverse=True)[:page.limit]
 
 
 def visible_sql(viewer_id: int | None, params: list[Any]) -> str:

@@ -340,3 +340,34 @@ def test_a_profiles_pinned_and_media_tabs_list_the_right_posts_for_each_viewer(i
     alice.status_delete(last)
     assert ids(bob.account_statuses(me, pinned=True, since_id=start)) == [plain]
     assert ids(bob.account_statuses(me, only_media=True, since_id=start)) == [reply, two]
+
+
+def test_a_hashtag_timeline_takes_any_all_none_only_media_and_paging(instance, users):
+    alice, bob = users["alice"], users["bob"]
+    g = alice.status_post("#garden plans")["id"]
+    k = bob.status_post("#kitchen rota")["id"]
+    gk = alice.status_post("#garden and #kitchen")["id"]
+    gr = bob.status_post("#garden #roof with a picture",
+                         media_ids=[bob.media_post(io.BytesIO(png()), mime_type="image/png")])["id"]
+    alice.status_post("#garden #kitchen #roof but followers only", visibility="private")
+
+    def tag(name: str, **query: Any) -> list[str]:
+        answer = requests.get(f"{instance.base_url}/api/v1/timelines/tag/{name}", params=query, timeout=10)
+        assert answer.status_code == 200, answer.text
+        return [s["id"] for s in answer.json()]
+
+    g, k, gk, gr = (str(i) for i in (g, k, gk, gr))
+    assert [str(s["id"]) for s in bob.timeline_hashtag("garden")] == [gr, gk, g]
+    assert tag("garden", **{"any[]": "kitchen"}) == [gr, gk, k, g]
+    assert tag("garden", **{"all[]": "kitchen"}) == [gk]
+    assert tag("garden", **{"none[]": "kitchen"}) == [gr, g]
+    assert tag("garden", **{"any[]": ["kitchen", "#nosuchtag"], "none[]": "roof"}) == [gk, k, g]
+    assert tag("garden", **{"all[]": ["kitchen", "roof"]}) == []
+    assert tag("garden", **{"all[]": "nosuchtag"}) == []
+    assert tag("nosuchtag", **{"any[]": "kitchen"}) == [gk, k]
+    assert tag("garden", only_media="true") == [gr]
+    assert tag("garden", remote="true") == [] and tag("garden", local="true") == [gr, gk, g]
+    assert tag("garden", limit=2, **{"any[]": "kitchen"}) == [gr, gk]
+    assert tag("garden", limit=2, max_id=gk, **{"any[]": "kitchen"}) == [k, g]
+    assert tag("garden", limit=2, min_id=g, **{"any[]": "kitchen"}) == [gk, k]
+    assert tag("garden", since_id=k, **{"any[]": "kitchen"}) == [gr, gk]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.http.base import (
+    Params,
+    Unprocessable,
     add_routes,
     json_response,
     link_header,
@@ -38,11 +40,20 @@ async def public(request: web.Request) -> web.Response:
     return _answer(request, found)
 
 
+def _tag_names(p: Params, name: str) -> list[str]:
+    values = p.list(name)
+    if not all(isinstance(v, str) for v in values):
+        raise Unprocessable(f"{name} must be a list of hashtags")
+    return [v for v in values if v.strip("# ")]
+
+
 async def tag(request: web.Request) -> web.Response:
     viewer = await optional_user(request, "read:statuses")
     p = await params(request)
     found = await service.tag(state_of(request), viewer, request.match_info["hashtag"], page(p),
-                              local=bool(p.bool("local")))
+                              local=bool(p.bool("local")), remote=bool(p.bool("remote")),
+                              only_media=bool(p.bool("only_media")), any_of=_tag_names(p, "any"),
+                              all_of=_tag_names(p, "all"), none_of=_tag_names(p, "none"))
     return _answer(request, found)
 
 
