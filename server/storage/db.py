@@ -52,7 +52,7 @@ YIELD_EVERY = 16  # inline reads in a row before the reading task gives others a
 # inline reader serves most reads; the reader threads only those that outgrow its budget.
 WRITER_CACHE_KB = 2000
 INLINE_CACHE_KB = 2000
-THREAD_READER_CACHE_KB = 1000
+THREAD_READER_CACHE_KB = 500
 CHECKPOINTER_CACHE_KB = 100
 
 
