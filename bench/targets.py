@@ -66,6 +66,8 @@ TARGETS: tuple[Target, ...] = (
     Target("POST fan-out reached every follower's home feed", "post_status", "fanout_complete_pct", ">=", 100, "%",
            BENCH),
     Target("search p50, one request at a time", "search", "search_p50_ms", "<=", 20, "ms", BENCH),
+    Target("slowest GET an app makes, p50 one at a time (no whole-table reads)", "endpoints", "slowest_p50_ms",
+           "<=", 50, "ms", BENCH),
     Target("1,000 streams: every client got every update", "streaming", "delivered_pct", ">=", 100, "%", BENCH),
     Target("10,000 idle streams: every follower's stream got the post after the hold", "streaming_idle",
            "post_delivered_pct", ">=", 100, "%", BENCH),
