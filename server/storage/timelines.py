@@ -70,13 +70,9 @@ NOT_SILENCED = (" AND NOT EXISTS (SELECT 1 FROM account_moderation am"
                 " WHERE am.account_id = s.account_id AND am.silenced_at IS NOT NULL)")
 
 
-async def public(db: Reader, page: Page, hidden: Collection[int], *, signed_in: bool, local: bool = False,
-                 remote: bool = False, only_media: bool = False) -> list[int]:
-    """The public timeline; local-only posts only for signed-in users of this instance. With `only_media`
-    the page is read from the attachments' index, newest first: most posts carry none, and walking the
-    statuses for the few that do read the whole timeline when there were not enough of them (0.7 s at
-    1,000,000 statuses)."""
-    cond, params, order = window("m.status_id" if only_media else "s.id", page)
+def _public_where(signed_in: bool, local: bool, remote: bool) -> str:
+    """What the public and hashtag timelines show of statuses `s`: public originals, not deleted, not by
+    silenced accounts; local-only posts only to signed-in users of this instance."""
     where = "s.visibility = 'public' AND s.reblog_of_id IS NULL AND s.deleted_at IS NULL" + NOT_SILENCED
     if not signed_in:
         where += " AND s.local_only = 0"
@@ -84,6 +80,16 @@ async def public(db: Reader, page: Page, hidden: Collection[int], *, signed_in: 
         where += " AND s.local = 1"
     elif remote:
         where += " AND s.local = 0"
+    return where
+
+
+async def public(db: Reader, page: Page, hidden: Collection[int], *, signed_in: bool, local: bool = False,
+                 remote: bool = False, only_media: bool = False) -> list[int]:
+    """The public timeline. With `only_media` the page is read from the attachments' index, newest
+    first: most posts carry none, and walking the statuses for the few that do read the whole timeline
+    when there were not enough of them (0.7 s at 1,000,000 statuses)."""
+    cond, params, order = window("m.status_id" if only_media else "s.id", page)
+    where = _public_where(signed_in, local, remote)
     hidden_sql = _not_hidden(hidden, params)
     params.append(page.limit)
     if only_media:
@@ -100,33 +106,26 @@ async def tag(db: Reader, tag_ids: Sequence[int], page: Page, hidden: Collection
     """Posts carrying any of `tag_ids`, every tag of `all_of` and none of `none_of`. One query per tag
     of `tag_ids`, each walking that tag's index for a page, merged here: one query over several tags
     would sort all their posts for every page."""
+    where = _public_where(signed_in, local, remote)
+    params: list[Any] = []
+    if only_media:
+        where += " AND EXISTS (SELECT 1 FROM media_attachments m WHERE m.status_id = s.id)"
+    for other in all_of:
+        where += " AND EXISTS (SELECT 1 FROM status_tags t WHERE t.status_id = s.id AND t.tag_id = ?)"
+        params.append(other)
+    if none_of:
+        where += (" AND NOT EXISTS (SELECT 1 FROM status_tags t WHERE t.status_id = s.id"
+                  f" AND t.tag_id IN ({','.join('?' * len(none_of))}))")
+        params.extend(none_of)
+    cond, window_params, order = window("st.status_id", page)
+    params.extend(window_params)
+    hidden_sql = _not_hidden(hidden, params)
+    params.append(page.limit)
+    sql = (f"SELECT st.status_id FROM status_tags st JOIN statuses s ON s.id = st.status_id"
+           f" WHERE st.tag_id = ? AND {where}{cond}{hidden_sql} ORDER BY {order} LIMIT ?")
     found: set[int] = set()
     for tag_id in dict.fromkeys(tag_ids):
-        params: list[Any] = [tag_id]
-        where = ("st.tag_id = ? AND s.visibility = 'public' AND s.deleted_at IS NULL AND s.reblog_of_id IS NULL"
-                 + NOT_SILENCED)
-        if not signed_in:
-            where += " AND s.local_only = 0"
-        if local:
-            where += " AND s.local = 1"
-        elif remote:
-            where += " AND s.local = 0"
-        if only_media:
-            where += " AND EXISTS (SELECT 1 FROM media_attachments m WHERE m.status_id = s.id)"
-        for other in all_of:
-            where += " AND EXISTS (SELECT 1 FROM status_tags t WHERE t.status_id = s.id AND t.tag_id = ?)"
-            params.append(other)
-        if none_of:
-            where += (" AND NOT EXISTS (SELECT 1 FROM status_tags t WHERE t.status_id = s.id"
-                      f" AND t.tag_id IN ({','.join('?' * len(none_of))}))")
-            params.extend(none_of)
-        cond, window_params, order = window("st.status_id", page)
-        params.extend(window_params)
-        hidden_sql = _not_hidden(hidden, params)
-        params.append(page.limit)
-        found.update(r[0] for r in await db.fetchall(
-            f"SELECT st.status_id FROM status_tags st JOIN statuses s ON s.id = st.status_id WHERE {where}{cond}"
-            f"{hidden_sql} ORDER BY {order} LIMIT ?", params))
+        found.update(r[0] for r in await db.fetchall(sql, [tag_id, *params]))
     if page.min_id is not None:  # the nearest above min_id, answered newest first
         return sorted(found)[:page.limit][::-1]
     return sorted(found, reverse=True)[:page.limit]
@@ -149,12 +148,14 @@ async def account_statuses(db: Reader, account_id: int, viewer_id: int | None, p
     """The account's statuses the viewer may see. Pinned ones (every profile view asks for them) and
     those with media (the profile's media tab) are read from the pins and the attachments, which are
     few, instead of by walking all the account's statuses for them (40 ms at 20,000 statuses)."""
+    select = ""
     if pinned:
         column, source = "p.status_id", "pins p JOIN statuses s ON s.id = p.status_id"
         where = ["p.account_id = ?", "s.account_id = p.account_id"]
     elif only_media:
         column, source = "m.status_id", "media_attachments m JOIN statuses s ON s.id = m.status_id"
         where = ["m.account_id = ?", "m.status_id IS NOT NULL", "s.account_id = m.account_id"]
+        select = "DISTINCT "  # a post can have several attachments
     else:
         column, source, where = "s.id", "statuses s", ["s.account_id = ?"]
     cond, params, order = window(column, page)
@@ -172,8 +173,7 @@ async def account_statuses(db: Reader, account_id: int, viewer_id: int | None, p
     vis_params: list[Any] = []
     where.append(visible_sql(viewer_id, vis_params))
     all_params = [*pre, *vis_params, *params, page.limit]
-    distinct = "DISTINCT " if source.startswith("media") else ""  # a post can have several attachments
-    return await _ids(db, f"SELECT {distinct}{column} FROM {source} WHERE {' AND '.join(where)}{cond}"
+    return await _ids(db, f"SELECT {select}{column} FROM {source} WHERE {' AND '.join(where)}{cond}"
                           f" ORDER BY {order} LIMIT ?", all_params, page)
 
 
