@@ -376,13 +376,14 @@ def _fill(spec: Spec, db_path: Path, log: Callable[[str], None]) -> tuple[dict[s
     pw_hash = secrets.hash_password_sync(PASSWORD)
     _insert(conn, "INSERT INTO accounts (id, username, domain, display_name, note, uri, url, inbox_url,"
                   " shared_inbox_url, outbox_url, followers_url, following_url, featured_url, key_id, created_at,"
-                  " updated_at, last_status_at, statuses_count, followers_count, following_count)"
-                  " VALUES (?, ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                  " updated_at, last_status_at, last_status_id, statuses_count, followers_count, following_count)"
+                  " VALUES (?, ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             ((account_ids[i], names[i], names[i].replace("user", "User ").title(),
               f"<p>Benchmark account {names[i]}</p>", uris[i], urls[i], f"{uris[i]}/inbox", f"{base_url}/inbox",
               f"{uris[i]}/outbox", f"{uris[i]}/followers", f"{uris[i]}/following",
               f"{uris[i]}/collections/featured", f"{uris[i]}#main-key", _iso_ms(account_ms[i]), now_iso,
-              _iso_ms(ms[last_status[i]])[:10] if last_status[i] >= 0 else None, statuses_count[i],
+              _iso_ms(ms[last_status[i]])[:10] if last_status[i] >= 0 else None,
+              ids[last_status[i]] if last_status[i] >= 0 else None, statuses_count[i],
               len(followers[i]), len(following[i])) for i in range(U)))
     _insert(conn, "INSERT INTO users (account_id, email, password_hash, created_at) VALUES (?, ?, ?, ?)",
             ((account_ids[i], f"{names[i]}@bench.test", pw_hash, _iso_ms(account_ms[i])) for i in range(U)))

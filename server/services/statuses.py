@@ -174,7 +174,7 @@ async def _insert_status(state: State, tx: Tx, status: Status, mentioned: list[i
     if extra is not None:
         await extra(tx)
     await accounts.adjust_counts(tx, status.account_id, statuses=1)
-    await accounts.touch_last_status(tx, status.account_id, status.created_at[:10])
+    await accounts.touch_last_status(tx, status.account_id, status.id, status.created_at[:10])
     if status.in_reply_to_id is not None:
         await statuses.adjust_counts(tx, status.in_reply_to_id, replies=1)
     await state.events.record(tx, StatusCreated(status_id=status.id, mentioned=mentioned))
@@ -310,6 +310,7 @@ async def store_reblog(state: State, account: Account, original: Status, *, uri:
         await statuses.insert(tx, boost)
         await statuses.adjust_counts(tx, original.id, reblogs=1)
         await accounts.adjust_counts(tx, account.id, statuses=1)
+        await accounts.touch_last_status(tx, account.id, boost.id, boost.created_at[:10])
         await state.events.record(tx, ReblogCreated(status_id=boost.id, original_id=original.id))
     return boost
 

@@ -117,8 +117,13 @@ async def adjust_counts(tx: Tx, account_id: int, *, statuses: int = 0, followers
         (statuses, followers, following, account_id))
 
 
-async def touch_last_status(tx: Tx, account_id: int, date: str) -> None:
-    await tx.execute("UPDATE accounts SET last_status_at = ? WHERE id = ?", (date, account_id))
+async def touch_last_status(tx: Tx, account_id: int, status_id: int, date: str) -> None:
+    """The account posted (or boosted) `status_id` on `date`: the directory lists it by its latest post.
+    Ids are time-ordered, so the larger one is the later post."""
+    await tx.execute(
+        f"UPDATE accounts SET last_status_at = ?,"
+        f" last_status_id = {tx.dialect.greatest('coalesce(last_status_id, 0)', '?')} WHERE id = ?",
+        (date, status_id, account_id))
 
 
 async def search(db: Reader, query: str, limit: int, offset: int, *,

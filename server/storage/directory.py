@@ -48,10 +48,8 @@ async def people(db: Reader, *, local: bool, order: str, offset: int, limit: int
     if following_of is not None:
         where.append("a.id IN (SELECT target_account_id FROM follows WHERE account_id = ?)")
         params.append(following_of)
-    ordering = ("a.id DESC" if order == "new"
-                # last_status_at is a date; the newest post's id (time-ordered) orders within a day
-                else "CASE WHEN a.last_status_at IS NULL THEN 1 ELSE 0 END, a.last_status_at DESC,"
-                     " (SELECT max(s.id) FROM statuses s WHERE s.account_id = a.id) DESC, a.id DESC")
+    # Both orders walk an index (accounts_last_status, the primary key) and stop after the page.
+    ordering = "a.id DESC" if order == "new" else "a.last_status_id DESC NULLS LAST, a.id DESC"
     params.extend([limit, offset])
     rows = await db.fetchall(
         f"SELECT {COLS} FROM accounts a WHERE {' AND '.join(where)} ORDER BY {ordering} LIMIT ? OFFSET ?", params)

@@ -65,6 +65,9 @@ def test_directory_orders_filters_and_hides(site, users, me):
     assert names(alice.directory(local=True, offset=1, limit=2)) == ["alice", "carol"]
     # Anonymous visitors see the same listing (as in Mastodon).
     assert names(get(site, "/api/v1/directory", local="true").json())[:3] == ["bob", "alice", "carol"]
+    # A boost is activity too (as in Mastodon): carol's boost of bob's post lists her first.
+    carol.status_reblog(bob.account_statuses(me["bob"], limit=1)[0]["id"])
+    assert names(alice.directory(local=True, limit=80))[:3] == ["carol", "bob", "alice"]
 
     # Department and location match the whole value in any case and spacing; a title any part of it.
     r = get(site, "/api/v1/directory", "carol", department="ENGINEERING")
