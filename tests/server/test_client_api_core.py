@@ -7,6 +7,7 @@ import requests
 from mastodon import Mastodon, MastodonIllegalArgumentError, MastodonNotFoundError, MastodonUnauthorizedError
 
 from tests.conftest import authorize_in_browser
+from tests.server.shared_instance import wait_for
 
 PASSWORD = "correct horse battery"
 
@@ -118,7 +119,8 @@ def test_pagination_and_notifications_filters(instance, users):
     alice, bob = users["alice"], users["bob"]
     alice.account_follow(bob.me()["id"])
     ids = [bob.status_post(f"post {i}")["id"] for i in range(45)]
-    first = alice.timeline_home(limit=20)
+    # Feeds are filled after the post's commit (from its event), as in Mastodon: wait for the last one.
+    first = wait_for(lambda: (page := alice.timeline_home(limit=20)) and page[0]["id"] == ids[-1] and page)
     assert [s["id"] for s in first] == ids[::-1][:20]
     second = alice.fetch_next(first)
     assert [s["id"] for s in second] == ids[::-1][20:40]
