@@ -30,25 +30,37 @@ async def department_of(db: Reader, account_id: int) -> str | None:
     return value or None
 
 
+# Local accounts one may be suggested (?1 is the viewer): not the viewer, not followed or requested,
+# blocked either way, muted or dismissed, not suspended, disabled, unapproved or undiscoverable.
+_CANDIDATES = (
+    "accounts a JOIN users u ON u.account_id = a.id"
+    " WHERE a.domain = '' AND a.id != ?1 AND a.suspended = 0 AND a.deleted_at IS NULL AND a.discoverable = 1"
+    "   AND u.disabled = 0 AND u.approved = 1"
+    "   AND a.id NOT IN (SELECT target_account_id FROM follows WHERE account_id = ?1)"
+    "   AND a.id NOT IN (SELECT target_account_id FROM follow_requests WHERE account_id = ?1)"
+    "   AND a.id NOT IN (SELECT target_account_id FROM blocks WHERE account_id = ?1)"
+    "   AND a.id NOT IN (SELECT account_id FROM blocks WHERE target_account_id = ?1)"
+    "   AND a.id NOT IN (SELECT target_account_id FROM mutes WHERE account_id = ?1)"
+    "   AND a.id NOT IN (SELECT target_account_id FROM suggestion_dismissals WHERE account_id = ?1)")
+
+
 async def suggestions(db: Reader, viewer_id: int, department: str | None, limit: int) -> list[tuple[int, bool]]:
     """(account id, same department?) for local accounts worth following: colleagues from the viewer's
-    department first, then the most followed. Leaves out the viewer, accounts already followed or
-    requested, blocked either way, muted, dismissed, suspended, disabled or not discoverable."""
-    rows = await db.fetchall(
-        f"SELECT a.id, EXISTS (SELECT 1 FROM {db.dialect.json_array_elements('a.fields')} f"
-        f"   WHERE {_field_name(db)} = ?3 AND {_field_value(db)} = ?2) AS colleague"
-        " FROM accounts a JOIN users u ON u.account_id = a.id"
-        " WHERE a.domain = '' AND a.id != ?1 AND a.suspended = 0 AND a.deleted_at IS NULL AND a.discoverable = 1"
-        "   AND u.disabled = 0 AND u.approved = 1"
-        "   AND a.id NOT IN (SELECT target_account_id FROM follows WHERE account_id = ?1)"
-        "   AND a.id NOT IN (SELECT target_account_id FROM follow_requests WHERE account_id = ?1)"
-        "   AND a.id NOT IN (SELECT target_account_id FROM blocks WHERE account_id = ?1)"
-        "   AND a.id NOT IN (SELECT account_id FROM blocks WHERE target_account_id = ?1)"
-        "   AND a.id NOT IN (SELECT target_account_id FROM mutes WHERE account_id = ?1)"
-        "   AND a.id NOT IN (SELECT target_account_id FROM suggestion_dismissals WHERE account_id = ?1)"
-        " ORDER BY colleague DESC, a.followers_count DESC, a.id LIMIT ?4",
-        (viewer_id, department, DEPARTMENT_FIELD, limit))
-    return [(r[0], bool(r[1])) for r in rows]
+    department first, then the most followed (see _CANDIDATES for who is left out). The most followed
+    are read down an index of follower counts, stopping after the page; colleagues, only when the
+    viewer has a department, by reading the local accounts' profile fields."""
+    colleagues: list[int] = []
+    if department:
+        rows = await db.fetchall(
+            f"SELECT a.id FROM {_CANDIDATES} AND EXISTS (SELECT 1 FROM {db.dialect.json_array_elements('a.fields')} f"
+            f"   WHERE {_field_name(db)} = ?3 AND {_field_value(db)} = ?2)"
+            " ORDER BY a.followers_count DESC, a.id LIMIT ?4", (viewer_id, department, DEPARTMENT_FIELD, limit))
+        colleagues = [r[0] for r in rows]
+    rows = await db.fetchall(f"SELECT a.id FROM {_CANDIDATES} ORDER BY a.followers_count DESC, a.id LIMIT ?2",
+                             (viewer_id, limit + len(colleagues)))
+    seen = set(colleagues)
+    found = [(a, True) for a in colleagues] + [(r[0], False) for r in rows if r[0] not in seen]
+    return found[:limit]
 
 
 async def dismiss(tx: Tx, account_id: int, target_id: int) -> None:
