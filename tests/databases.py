@@ -19,13 +19,15 @@ import sqlite3
 import threading
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 TEST_DATABASE_URL = os.environ.get("CROSSTALK_TEST_DATABASE_URL", "").strip()
 PREFIX = os.environ.get("CROSSTALK_TEST_DATABASE_PREFIX", "crosstalk_test").strip()
 HOW_TO_ENABLE = ("PostgreSQL tests need a server: set CROSSTALK_TEST_DATABASE_URL="
                  "postgresql://postgres@127.0.0.1:5432/postgres (see README, 'Running with PostgreSQL')")
+
+T = TypeVar("T")
 
 READY = 2  # fresh databases kept waiting for the next instances
 
@@ -41,7 +43,7 @@ def postgres_enabled() -> bool:
     return bool(TEST_DATABASE_URL)
 
 
-def _run(coro: Coroutine[Any, Any, Any]) -> Any:
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine to the end from synchronous test code, even inside a running event loop."""
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, coro).result()
@@ -70,7 +72,7 @@ def check_server() -> str | None:
         conn = await asyncpg.connect(TEST_DATABASE_URL, timeout=10)
         await conn.close()
     try:
-        _run(probe())
+        run_sync(probe())
     except Exception as exc:
         return f"{exc.__class__.__name__}: {exc}"
     return None
@@ -81,14 +83,14 @@ def _ensure_template() -> str:
     if _template is None:
         from server.storage.postgres import PostgresDatabase
         name = f"{PREFIX}_{os.getpid()}_template"
-        _run(_admin([f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"']))
+        run_sync(_admin([f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"']))
         _created.add(name)
 
         async def migrate() -> None:
             db = PostgresDatabase(url_for(name), pool_size=1)
             await db.open()
             await db.close()
-        _run(migrate())
+        run_sync(migrate())
         _template = name
     return _template
 
@@ -98,7 +100,7 @@ def _copy_template() -> str:
     name = f"{PREFIX}_{os.getpid()}_{next(_counter)}"
     with _lock:
         _created.add(name)
-    _run(_admin([f'CREATE DATABASE "{name}" TEMPLATE "{template}"']))
+    run_sync(_admin([f'CREATE DATABASE "{name}" TEMPLATE "{template}"']))
     return name
 
 
@@ -116,7 +118,7 @@ def create_empty_database() -> str:
     name = f"{PREFIX}_{os.getpid()}_{next(_counter)}"
     with _lock:
         _created.add(name)
-    _run(_admin([f'CREATE DATABASE "{name}"']))
+    run_sync(_admin([f'CREATE DATABASE "{name}"']))
     return url_for(name)
 
 
@@ -127,7 +129,7 @@ def drop_database(url: str) -> None:
         if name not in _created:
             return
         _created.discard(name)
-    _background.submit(_run, _admin([f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)']))
+    _background.submit(run_sync, _admin([f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)']))
 
 
 def drop_all() -> None:
@@ -140,7 +142,7 @@ def drop_all() -> None:
         names = sorted(_created)
         _created.clear()
     if names:
-        _run(_admin([f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in names]))
+        run_sync(_admin([f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in names]))
 
 
 def drop_abandoned() -> None:
@@ -157,7 +159,7 @@ def drop_abandoned() -> None:
                     await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await conn.close()
-    _run(sweep())
+    run_sync(sweep())
 
 
 def _alive(pid: int) -> bool:
@@ -185,7 +187,7 @@ def query(database_url: str | None, sqlite_path: Path, sql: str, params: Sequenc
                 raise RuntimeError(str(exc)) from exc
             finally:
                 await conn.close()
-        return _run(run())
+        return run_sync(run())
     conn = sqlite3.connect(sqlite_path, timeout=10)
     try:
         with conn:

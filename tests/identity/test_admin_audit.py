@@ -156,3 +156,18 @@ def test_a_suspended_accounts_hidden_posts_leave_home_timelines_and_come_back(ma
 
     admin.admin_account_unsuspend(gone_id)
     assert [s["id"] for s in fan.timeline_home(limit=3)] == hidden[::-1]
+
+
+def test_the_admin_cli_makes_users_and_tokens(instance):
+    """`crosstalk admin create-user` and `create-token` as an operator runs them (the fixtures make
+    their users and tokens in-process, through the same code)."""
+    made = instance.cli("admin", "create-user", "carla", "--email", "carla@example.test", "--password",
+                        "correct horse battery", "--admin")
+    assert made.stdout.startswith("created admin user carla (id ")
+    token = instance.cli("admin", "create-token", "carla", "--scopes", "read write").stdout.strip()
+    assert Mastodon(access_token=token, api_base_url=instance.base_url).me()["username"] == "carla"
+    again = instance.cli("admin", "create-user", "carla", "--email", "other@example.test", "--password",
+                         "correct horse battery", check=False)
+    assert again.returncode != 0 and "Traceback" not in again.stderr, again.stderr
+    unknown = instance.cli("admin", "create-token", "nobody", "--scopes", "read", check=False)
+    assert unknown.returncode != 0 and "Traceback" not in unknown.stderr, unknown.stderr

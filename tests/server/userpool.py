@@ -3,14 +3,12 @@ without paying for a server start and a CLI run per user."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
 from mastodon import Mastodon
 
-from tests.conftest import ROOT, Instance
+from tests.conftest import Instance
 
 PASSWORD = "correct horse battery"
 
@@ -36,21 +34,8 @@ class UserPool:
 
 
 def create_users(instance: Instance, names: list[str]) -> None:
-    """`crosstalk admin create-user` for each name, several at once (each run is a Python start-up)."""
-    for start in range(0, len(names), 6):
-        procs = [subprocess.Popen([sys.executable, "-m", "server.cli", "admin", "create-user", name, "--email",
-                                   f"{name}@example.test", "--password", PASSWORD], cwd=ROOT, env=instance.env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-                 for name in names[start:start + 6]]
-        for proc in procs:
-            try:
-                _, err = proc.communicate(timeout=60)
-            except subprocess.TimeoutExpired:
-                for hung in procs:  # none may outlive the test
-                    hung.kill()
-                    hung.wait()
-                raise
-            assert proc.returncode == 0, err.decode()
+    """The pool's users, made as `crosstalk admin create-user` makes them (tests/conftest.py)."""
+    instance.create_users(names, PASSWORD)
 
 
 def running_pool(tmp_path_factory: pytest.TempPathFactory, size: int,
