@@ -17,7 +17,7 @@ import pytest
 import requests
 from minio import Minio
 
-from tests.conftest import Instance, free_port
+from tests.conftest import Instance, free_port, free_ports
 from tests.server.test_media import jpeg, png
 from tests.services import require_binary
 
@@ -27,7 +27,8 @@ ACCESS, SECRET, BUCKET = "crosstalk-test", "a-secret-for-tests-only", "media"
 class Seaweed:
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.port = free_port()
+        # The S3 API and nine more listeners, chosen together so that no two ports are the same.
+        self.port, *self.other_ports = free_ports(10)
         self.endpoint = f"127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -35,9 +36,10 @@ class Seaweed:
         config = self.root / "s3.json"
         config.write_text(json.dumps({"identities": [{"name": "crosstalk", "credentials": [
             {"accessKey": ACCESS, "secretKey": SECRET}], "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
-        ports = {name: str(free_port()) for name in ("master", "volume", "filer")}
-        grpc = {name: str(free_port()) for name in ("master", "volume", "filer", "s3")}
-        extra = {name: str(free_port()) for name in ("iceberg", "lance")}  # listeners with fixed defaults
+        chosen = iter(str(p) for p in self.other_ports)
+        ports = {name: next(chosen) for name in ("master", "volume", "filer")}
+        grpc = {name: next(chosen) for name in ("master", "volume", "filer", "s3")}
+        extra = {name: next(chosen) for name in ("iceberg", "lance")}  # listeners with fixed defaults
         self.proc = subprocess.Popen(
             [weed, "server", f"-dir={self.root}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-volume.max=5",
              f"-master.port={ports['master']}", f"-master.port.grpc={grpc['master']}",
