@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import getpass
 import logging
 import os
@@ -83,6 +84,14 @@ async def _with_state(settings: Settings, work: Callable[[State], Awaitable[T]])
         await db.close()
 
 
+def _settle_garbage_collector() -> None:
+    """Once started: what start-up made (modules, routes, settings, 50,000-odd objects) lives as long as
+    the process, so it is moved out of the collector's sight (gc.freeze); otherwise every full
+    collection walks it again, a 13-28 ms pause of the event loop each time (seen as the slowest POSTs)."""
+    gc.collect()
+    gc.freeze()
+
+
 def _check_data_dir(settings: Settings) -> None:
     path = settings.data_path
     try:
@@ -134,6 +143,7 @@ async def _serve(settings: Settings, dev: bool, web_routes: bool = True) -> None
         "database": state.db.describe(), "listen": f"{settings.host}:{settings.port}",
         "development": settings.development,
         "metrics_port": settings.metrics.port or settings.port if settings.metrics.enabled else None})
+    _settle_garbage_collector()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
