@@ -82,7 +82,11 @@ def publish(state: State, status: Status, delivery: Delivery, name: str = "updat
                 state.bus.publish(StreamEvent(topic=f"hashtag:local:{tag}", name=name, payload=None, status_id=status.id))
 
 
-FAN_OUT_CHUNK = 250
+# Readers per fan-out transaction. Posts wait for the writer behind these: with 250 a chunk (5 ms of
+# random B-tree inserts into home_feed on the bench's 8,000,000-row feed) back-to-back POSTs had a p99
+# of 40 ms; with 50, 9 ms, for the same CPU per post. Streams hear of a post sooner too: each chunk's
+# readers are told after its commit (1,000 streams: p99 121 -> 61 ms).
+FAN_OUT_CHUNK = 50
 
 
 async def on_event(state: State, event_id: int, event: DomainEvent) -> None:
