@@ -52,7 +52,7 @@ from server.http.mastodon import (
     trends,
 )
 from server.jobs import catalog
-from server.jobs.invalidations import Invalidations
+from server.jobs.invalidations import REQUEST_READS, Invalidations, RequestReads
 from server.jobs.nodes import NodeLease
 from server.jobs.outbox import Outbox
 from server.jobs.runtime import JobRuntime
@@ -79,6 +79,7 @@ from server.workers.inbox import InboxWorker
 
 log = logging.getLogger("crosstalk.http")
 
+STREAMING_PREFIX = "/api/v1/streaming"
 CORS_PREFIXES = ("/api/", "/oauth/token", "/oauth/revoke", "/.well-known/", "/nodeinfo/")
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -135,6 +136,8 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     request_id = request.get("request_id") or _request_id_of(request)
     request["request_id"] = request_id
     token = request_id_var.set(request_id)
+    reads = None if request.path.startswith(STREAMING_PREFIX) else RequestReads()
+    reads_token = REQUEST_READS.set(reads)
     started = time.perf_counter()
     status = 500
     state = request.app[STATE]
@@ -162,6 +165,9 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
                        "duration_ms": round(duration * 1000, 2), "remote_addr": request.remote,
                        "remote_domain": request.get("remote_domain")})
         request_id_var.reset(token)
+        if reads is not None:
+            reads.open = False
+        REQUEST_READS.reset(reads_token)
 
 
 def _client_view(request: web.Request) -> web.Request:
@@ -195,7 +201,7 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         refusal = _body_refusal(request)
         limits = request.app[STATE].rate_limits
         if (refusal is None and limits.enabled and request.path.startswith("/api/")
-                and not request.path.startswith("/api/v1/streaming")):
+                and not request.path.startswith(STREAMING_PREFIX)):
             refusal, rate_headers = await _rate_limit(request, limits)
         if refusal is not None:
             response: web.StreamResponse = refusal

@@ -52,6 +52,8 @@ class Tx(Reader, Protocol):
 
 
 class Store(Reader, Protocol):
+    commits: int  # transactions this process has committed through this store so far
+
     def transaction(self) -> AbstractAsyncContextManager[Tx]: ...
     async def execute(self, sql: str, params: Params = ()) -> int: ...
     async def open(self) -> None:

@@ -17,6 +17,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from contextvars import ContextVar
 
 from server.bus.memory import StreamEvent
 from server.ports import Bus, Store, Subscription, Tx
@@ -32,6 +33,24 @@ KEPT_SECONDS = 3600.0
 RECENT_KEPT = 20_000
 
 Handler = Callable[[str], None]
+
+
+class RequestReads:
+    """One request's catch-up. A request is served as of its arrival: the first `catch_up` in it reads
+    the feed, and later ones in the same request (the viewer's account, then the page's statuses)
+    share that read while this process has committed nothing since, so that a request still sees
+    what it wrote itself. Closed when the request ends: tasks it started may outlive it."""
+
+    __slots__ = ("commits", "open")
+
+    def __init__(self) -> None:
+        self.commits = -1  # the store's commit count when the request's read began (-1: none yet)
+        self.open = True
+
+
+# The request being served, set by the HTTP middleware (streaming connections, which last for hours,
+# have none: each event they render catches up on its own).
+REQUEST_READS: ContextVar[RequestReads | None] = ContextVar("request_reads", default=None)
 
 
 class Invalidations:
@@ -101,8 +120,21 @@ class Invalidations:
         await self.catch_up()
 
     async def catch_up(self) -> int:
-        """Apply every row committed before this call, and answer the generation reached. Callers at
-        the same time share reads: one that began after this call did is as good as its own."""
+        """Apply every row committed before this call (in a request: before the request's first
+        call, if this process has committed nothing since; see RequestReads), and answer the
+        generation reached."""
+        request = REQUEST_READS.get()
+        commits = self.db.commits
+        if request is not None and request.open and request.commits == commits:
+            return self.generation
+        generation = await self._read_feed()
+        if request is not None and request.open:
+            request.commits = commits
+        return generation
+
+    async def _read_feed(self) -> int:
+        """Apply every row committed before this call. Callers at the same time share reads: one that
+        began after this call did is as good as its own."""
         ticket = self._reads_started
         async with self._lock:
             if self._reads_done > ticket:

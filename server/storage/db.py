@@ -264,6 +264,7 @@ class Database:
         self._checkpointer: aiosqlite.Connection | None = None
         self._checkpoint_task: asyncio.Task[None] | None = None
         self._commits = 0  # since the last background checkpoint
+        self.commits = 0  # since the store opened
         self.background_checkpoints = 0
 
     async def open(self) -> None:
@@ -412,6 +413,7 @@ class Database:
             else:
                 await self._writer.execute("COMMIT")
                 self._commits += 1
+                self.commits += 1
             finally:
                 DB_TRANSACTION.observe(perf_counter() - started)
         for callback in tx.committed:

@@ -167,6 +167,7 @@ class PostgresDatabase:
     def __init__(self, url: str, pool_size: int = 10) -> None:
         self.url = url
         self._pool_size = pool_size
+        self.commits = 0  # since the store opened
         self._pool: asyncpg.Pool | None = None
         self.migrations: list[Migration] = load("postgres")
 
@@ -279,6 +280,7 @@ class PostgresDatabase:
                         await tx.rollback()
                 raise
             await _translated(tx.commit())
+            self.commits += 1
         finally:
             await pool.release(conn)
             DB_TRANSACTION.observe(perf_counter() - started)

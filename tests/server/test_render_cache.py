@@ -124,6 +124,37 @@ def test_edits_counts_and_viewer_flags_show_at_once(site):
     assert entry(carol, post["id"])["favourited"] is False
 
 
+def test_the_answer_to_a_write_shows_the_write(site):
+    """A request that changes a status renders it in the same request: the answer shows the change,
+    although the request caught up with the other processes' changes before making it and the status
+    was kept from earlier reads."""
+    alice, bob = site.api("alice"), site.api("bob")
+    post = alice.status_post("Counting #answers")
+    for _ in range(2):  # kept for both viewers
+        entry(bob, post["id"])
+        alice.status(post["id"])
+    faved = bob.status_favourite(post["id"])
+    assert (faved["favourited"], faved["favourites_count"]) == (True, 1)
+    boosted = bob.status_reblog(post["id"])
+    assert boosted["reblog"]["reblogs_count"] == 1 and boosted["reblog"]["favourites_count"] == 1
+    edited = alice.status_update(post["id"], "Counted #again")
+    assert "Counted" in edited["content"] and [t["name"] for t in edited["tags"]] == ["again"]
+    assert edited["favourites_count"] == 1
+    unfaved = bob.status_unfavourite(post["id"])
+    assert (unfaved["favourited"], unfaved["favourites_count"]) == (False, 0)
+    pinned = alice.status_pin(post["id"])
+    assert pinned["pinned"] is True and pinned["content"] == edited["content"]
+    poll = alice.status_post("Which?", poll=alice.make_poll(["x", "y"], expires_in=3600))
+    for _ in range(2):
+        entry(bob, poll["id"])
+    voted = bob.poll_vote(poll["poll"]["id"], [1])
+    assert [o["votes_count"] for o in voted["options"]] == [0, 1] and voted["own_votes"] == [1]
+    assert entry(bob, poll["id"])["poll"]["votes_count"] == 1
+    renamed = alice.account_update_credentials(display_name="Alice Answered")
+    assert renamed["display_name"] == "Alice Answered"
+    assert alice.status(post["id"])["account"]["display_name"] == "Alice Answered"
+
+
 def test_renames_polls_and_deletions_show_at_once(site):
     alice, bob = site.api("alice"), site.api("bob")
     post = alice.status_post("Which one? #poll", poll=alice.make_poll(["red", "blue"], expires_in=3600))
