@@ -112,7 +112,7 @@ async def on_event(state: State, event_id: int, event: DomainEvent) -> None:
 async def fan_out(state: State, status: Status, mentioned: list[int]) -> None:
     """Put a new status into the home feeds of the local readers it is meant for, then announce it."""
     author_id = status.account_id
-    readers = {author_id} if status.local else set()
+    readers = {author_id} if status.local else set()  # already in its own feed (stored with it): told here
     followers = await relations.follower_ids(state.db, author_id, local_only=True)
     if status.reblog_of_id is not None:
         wants_boosts = await relations.reblog_follower_ids(state.db, author_id)

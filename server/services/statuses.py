@@ -31,7 +31,7 @@ from server.services.errors import Forbidden, NotFound, Unprocessable
 from server.services.media import attach as attach_media
 from server.services.visibility import can_see, visible_ids
 from server.state import State
-from server.storage import accounts, identity, relations, statuses
+from server.storage import accounts, identity, relations, statuses, timelines
 from server.storage import conversations as conversation_store
 from server.storage import media as media_store
 from server.storage import notifications as notification_store
@@ -169,6 +169,8 @@ async def store_statuses(state: State, items: list[tuple[Status, list[int], list
 async def _insert_status(state: State, tx: Tx, status: Status, mentioned: list[int], tags: list[str],
                          extra: Callable[[Tx], Awaitable[None]] | None) -> None:
     await statuses.insert(tx, status)
+    if status.local:  # the author's own feed at once, so the next home read shows the post
+        await timelines.add_to_feeds(tx, status.id, [status.account_id])
     await statuses.insert_mentions(tx, status.id, mentioned)
     await statuses.replace_tags(tx, status.id, tags)
     if extra is not None:
@@ -308,6 +310,8 @@ async def store_reblog(state: State, account: Account, original: Status, *, uri:
                    reblogs_count=0, favourites_count=0, local_only=original.local_only)
     async with state.db.transaction() as tx:
         await statuses.insert(tx, boost)
+        if boost.local:
+            await timelines.add_to_feeds(tx, boost.id, [account.id])
         await statuses.adjust_counts(tx, original.id, reblogs=1)
         await accounts.adjust_counts(tx, account.id, statuses=1)
         await accounts.touch_last_status(tx, account.id, boost.id, boost.created_at[:10])

@@ -233,3 +233,19 @@ def test_instance_figures_count_local_posts_as_they_are_made_and_deleted(instanc
 
     alice.status_post("Another one")
     assert requests.get(f"{instance.base_url}/api/v1/instance", timeout=10).json()["stats"]["status_count"] == 5
+
+
+def test_ones_own_post_and_boost_are_on_ones_home_timeline_at_once(make_instance):
+    """The author's own feed gets a local post (and boost) in the post's transaction: the next home
+    read shows it even before the fan-out, which runs from the post's event after the commit. Event
+    dispatch is paused here, so only that transaction can have put it there; followers get it from
+    the fan-out."""
+    inst = make_instance("a", env={"CROSSTALK_JOBS_PAUSED": "outbox"})
+    inst.create_users(["alice", "bob"])
+    alice, bob = inst.api("alice"), inst.api("bob")
+    bob.account_follow(alice.me()["id"])
+    post = alice.status_post("mine, at once")
+    assert [s["id"] for s in alice.timeline_home()] == [post["id"]]
+    boost = bob.status_reblog(post["id"])
+    assert [s["id"] for s in bob.timeline_home()] == [boost["id"]]
+    assert alice.timeline_home()[0]["id"] == post["id"]  # bob's boost reaches her only by fan-out
