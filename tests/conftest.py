@@ -196,6 +196,8 @@ class Instance:
 
     def create_users(self, names: list[str], password: str = "correct horse battery", admin: bool = False) -> None:
         """Users with e-mail <name>@example.test, as `crosstalk admin create-user` makes them."""
+        if not names:
+            return
         from server.services import accounts
 
         async def work(state: State) -> None:
@@ -209,7 +211,7 @@ class Instance:
         return self.admin(lambda state: oauth.create_token_for_user(state, name, scopes))
 
     def api(self, name: str, scopes: str = "read write follow push") -> Any:
-        """A Mastodon.py client for `name`, holding a token minted by the admin CLI."""
+        """A Mastodon.py client for `name`, holding a token minted as `crosstalk admin create-token` does."""
         from mastodon import Mastodon
         return Mastodon(access_token=self.token(name, scopes), api_base_url=self.base_url)
 

@@ -263,7 +263,6 @@ class Database:
         self._write_lock = asyncio.Lock()
         self._checkpointer: aiosqlite.Connection | None = None
         self._checkpoint_task: asyncio.Task[None] | None = None
-        self._commits = 0  # since the last background checkpoint
         self.commits = 0  # since the store opened
         self.background_checkpoints = 0
 
@@ -303,12 +302,12 @@ class Database:
                 with contextlib.suppress(Exception):
                     await (await opening).close()
                 raise
-            last = monotonic()
+            last, commits_then = monotonic(), self.commits
             while True:
                 await asyncio.sleep(busy_every)
-                if self._commits < busy_commits and monotonic() - last < every:
+                if self.commits - commits_then < busy_commits and monotonic() - last < every:
                     continue
-                self._commits, last = 0, monotonic()
+                last, commits_then = monotonic(), self.commits
                 try:
                     await self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
                     self.background_checkpoints += 1
@@ -412,7 +411,6 @@ class Database:
                 raise
             else:
                 await self._writer.execute("COMMIT")
-                self._commits += 1
                 self.commits += 1
             finally:
                 DB_TRANSACTION.observe(perf_counter() - started)

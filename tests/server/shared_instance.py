@@ -1,11 +1,10 @@
-"""Shared rig for end-to-end tests: one instance per test module, users and tokens created
-in parallel (each `crosstalk admin` call is a process start), and polling for background work."""
+"""Shared rig for end-to-end tests: one instance per test module, its users made in the test process
+and their tokens through the password grant, and polling for background work."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +46,8 @@ def start_site(data_dir: Path, users: Iterable[str], env: dict[str, str] | None 
     names, admin_names = list(users), set(admins)
     scopes = ["read", "write", "follow", "push"]
     try:
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            list(pool.map(lambda n: inst.create_user(n, PASSWORD, admin=n in admin_names), names))
+        inst.create_users([n for n in names if n not in admin_names], PASSWORD)
+        inst.create_users([n for n in names if n in admin_names], PASSWORD, admin=True)
         # Tokens through the password grant: one HTTP call each instead of a `crosstalk` process.
         client_id, secret = Mastodon.create_app("tier-b tests", scopes=scopes, api_base_url=inst.base_url)
         tokens = {n: Mastodon(client_id=client_id, client_secret=secret, api_base_url=inst.base_url).log_in(

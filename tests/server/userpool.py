@@ -33,11 +33,6 @@ class UserPool:
         return clients
 
 
-def create_users(instance: Instance, names: list[str]) -> None:
-    """The pool's users, made as `crosstalk admin create-user` makes them (tests/conftest.py)."""
-    instance.create_users(names, PASSWORD)
-
-
 def running_pool(tmp_path_factory: pytest.TempPathFactory, size: int,
                  env: dict[str, str] | None = None) -> Iterator[UserPool]:
     """Body of a module-scoped fixture: start an instance (password grant on), make `size` users."""
@@ -45,7 +40,7 @@ def running_pool(tmp_path_factory: pytest.TempPathFactory, size: int,
     inst.start()
     try:
         names = [f"u{i}" for i in range(size)]
-        create_users(inst, names)
+        inst.create_users(names, PASSWORD)
         yield UserPool(inst, names)
     finally:
         inst.dispose()
