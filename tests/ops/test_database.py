@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -106,9 +107,12 @@ def test_concurrent_starts_apply_each_migration_once(requires_postgres, tmp_path
 def test_the_boundary_log_is_append_only_in_the_database(make_instance):
     """Not only the code: whoever connects to the database cannot change or drop recent entries."""
     inst = make_instance("a")
+    # Two days old: past the day for which entries cannot be deleted, but within the retention period,
+    # so the retention job (which runs at start) cannot remove it before the statements below.
+    two_days_ago = (datetime.now(UTC) - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     inst.sql("INSERT INTO boundary_log (id, at, direction, event, domain, outcome) VALUES"
-             " (1, '2000-01-01T00:00:00.000Z', 'in', 'test', 'old.example', 'accepted'),"
-             " (2, '2999-01-01T00:00:00.000Z', 'in', 'test', 'new.example', 'accepted')")
+             " (1, ?, 'in', 'test', 'old.example', 'accepted'),"
+             " (2, '2999-01-01T00:00:00.000Z', 'in', 'test', 'new.example', 'accepted')", (two_days_ago,))
     for statement in ("UPDATE boundary_log SET outcome = 'rejected' WHERE id = 2",
                       "UPDATE boundary_log SET outcome = 'rejected' WHERE id = 1",
                       "DELETE FROM boundary_log WHERE id = 2"):
@@ -117,7 +121,7 @@ def test_the_boundary_log_is_append_only_in_the_database(make_instance):
     if inst.on_postgres:
         with pytest.raises(RuntimeError, match="append-only"):
             inst.sql("TRUNCATE boundary_log")
-    inst.sql("DELETE FROM boundary_log WHERE id = 1")  # retention may remove old entries
+    inst.sql("DELETE FROM boundary_log WHERE id = 1")  # entries older than a day may go (retention)
     assert inst.sql("SELECT id, outcome FROM boundary_log WHERE id IN (1, 2)") == [(2, "accepted")]
 
 
