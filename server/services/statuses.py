@@ -372,8 +372,17 @@ async def pin(state: State, account: Account, status_id: int, on: bool) -> Statu
     return status
 
 
-async def context(state: State, viewer_id: int | None, status: Status) -> tuple[list[Status], list[Status]]:
-    """Ancestors (oldest first) and descendants (depth-first, in reply order) the viewer may see."""
+@dataclass(slots=True)
+class _Thread:
+    """A status with the rest of its thread as stored: its ancestors (nearest first) and the thread's
+    other statuses, and which of all these the viewer may see (decided in one batch)."""
+    status: Status
+    chain: list[Status]
+    members: list[Status]
+    visible: set[int]
+
+
+async def _read_thread(state: State, viewer_id: int | None, status: Status) -> _Thread:
     members = await statuses.thread_members(state.db, status.thread_id or status.id)
     by_id = {m.id: m for m in members}
     chain: list[Status] = []
@@ -386,20 +395,26 @@ async def context(state: State, viewer_id: int | None, status: Status) -> tuple[
         seen.add(parent.id)
         chain.append(parent)
         cursor = parent
-    visible = await visible_ids(state, viewer_id, [*chain, *members])
-    ancestors = [p for p in reversed(chain) if p.id in visible]
+    visible = await visible_ids(state, viewer_id, [status, *chain, *members])
+    return _Thread(status=status, chain=chain, members=members, visible=visible)
+
+
+def _arranged(t: _Thread) -> tuple[list[Status], list[Status]]:
+    """Ancestors (oldest first) and descendants (depth-first, in reply order) the viewer may see."""
+    ancestors = [p for p in reversed(t.chain) if p.id in t.visible]
+    seen = {t.status.id, *(p.id for p in t.chain)}
     children: dict[int, list[Status]] = {}
-    for m in members:
+    for m in t.members:
         if m.in_reply_to_id is not None:
             children.setdefault(m.in_reply_to_id, []).append(m)
     descendants: list[Status] = []
-    stack = list(reversed(children.get(status.id, [])))
+    stack = list(reversed(children.get(t.status.id, [])))
     while stack and len(descendants) < 4000:
         node = stack.pop()
         if node.id in seen:
             continue
         seen.add(node.id)
-        if node.id in visible:
+        if node.id in t.visible:
             descendants.append(node)
             stack.extend(reversed(children.get(node.id, [])))
     return ancestors, descendants
@@ -422,11 +437,20 @@ async def show(state: State, viewer_id: int | None, status_id: int) -> StatusPag
 
 async def thread(state: State, viewer_id: int | None, status_id: int) -> tuple[StatusPage, StatusPage]:
     """The ancestors and descendants of a status the viewer may see, without those the viewer's `hide`
-    filters drop from threads; a remote thread is backfilled first (replies we were never sent)."""
+    filters drop from threads; a remote thread is backfilled first (replies we were never sent).
+    The status's own visibility is decided in the same batch as the rest of the thread's, so opening
+    a thread reads the viewer's relations to its authors once."""
     from server.services.federation import threads  # it stores what it fetches through this module
-    status = await visible_status(state, viewer_id, status_id)
-    await threads.backfill_thread(state, status)
-    ancestors, descendants = await context(state, viewer_id, status)
+    status = await statuses.get(state.db, status_id)
+    if status is None:
+        raise NotFound()
+    t = await _read_thread(state, viewer_id, status)
+    if status.id not in t.visible:
+        raise NotFound()
+    root = next((m for m in t.members if m.id == status.thread_id), None)
+    if await threads.backfill_thread(state, status, root):
+        t = await _read_thread(state, viewer_id, status)
+    ancestors, descendants = _arranged(t)
     both = await loaders.status_page(state, viewer_id, [*ancestors, *descendants])
     split = [StatusPage(items=part, bundle=both.bundle, viewer=both.viewer, cursor_ids=[s.id for s in part])
              for part in (ancestors, descendants)]

@@ -77,6 +77,30 @@ def test_post_reply_context_and_visibility(instance, users):
     assert [s["id"] for s in carol.timeline_hashtag("crosstalk")] == [post["id"]]
 
 
+def test_a_thread_shows_each_viewer_what_they_may_see(instance, users):
+    """Opening a thread decides the opened status's visibility and its thread's in one batch: a
+    followers-only reply is in the thread of its author's followers and of those it mentions, for
+    nobody else, and opening it is a 404 for them."""
+    alice, bob, carol = users["alice"], users["bob"], users["carol"]
+    post = bob.status_post("A public question")
+    private = alice.status_post("@bob an answer for my followers", in_reply_to_id=post["id"], visibility="private")
+    answer = bob.status_post("@alice thanks", in_reply_to_id=private["id"])
+
+    assert [s["id"] for s in bob.status_context(answer["id"])["ancestors"]] == [post["id"], private["id"]]
+    assert [s["id"] for s in bob.status_context(post["id"])["descendants"]] == [private["id"], answer["id"]]
+    assert [s["id"] for s in carol.status_context(answer["id"])["ancestors"]] == [post["id"]]
+    assert carol.status_context(post["id"])["descendants"] == []  # nothing below a reply she may not see
+    with pytest.raises(MastodonNotFoundError):
+        carol.status_context(private["id"])
+    anonymous = requests.get(f"{instance.base_url}/api/v1/statuses/{private['id']}/context", timeout=10)
+    assert anonymous.status_code == 404 and "error" in anonymous.json()
+    assert requests.get(f"{instance.base_url}/api/v1/statuses/999999999/context", timeout=10).status_code == 404
+
+    carol.account_follow(alice.me()["id"])
+    assert [s["id"] for s in carol.status_context(answer["id"])["ancestors"]] == [post["id"], private["id"]]
+    assert [s["id"] for s in carol.status_context(private["id"])["descendants"]] == [answer["id"]]
+
+
 def test_follow_locked_favourite_boost_bookmark_edit_delete(instance, users):
     alice, bob = users["alice"], users["bob"]
     alice_id, bob_id = alice.me()["id"], bob.me()["id"]

@@ -20,26 +20,29 @@ BACKFILL_PAGES = 5
 BACKFILL_ITEMS = 200
 
 
-async def backfill_thread(state: State, status: Status, budget: float = 4.0) -> None:
+async def backfill_thread(state: State, status: Status, root: Status | None = None, budget: float = 4.0) -> bool:
     """Opening a thread: fetch the conversation from the root's origin (FEP-7888 `context`, else the
     `replies` collection) so replies we were never sent show up. At most once per 15 minutes a thread.
-    Does nothing in a process that does not federate (admin commands)."""
+    Does nothing in a process that does not federate (admin commands). `root`: the thread's root if
+    the caller has read it. True when a fetch was made (the thread may have grown)."""
     remote = getattr(state, "remote", None)
     if remote is None:
-        return
-    root = status
-    if status.thread_id and status.thread_id != status.id:
-        root = await status_store.get(state.db, status.thread_id) or status
+        return False
+    if root is None:
+        root = status
+        if status.thread_id and status.thread_id != status.id:
+            root = await status_store.get(state.db, status.thread_id) or status
     if root.local:
-        return
+        return False
     now = time.monotonic()
     if remote.backfilled.get(root.id, 0) > now:
-        return
+        return False
     remote.backfilled[root.id] = now + BACKFILL_COOLDOWN
     try:
         await asyncio.wait_for(_backfill(state, root), budget)
     except (TimeoutError, RemoteError) as exc:
         log.info("thread backfill of %s stopped: %s", root.uri, exc)
+    return True
 
 
 async def _backfill(state: State, root: Status) -> None:
