@@ -589,8 +589,7 @@ async def _accept(state: State, group: LocalGroup, author: Account, status: Stat
         if share is not None:
             await status_store.insert(tx, share)
             await status_store.adjust_counts(tx, status.id, reblogs=1)
-            await account_store.adjust_counts(tx, account.id, statuses=1)
-            await account_store.touch_last_status(tx, account.id, share.id, share.created_at[:10])
+            await account_store.count_posts(tx, account.id, 1, share.id, share.created_at[:10])
         await state.events.record(tx, GroupPostAccepted(group_id=group.account_id, status_id=status.id,
                                                         share_id=share.id if share else None))
     return True

@@ -153,17 +153,22 @@ async def store_status(state: State, status: Status, mentioned: list[int], tags:
 
     `extra` runs inside the same transaction (media, idempotency keys, remote attachments, polls).
     """
-    async with state.db.transaction() as tx:
-        await _insert_status(state, tx, status, mentioned, tags, extra)
+    await store_statuses(state, [(status, mentioned, tags, extra)])
 
 
 async def store_statuses(state: State, items: list[tuple[Status, list[int], list[str],
                                                         Callable[[Tx], Awaitable[None]] | None]]) -> None:
     """store_status for several statuses (status, mentioned, tags, extra) in one transaction: all or
-    none are stored. The inbox stores a sender's run of posts this way (one commit instead of many)."""
+    none are stored. The inbox stores a sender's run of posts this way (one commit instead of many,
+    and one update of the sender's account instead of one per post)."""
     async with state.db.transaction() as tx:
+        latest: dict[int, tuple[int, Status]] = {}  # author → (posts, the last one)
         for status, mentioned, tags, extra in items:
             await _insert_status(state, tx, status, mentioned, tags, extra)
+            posts, _ = latest.get(status.account_id, (0, status))
+            latest[status.account_id] = (posts + 1, status)
+        for author_id, (posts, last) in latest.items():
+            await accounts.count_posts(tx, author_id, posts, last.id, last.created_at[:10])
 
 
 async def _insert_status(state: State, tx: Tx, status: Status, mentioned: list[int], tags: list[str],
@@ -175,8 +180,6 @@ async def _insert_status(state: State, tx: Tx, status: Status, mentioned: list[i
     await statuses.replace_tags(tx, status.id, tags)
     if extra is not None:
         await extra(tx)
-    await accounts.adjust_counts(tx, status.account_id, statuses=1)
-    await accounts.touch_last_status(tx, status.account_id, status.id, status.created_at[:10])
     if status.in_reply_to_id is not None:
         await statuses.adjust_counts(tx, status.in_reply_to_id, replies=1)
     await state.events.record(tx, StatusCreated(status_id=status.id, mentioned=mentioned))
@@ -313,8 +316,7 @@ async def store_reblog(state: State, account: Account, original: Status, *, uri:
         if boost.local:
             await timelines.add_to_feeds(tx, boost.id, [account.id])
         await statuses.adjust_counts(tx, original.id, reblogs=1)
-        await accounts.adjust_counts(tx, account.id, statuses=1)
-        await accounts.touch_last_status(tx, account.id, boost.id, boost.created_at[:10])
+        await accounts.count_posts(tx, account.id, 1, boost.id, boost.created_at[:10])
         await state.events.record(tx, ReblogCreated(status_id=boost.id, original_id=original.id))
     return boost
 

@@ -117,13 +117,16 @@ async def adjust_counts(tx: Tx, account_id: int, *, statuses: int = 0, followers
         (statuses, followers, following, account_id))
 
 
-async def touch_last_status(tx: Tx, account_id: int, status_id: int, date: str) -> None:
-    """The account posted (or boosted) `status_id` on `date`: the directory lists it by its latest post.
-    Ids are time-ordered, so the larger one is the later post."""
+async def count_posts(tx: Tx, account_id: int, count: int, last_status_id: int, date: str) -> None:
+    """The account posted (or boosted) `count` statuses, the latest `last_status_id` on `date`: its
+    statuses count, and its latest post, by which the directory lists it. Ids are time-ordered, so the
+    larger one is the later post. One statement (each update of an account row also advances its
+    render version through a trigger and tells every process to drop its rendering)."""
+    at_least_0 = tx.dialect.greatest
     await tx.execute(
-        f"UPDATE accounts SET last_status_at = ?,"
-        f" last_status_id = {tx.dialect.greatest('coalesce(last_status_id, 0)', '?')} WHERE id = ?",
-        (date, status_id, account_id))
+        f"UPDATE accounts SET statuses_count = {at_least_0('0', 'statuses_count + ?')}, last_status_at = ?,"
+        f" last_status_id = {at_least_0('coalesce(last_status_id, 0)', '?')} WHERE id = ?",
+        (count, date, last_status_id, account_id))
 
 
 async def search(db: Reader, query: str, limit: int, offset: int, *,
