@@ -1,0 +1,96 @@
+"""SQLite write transactions begin and commit on the event loop's thread (no trip to the writer's
+thread), and still wait, off the loop, for another process that holds the file's write lock; a commit
+that fails leaves no transaction open behind it."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from server.storage.db import Database
+from server.storage.errors import IntegrityError
+
+HOLD_SECONDS = 0.6
+# Another process: takes the write lock, says so, holds it a while, writes a row and commits.
+HOLDER = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+conn.execute("INSERT INTO notes (body) VALUES ('from the other process')")
+conn.execute("COMMIT")
+"""
+
+
+def test_a_transaction_waits_for_another_process_without_holding_the_loop(tmp_path: Path) -> None:
+    path = tmp_path / "crosstalk.sqlite3"
+
+    async def run() -> tuple[float, float, int, list[str]]:
+        db = Database(path, readers=1)
+        await db.open()
+        try:
+            async with db.transaction() as tx:
+                await tx.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+            holder = await asyncio.create_subprocess_exec(sys.executable, "-c", HOLDER, str(path), str(HOLD_SECONDS),
+                                                          stdout=asyncio.subprocess.PIPE)
+            try:
+                assert holder.stdout is not None
+                assert await asyncio.wait_for(holder.stdout.readline(), 10) == b"locked\n"
+                ticks = 0
+                longest_gap = 0.0
+
+                async def tick() -> None:
+                    nonlocal ticks, longest_gap
+                    last = time.monotonic()
+                    while True:
+                        await asyncio.sleep(0.01)
+                        now = time.monotonic()
+                        longest_gap = max(longest_gap, now - last)
+                        last = now
+                        ticks += 1
+
+                ticker = asyncio.create_task(tick())
+                started = time.monotonic()
+                async with db.transaction() as tx:
+                    await tx.execute("INSERT INTO notes (body) VALUES (?)", ("from this process",))
+                waited = time.monotonic() - started
+                ticker.cancel()
+            finally:
+                assert await asyncio.wait_for(holder.wait(), 10) == 0
+            rows = [r[0] for r in await db.fetchall("SELECT body FROM notes ORDER BY id")]
+            return waited, longest_gap, ticks, rows
+        finally:
+            await db.close()
+
+    waited, longest_gap, ticks, rows = asyncio.run(run())
+    assert waited >= HOLD_SECONDS / 2  # it did wait for the other process's lock...
+    assert longest_gap < 0.2 and ticks >= 10  # ...and the event loop went on meanwhile
+    assert rows == ["from the other process", "from this process"]
+
+
+def test_a_commit_that_fails_leaves_no_transaction_open(tmp_path: Path) -> None:
+    async def run() -> list[int]:
+        db = Database(tmp_path / "crosstalk.sqlite3", readers=1)
+        await db.open()
+        try:
+            async with db.transaction() as tx:
+                await tx.execute("CREATE TABLE parents (id INTEGER PRIMARY KEY)")
+                await tx.execute("CREATE TABLE children (parent_id INTEGER NOT NULL"
+                                 " REFERENCES parents (id) DEFERRABLE INITIALLY DEFERRED)")
+            # The foreign key is checked at COMMIT, which therefore fails.
+            with pytest.raises(IntegrityError):
+                async with db.transaction() as tx:
+                    await tx.execute("INSERT INTO children (parent_id) VALUES (1)")
+            async with db.transaction() as tx:  # would fail: "cannot start a transaction within a transaction"
+                await tx.execute("INSERT INTO parents (id) VALUES (1)")
+                await tx.execute("INSERT INTO children (parent_id) VALUES (1)")
+            return [r[0] for r in await db.fetchall("SELECT parent_id FROM children")]
+        finally:
+            await db.close()
+
+    assert asyncio.run(run()) == [1]
