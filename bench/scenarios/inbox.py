@@ -123,8 +123,11 @@ async def run(ctx: Context) -> dict[str, Any]:
         return db_value(db_path, "SELECT count(*) FROM statuses WHERE account_id = ?", (actor_id,))
 
     def progress() -> tuple[int, int]:
-        """(notes stored, activities received and not yet applied)"""
-        return stored(), db_value(db_path, "SELECT count(*) FROM inbox_activities WHERE processed_at IS NULL")
+        """(notes stored, activities received and not yet applied). The pending ones are counted first:
+        counted after, a batch stored and marked applied between the two reads would be missed by the
+        count of notes and yet not be pending (seen: 14,963 of 15,000 "stored", none lost)."""
+        pending = db_value(db_path, "SELECT count(*) FROM inbox_activities WHERE processed_at IS NULL")
+        return stored(), pending
 
     async with ctx.sink([port], actors_file=work / "actors.json") as sink, \
             ctx.crosstalk(ds, data_dir=data_dir, env=FEDERATION_ENV) as server:
