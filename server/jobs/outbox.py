@@ -23,6 +23,7 @@ from server.domain.events import DomainEvent
 from server.ids import new_id
 from server.metrics import EVENTS_DISPATCHED
 from server.ports import Store, Tx
+from server.services import event_reads
 from server.storage import events as store
 
 log = logging.getLogger("crosstalk.events")
@@ -162,6 +163,10 @@ class Outbox:
             self._busy = False
 
     async def _deliver(self, event_id: int, event: DomainEvent, attempts: int) -> bool:
+        with event_reads.shared_reads():  # the subscribers read the post they are told of once
+            return await self._deliver_to_all(event_id, event, attempts)
+
+    async def _deliver_to_all(self, event_id: int, event: DomainEvent, attempts: int) -> bool:
         for name, subscriber in self.subscribers:
             try:
                 await subscriber(event_id, event)

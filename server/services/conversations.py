@@ -11,10 +11,10 @@ from server.domain.paging import Page
 from server.domain.records import Account, Conversation, Status
 from server.render import mastodon as render
 from server.render.bundles import ConversationPage
-from server.services import loaders
+from server.services import event_reads, loaders
 from server.services.errors import NotFound
 from server.state import State
-from server.storage import accounts, relations, statuses
+from server.storage import accounts, relations
 from server.storage import conversations as store
 
 _encoder = msgspec.json.Encoder()
@@ -23,7 +23,7 @@ _encoder = msgspec.json.Encoder()
 async def on_event(state: State, event_id: int, event: DomainEvent) -> None:
     """Subscriber: a new direct status is filed into its participants' conversations."""
     if isinstance(event, StatusCreated):
-        status = await statuses.get(state.db, event.status_id)
+        status = await event_reads.created_status(state.db, event.status_id)
         if status is not None and status.deleted_at is None and status.visibility == Visibility.DIRECT:
             await status_posted(state, status, event.mentioned)
 

@@ -19,6 +19,7 @@ from server.domain.enums import Visibility
 from server.domain.events import DomainEvent, ReblogCreated, StatusCreated, StatusDeleted, StatusEdited
 from server.domain.records import Status, UserList
 from server.ports import Tx
+from server.services import event_reads
 from server.services.streaming import DELETES
 from server.state import State
 from server.storage import lists as list_store
@@ -92,11 +93,11 @@ FAN_OUT_CHUNK = 50
 async def on_event(state: State, event_id: int, event: DomainEvent) -> None:
     match event:
         case StatusCreated(status_id=status_id, mentioned=mentioned):
-            status = await status_store.get(state.db, status_id)
+            status = await event_reads.created_status(state.db, status_id)
             if status is not None and status.deleted_at is None:
                 await fan_out(state, status, mentioned)
         case ReblogCreated(status_id=status_id):
-            boost = await status_store.get(state.db, status_id)
+            boost = await event_reads.created_status(state.db, status_id)
             if boost is not None and boost.deleted_at is None:
                 await fan_out(state, boost, [])
         case StatusEdited(status_id=status_id):

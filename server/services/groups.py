@@ -40,7 +40,7 @@ from server.domain.records import Account, Notification, Status
 from server.ids import new_id, now_iso
 from server.ports import Tx
 from server.services import accounts as account_service
-from server.services import audit, feeds, notify, social
+from server.services import audit, event_reads, feeds, notify, social
 from server.services import statuses as status_service
 from server.services.errors import Forbidden, NotFound, Unprocessable
 from server.state import State
@@ -426,7 +426,7 @@ async def pin_post(state: State, actor: Account | None, group_id: int, status_id
 async def on_event(state: State, event_id: int, event: DomainEvent) -> None:
     match event:
         case StatusCreated(status_id=status_id, mentioned=mentioned):
-            status = await status_store.get(state.db, status_id)
+            status = await event_reads.created_status(state.db, status_id)
             if status is not None and status.deleted_at is None and status.reblog_of_id is None:
                 await take_in(state, status, mentioned)
         case GroupPostAccepted(share_id=share_id) if share_id is not None:

@@ -113,3 +113,56 @@ async def test_an_event_recorded_in_a_rolled_back_transaction_is_never_dispatche
         outbox.request_stop()
         await task
         await db.close()
+
+
+async def test_the_subscribers_of_one_event_read_the_post_once(tmp_path):
+    """The subscribers of a new post each read it (feeds, conversations, groups, federation): within
+    one event's dispatch the first read serves them all, and the next event reads it afresh."""
+    from server.domain.events import StatusCreated
+    from server.services import event_reads
+
+    db = await open_db(tmp_path)
+    async with db.transaction() as tx:
+        await tx.execute("INSERT INTO accounts (id, username, uri, url, created_at, updated_at)"
+                         " VALUES (1, 'ann', 'u', 'u', 'now', 'now')")
+        await tx.execute("INSERT INTO statuses (id, uri, url, account_id, local, visibility, created_at, content)"
+                         " VALUES (10, 's', 's', 1, 1, 'public', 'now', 'first')")
+    reads: list[str] = []
+
+    class Counting:  # the database as the subscribers see it, counting the statements they run
+        async def fetchall(self, sql, params=()):
+            reads.append(sql)
+            return await db.fetchall(sql, params)
+
+        async def fetchone(self, sql, params=()):
+            return next(iter(await self.fetchall(sql, params)), None)
+
+    seen: list[str] = []
+
+    async def subscriber(event_id: int, event: DomainEvent) -> None:
+        assert isinstance(event, StatusCreated)
+        status = await event_reads.created_status(Counting(), event.status_id)
+        assert status is not None
+        seen.append(status.content)
+
+    outbox = Outbox(db, "process-1", claim_seconds=5, dispatching=True)
+    for name in ("feeds", "conversations", "groups", "federation"):
+        outbox.subscribe(name, subscriber)
+    task = asyncio.create_task(outbox.run())
+    try:
+        async with db.transaction() as tx:
+            await outbox.record(tx, StatusCreated(status_id=10, mentioned=[]))
+        await wait_until(lambda: len(seen) == 4)
+        assert (seen, len(reads)) == (["first"] * 4, 1)
+        async with db.transaction() as tx:
+            await tx.execute("UPDATE statuses SET content = 'second' WHERE id = 10")
+            await outbox.record(tx, StatusCreated(status_id=10, mentioned=[]))
+        await wait_until(lambda: len(seen) == 8)
+        assert (seen[4:], len(reads)) == (["second"] * 4, 2)
+        # Outside a dispatch (an admin command, say), every call reads.
+        await event_reads.created_status(Counting(), 10)
+        assert len(reads) == 3
+    finally:
+        outbox.request_stop()
+        await task
+        await db.close()

@@ -40,6 +40,7 @@ from server.domain.events import (
 )
 from server.domain.records import Account, Status
 from server.render import activitypub as render_ap
+from server.services import event_reads
 from server.services.federation import groups as group_federation
 from server.services.federation import serving
 from server.state import State
@@ -63,11 +64,11 @@ class ActivityPubOutbound:
         self._event_id = event_id
         match event:
             case StatusCreated(status_id=status_id):
-                status = await self._local_status(status_id)
+                status = await self._local_status(status_id, created=True)
                 if status is not None and status.deleted_at is None:
                     await self.status_created(status)
             case ReblogCreated(status_id=status_id, original_id=original_id):
-                boost = await self._local_status(status_id)
+                boost = await self._local_status(status_id, created=True)
                 original = await status_store.get(self.state.db, original_id)
                 if boost is not None and boost.deleted_at is None and original is not None:
                     await self.reblogged(boost, original)
@@ -131,8 +132,11 @@ class ActivityPubOutbound:
                 if account is not None and account.local:
                     await self.account_deleted(account, inboxes)
 
-    async def _local_status(self, status_id: int) -> Status | None:
-        status = await status_store.get(self.state.db, status_id)
+    async def _local_status(self, status_id: int, created: bool = False) -> Status | None:
+        """The status if it is ours; `created`: the one a StatusCreated or ReblogCreated names (read once
+        for all the event's subscribers)."""
+        read = event_reads.created_status if created else status_store.get
+        status = await read(self.state.db, status_id)
         return status if status is not None and status.local else None
 
     async def _pair(self, first_id: int, second_id: int) -> tuple[Account, Account] | None:
