@@ -162,13 +162,14 @@ async def store_statuses(state: State, items: list[tuple[Status, list[int], list
     none are stored. The inbox stores a sender's run of posts this way (one commit instead of many,
     and one update of the sender's account instead of one per post)."""
     async with state.db.transaction() as tx:
-        latest: dict[int, tuple[int, Status]] = {}  # author → (posts, the last one)
+        latest: dict[int, tuple[int, int, str]] = {}  # author → (posts, the largest id, the last one's date)
         for status, mentioned, tags, extra in items:
             await _insert_status(state, tx, status, mentioned, tags, extra)
-            posts, _ = latest.get(status.account_id, (0, status))
-            latest[status.account_id] = (posts + 1, status)
-        for author_id, (posts, last) in latest.items():
-            await accounts.count_posts(tx, author_id, posts, last.id, last.created_at[:10])
+            posts, largest, _ = latest.get(status.account_id, (0, 0, ""))
+            # A remote post's id encodes its published time, so the largest is not always the last stored.
+            latest[status.account_id] = (posts + 1, max(largest, status.id), status.created_at[:10])
+        for author_id, (posts, largest, date) in latest.items():
+            await accounts.count_posts(tx, author_id, posts, largest, date)
 
 
 async def _insert_status(state: State, tx: Tx, status: Status, mentioned: list[int], tags: list[str],
