@@ -94,3 +94,32 @@ def test_a_commit_that_fails_leaves_no_transaction_open(tmp_path: Path) -> None:
             await db.close()
 
     assert asyncio.run(run()) == [1]
+
+
+def test_other_tasks_get_a_turn_between_transactions(tmp_path: Path) -> None:
+    """Transactions no longer wait for a thread, so a task writing many in a row (a fan-out, 50 feeds
+    each) would keep the loop to itself: each gives the others a turn, and streams hear of each chunk."""
+    async def run() -> list[str]:
+        db = Database(tmp_path / "crosstalk.sqlite3", readers=1)
+        await db.open()
+        try:
+            async with db.transaction() as tx:
+                await tx.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY)")
+            order: list[str] = []
+
+            async def writer() -> None:
+                for n in range(5):
+                    async with db.transaction() as tx:
+                        await tx.execute("INSERT INTO notes (id) VALUES (?)", (n,))
+                    order.append(f"transaction {n}")
+
+            async def other() -> None:
+                order.append("other task")
+
+            await asyncio.gather(asyncio.create_task(writer()), asyncio.create_task(other()))
+            return order
+        finally:
+            await db.close()
+
+    order = asyncio.run(run())
+    assert order.index("other task") < order.index("transaction 1"), order  # its turn came with the first
