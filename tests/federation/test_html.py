@@ -81,7 +81,7 @@ def test_html_to_text_reads_tags_and_text_itself_and_agrees_with_the_html_parser
         extractor = module._TextExtractor()
         extractor.feed(html)
         extractor.close()
-        return tidy("".join(extractor.parts))
+        return tidy("".join(extractor.text.parts))
 
     def tidy(text: str) -> str:
         out = "\n".join(line.rstrip() for line in text.split("\n")).strip("\n")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -27,15 +29,25 @@ conn.execute("COMMIT")
 """
 
 
+@asynccontextmanager
+async def opened(path: Path, schema: list[str]) -> AsyncIterator[Database]:
+    """A store on `path` with these tables made, closed at the end."""
+    db = Database(path, readers=1)
+    await db.open()
+    try:
+        async with db.transaction() as tx:
+            for statement in schema:
+                await tx.execute(statement)
+        yield db
+    finally:
+        await db.close()
+
+
 def test_a_transaction_waits_for_another_process_without_holding_the_loop(tmp_path: Path) -> None:
     path = tmp_path / "crosstalk.sqlite3"
 
     async def run() -> tuple[float, float, int, list[str]]:
-        db = Database(path, readers=1)
-        await db.open()
-        try:
-            async with db.transaction() as tx:
-                await tx.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+        async with opened(path, ["CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"]) as db:
             holder = await asyncio.create_subprocess_exec(sys.executable, "-c", HOLDER, str(path), str(HOLD_SECONDS),
                                                           stdout=asyncio.subprocess.PIPE)
             try:
@@ -64,8 +76,6 @@ def test_a_transaction_waits_for_another_process_without_holding_the_loop(tmp_pa
                 assert await asyncio.wait_for(holder.wait(), 10) == 0
             rows = [r[0] for r in await db.fetchall("SELECT body FROM notes ORDER BY id")]
             return waited, longest_gap, ticks, rows
-        finally:
-            await db.close()
 
     waited, longest_gap, ticks, rows = asyncio.run(run())
     assert waited >= HOLD_SECONDS / 2  # it did wait for the other process's lock...
@@ -75,13 +85,10 @@ def test_a_transaction_waits_for_another_process_without_holding_the_loop(tmp_pa
 
 def test_a_commit_that_fails_leaves_no_transaction_open(tmp_path: Path) -> None:
     async def run() -> list[int]:
-        db = Database(tmp_path / "crosstalk.sqlite3", readers=1)
-        await db.open()
-        try:
-            async with db.transaction() as tx:
-                await tx.execute("CREATE TABLE parents (id INTEGER PRIMARY KEY)")
-                await tx.execute("CREATE TABLE children (parent_id INTEGER NOT NULL"
-                                 " REFERENCES parents (id) DEFERRABLE INITIALLY DEFERRED)")
+        async with opened(tmp_path / "crosstalk.sqlite3", [
+                "CREATE TABLE parents (id INTEGER PRIMARY KEY)",
+                "CREATE TABLE children (parent_id INTEGER NOT NULL REFERENCES parents (id) DEFERRABLE INITIALLY DEFERRED)",
+        ]) as db:
             # The foreign key is checked at COMMIT, which therefore fails.
             with pytest.raises(IntegrityError):
                 async with db.transaction() as tx:
@@ -90,8 +97,6 @@ def test_a_commit_that_fails_leaves_no_transaction_open(tmp_path: Path) -> None:
                 await tx.execute("INSERT INTO parents (id) VALUES (1)")
                 await tx.execute("INSERT INTO children (parent_id) VALUES (1)")
             return [r[0] for r in await db.fetchall("SELECT parent_id FROM children")]
-        finally:
-            await db.close()
 
     assert asyncio.run(run()) == [1]
 
@@ -100,11 +105,7 @@ def test_other_tasks_get_a_turn_between_transactions(tmp_path: Path) -> None:
     """Transactions no longer wait for a thread, so a task writing many in a row (a fan-out, 50 feeds
     each) would keep the loop to itself: each gives the others a turn, and streams hear of each chunk."""
     async def run() -> list[str]:
-        db = Database(tmp_path / "crosstalk.sqlite3", readers=1)
-        await db.open()
-        try:
-            async with db.transaction() as tx:
-                await tx.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY)")
+        async with opened(tmp_path / "crosstalk.sqlite3", ["CREATE TABLE notes (id INTEGER PRIMARY KEY)"]) as db:
             order: list[str] = []
 
             async def writer() -> None:
@@ -118,8 +119,6 @@ def test_other_tasks_get_a_turn_between_transactions(tmp_path: Path) -> None:
 
             await asyncio.gather(asyncio.create_task(writer()), asyncio.create_task(other()))
             return order
-        finally:
-            await db.close()
 
     order = asyncio.run(run())
     assert order.index("other task") < order.index("transaction 1"), order  # its turn came with the first
