@@ -8,6 +8,7 @@ from typing import Any
 from server.domain.records import Announcement, columns
 from server.ids import new_id, now_iso
 from server.ports import Reader, Tx
+from server.storage.dialect import marks
 
 _COLS = columns(Announcement)
 # Mastodon's order: by the event's start if it has one, else by publication.
@@ -16,10 +17,6 @@ _CHRONOLOGICAL = "coalesce(starts_at, published_at), id"
 
 def _row(row: Any) -> Announcement:
     return Announcement(**dict(row))
-
-
-def _marks(n: int) -> str:
-    return ",".join("?" * n)
 
 
 async def insert(tx: Tx, *, text: str, content: str, starts_at: str | None, ends_at: str | None, all_day: bool,
@@ -61,7 +58,7 @@ async def mentions_for(db: Reader, ids: list[int]) -> dict[int, list[int]]:
     out: dict[int, list[int]] = {}
     if ids:
         rows = await db.fetchall(
-            f"SELECT announcement_id, account_id FROM announcement_mentions WHERE announcement_id IN ({_marks(len(ids))})",
+            f"SELECT announcement_id, account_id FROM announcement_mentions WHERE announcement_id IN ({marks(len(ids))})",
             ids)
         for r in rows:
             out.setdefault(r[0], []).append(r[1])
@@ -72,7 +69,7 @@ async def read_ids(db: Reader, account_id: int, ids: list[int]) -> set[int]:
     if not ids:
         return set()
     rows = await db.fetchall(
-        f"SELECT announcement_id FROM announcement_reads WHERE account_id = ? AND announcement_id IN ({_marks(len(ids))})",
+        f"SELECT announcement_id FROM announcement_reads WHERE account_id = ? AND announcement_id IN ({marks(len(ids))})",
         [account_id, *ids])
     return {r[0] for r in rows}
 
@@ -90,7 +87,7 @@ async def reactions_for(db: Reader, ids: list[int], viewer_id: int | None) -> di
     rows = await db.fetchall(
         "SELECT announcement_id, name, count(*), max(CASE WHEN account_id = ? THEN 1 ELSE 0 END), min(id)"
         " FROM announcement_reactions"
-        f" WHERE announcement_id IN ({_marks(len(ids))}) GROUP BY announcement_id, name ORDER BY announcement_id, min(id)",
+        f" WHERE announcement_id IN ({marks(len(ids))}) GROUP BY announcement_id, name ORDER BY announcement_id, min(id)",
         [viewer_id if viewer_id is not None else -1, *ids])
     for r in rows:
         out.setdefault(r[0], []).append((r[1], r[2], bool(r[3])))

@@ -13,6 +13,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 
+def marks(n: int) -> str:
+    """The placeholders of an `IN (...)` list of n values (both engines spell them alike)."""
+    return ",".join("?" * n)
+
+
 class TextMatch(NamedTuple):
     """Full-text search over statuses, as the pieces of a query."""
 

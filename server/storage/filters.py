@@ -7,14 +7,11 @@ from collections.abc import Iterable
 from server.domain.records import Filter, FilterKeyword, FilterStatus, columns
 from server.ids import new_id, now_iso
 from server.ports import Reader, Tx
+from server.storage.dialect import marks
 
 COLS = columns(Filter)
 KEYWORD_COLS = columns(FilterKeyword)
 STATUS_COLS = columns(FilterStatus)
-
-
-def _marks(n: int) -> str:
-    return ",".join("?" * n)
 
 
 async def insert(tx: Tx, account_id: int, title: str, context: str, action: str, expires_at: str | None) -> Filter:
@@ -82,7 +79,7 @@ async def keywords_for(db: Reader, filter_ids: Iterable[int]) -> dict[int, list[
     out: dict[int, list[FilterKeyword]] = {i: [] for i in ids}
     if ids:
         rows = await db.fetchall(
-            f"SELECT {KEYWORD_COLS} FROM filter_keywords WHERE filter_id IN ({_marks(len(ids))}) ORDER BY id", ids)
+            f"SELECT {KEYWORD_COLS} FROM filter_keywords WHERE filter_id IN ({marks(len(ids))}) ORDER BY id", ids)
         for r in rows:
             out[r["filter_id"]].append(FilterKeyword(**dict(r)))
     return out
@@ -125,7 +122,7 @@ async def statuses_for(db: Reader, filter_ids: Iterable[int]) -> dict[int, list[
     out: dict[int, list[FilterStatus]] = {i: [] for i in ids}
     if ids:
         rows = await db.fetchall(
-            f"SELECT {STATUS_COLS} FROM filter_statuses WHERE filter_id IN ({_marks(len(ids))}) ORDER BY id", ids)
+            f"SELECT {STATUS_COLS} FROM filter_statuses WHERE filter_id IN ({marks(len(ids))}) ORDER BY id", ids)
         for r in rows:
             out[r["filter_id"]].append(FilterStatus(**dict(r)))
     return out

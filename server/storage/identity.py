@@ -11,12 +11,9 @@ from server.domain.identity import Identity, Moderation, Role
 from server.domain.records import columns
 from server.ids import new_id, now_iso
 from server.ports import Reader, Row, Tx
+from server.storage.dialect import marks
 
 IDENTITY_COLS = columns(Identity)
-
-
-def _marks(n: int) -> str:
-    return ",".join("?" * n)
 
 
 # -- roles ----------------------------------------------------------------------------------------------
@@ -33,7 +30,7 @@ async def roles_of(db: Reader, account_ids: Iterable[int]) -> dict[int, Role]:
     ids = list(set(account_ids))
     if not ids:
         return {}
-    rows = await db.fetchall(f"SELECT account_id, {ROLE} FROM users WHERE account_id IN ({_marks(len(ids))})", ids)
+    rows = await db.fetchall(f"SELECT account_id, {ROLE} FROM users WHERE account_id IN ({marks(len(ids))})", ids)
     return {r[0]: Role(r[1]) for r in rows}
 
 
@@ -61,7 +58,7 @@ async def identities_of(db: Reader, account_ids: Iterable[int]) -> dict[int, lis
     ids = list(set(account_ids))
     if not ids:
         return {}
-    rows = await db.fetchall(f"SELECT {IDENTITY_COLS} FROM identities WHERE account_id IN ({_marks(len(ids))})"
+    rows = await db.fetchall(f"SELECT {IDENTITY_COLS} FROM identities WHERE account_id IN ({marks(len(ids))})"
                              " ORDER BY id", ids)
     out: dict[int, list[Identity]] = {}
     for row in rows:
@@ -157,7 +154,7 @@ async def moderation_of(db: Reader, account_ids: Iterable[int]) -> dict[int, Mod
         return {}
     rows = await db.fetchall(
         "SELECT account_id, silenced_at, sensitized_at, suspended_at, suspension_origin FROM account_moderation"
-        f" WHERE account_id IN ({_marks(len(ids))})", ids)
+        f" WHERE account_id IN ({marks(len(ids))})", ids)
     found = {r[0]: Moderation(**dict(r)) for r in rows}
     return {i: found.get(i, Moderation(account_id=i)) for i in ids}
 

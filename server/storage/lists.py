@@ -8,6 +8,7 @@ from typing import Any
 from server.domain.records import UserList, columns
 from server.ids import new_id, now_iso
 from server.ports import Reader, Tx
+from server.storage.dialect import marks
 from server.storage.paging import Page, newest_first, window
 from server.storage.timelines import _not_hidden
 
@@ -16,10 +17,6 @@ COLS = columns(UserList)
 
 def _list(row: Any) -> UserList | None:
     return None if row is None else UserList(**dict(row))
-
-
-def _marks(n: int) -> str:
-    return ",".join("?" * n)
 
 
 async def insert(tx: Tx, account_id: int, title: str, replies_policy: str, exclusive: bool) -> UserList:
@@ -98,10 +95,10 @@ async def add_members(tx: Tx, list_id: int, account_ids: Iterable[int]) -> list[
 async def remove_members(tx: Tx, list_id: int, account_ids: list[int]) -> None:
     if not account_ids:
         return
-    marks = _marks(len(account_ids))
-    await tx.execute(f"DELETE FROM list_accounts WHERE list_id = ? AND account_id IN ({marks})", [list_id, *account_ids])
+    members = marks(len(account_ids))
+    await tx.execute(f"DELETE FROM list_accounts WHERE list_id = ? AND account_id IN ({members})", [list_id, *account_ids])
     await tx.execute(
-        f"DELETE FROM list_feed WHERE list_id = ? AND status_id IN (SELECT id FROM statuses WHERE account_id IN ({marks}))",
+        f"DELETE FROM list_feed WHERE list_id = ? AND status_id IN (SELECT id FROM statuses WHERE account_id IN ({members}))",
         [list_id, *account_ids])
 
 

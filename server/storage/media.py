@@ -6,10 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from server.ports import Reader, Tx
-
-
-def _marks(n: int) -> str:
-    return ",".join("?" * n)
+from server.storage.dialect import marks
 
 
 async def insert(tx: Tx, *, media_id: int, account_id: int, kind: str, mime_type: str, file_path: str,
@@ -32,7 +29,7 @@ async def for_statuses(db: Reader, status_ids: list[int]) -> list[Any]:
     if not status_ids:
         return []
     return await db.fetchall(
-        f"SELECT * FROM media_attachments WHERE status_id IN ({_marks(len(status_ids))}) ORDER BY position",
+        f"SELECT * FROM media_attachments WHERE status_id IN ({marks(len(status_ids))}) ORDER BY position",
         status_ids)
 
 
@@ -98,5 +95,5 @@ async def expired(db: Reader, unattached_before: str, deleted_before: str, limit
 async def delete_many(tx: Tx, ids: Iterable[int]) -> None:
     ids = list(ids)
     if ids:
-        await tx.execute(f"DELETE FROM media_attachments WHERE id IN ({_marks(len(ids))})", ids)
+        await tx.execute(f"DELETE FROM media_attachments WHERE id IN ({marks(len(ids))})", ids)
 

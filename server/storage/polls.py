@@ -10,6 +10,7 @@ import msgspec
 from server.domain.records import Poll, columns
 from server.ids import new_id, now_iso
 from server.ports import Reader, Tx
+from server.storage.dialect import marks
 
 _COLS = columns(Poll)
 _COLS_P = columns(Poll, "p")
@@ -20,10 +21,6 @@ def _poll(row: Any) -> Poll:
     data["options"] = msgspec.json.decode(data["options"])
     data["tallies"] = msgspec.json.decode(data["tallies"])
     return Poll(**data)
-
-
-def _marks(n: int) -> str:
-    return ",".join("?" * n)
 
 
 async def insert(tx: Tx, *, status_id: int, account_id: int, options: list[str], multiple: bool, hide_totals: bool,
@@ -49,7 +46,7 @@ async def for_statuses(db: Reader, status_ids: Iterable[int]) -> dict[int, Poll]
     ids = list(set(status_ids))
     if not ids:
         return {}
-    rows = await db.fetchall(f"SELECT {_COLS} FROM polls WHERE status_id IN ({_marks(len(ids))})", ids)
+    rows = await db.fetchall(f"SELECT {_COLS} FROM polls WHERE status_id IN ({marks(len(ids))})", ids)
     return {r["status_id"]: _poll(r) for r in rows}
 
 
@@ -59,7 +56,7 @@ async def own_votes(db: Reader, account_id: int, poll_ids: Iterable[int]) -> dic
     if not ids:
         return {}
     rows = await db.fetchall(
-        f"SELECT poll_id, choice FROM poll_votes WHERE account_id = ? AND poll_id IN ({_marks(len(ids))})"
+        f"SELECT poll_id, choice FROM poll_votes WHERE account_id = ? AND poll_id IN ({marks(len(ids))})"
         " ORDER BY poll_id, choice", [account_id, *ids])
     out: dict[int, list[int]] = {}
     for r in rows:

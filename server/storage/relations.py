@@ -11,10 +11,6 @@ from server.ports import Reader, Tx
 from server.storage.paging import Page, window
 
 
-def _marks(n: int) -> str:
-    return ",".join("?" * n)
-
-
 async def follow(db: Reader, account_id: int, target_id: int) -> Any:
     return await db.fetchone("SELECT * FROM follows WHERE account_id = ? AND target_account_id = ?",
                              (account_id, target_id))

@@ -8,13 +8,10 @@ import msgspec
 
 from server.domain.records import Report
 from server.ports import Reader, Tx
+from server.storage.dialect import marks
 
 _COLS = ("id, account_id, target_account_id, category, comment, forward, rule_ids, uri, action_taken_at,"
          " created_at, updated_at")
-
-
-def _marks(n: int) -> str:
-    return ",".join("?" * n)
 
 
 async def insert(tx: Tx, report: Report) -> None:
@@ -31,9 +28,9 @@ async def get_many(db: Reader, ids: Iterable[int]) -> dict[int, Report]:
     wanted = list(set(ids))
     if not wanted:
         return {}
-    rows = await db.fetchall(f"SELECT {_COLS} FROM reports WHERE id IN ({_marks(len(wanted))})", wanted)
+    rows = await db.fetchall(f"SELECT {_COLS} FROM reports WHERE id IN ({marks(len(wanted))})", wanted)
     statuses = await db.fetchall(
-        f"SELECT report_id, status_id FROM report_statuses WHERE report_id IN ({_marks(len(wanted))})"
+        f"SELECT report_id, status_id FROM report_statuses WHERE report_id IN ({marks(len(wanted))})"
         " ORDER BY status_id", wanted)
     by_report: dict[int, list[int]] = {}
     for r in statuses:
@@ -68,7 +65,7 @@ async def for_notifications(db: Reader, notification_ids: list[int]) -> dict[int
         return {}
     rows = await db.fetchall(
         f"SELECT notification_id, report_id FROM report_notifications WHERE notification_id IN"
-        f" ({_marks(len(notification_ids))})", notification_ids)
+        f" ({marks(len(notification_ids))})", notification_ids)
     return {r[0]: r[1] for r in rows}
 
 
@@ -77,7 +74,7 @@ async def existing_status_ids(db: Reader, account_id: int, status_ids: list[int]
     if not status_ids:
         return set()
     rows = await db.fetchall(
-        f"SELECT id FROM statuses WHERE account_id = ? AND reblog_of_id IS NULL AND id IN ({_marks(len(status_ids))})",
+        f"SELECT id FROM statuses WHERE account_id = ? AND reblog_of_id IS NULL AND id IN ({marks(len(status_ids))})",
         [account_id, *status_ids])
     return {r[0] for r in rows}
 

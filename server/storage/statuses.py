@@ -9,6 +9,7 @@ from server.domain.enums import Visibility
 from server.domain.records import Status, StatusEdit, columns
 from server.ids import new_id, now_iso
 from server.ports import Reader, Tx
+from server.storage.dialect import marks
 from server.storage.paging import Page, window
 
 STATUS_COLS = columns(Status)
@@ -28,13 +29,9 @@ def row_to_status(row: Any) -> Status:
     return status
 
 
-def _marks(n: int) -> str:
-    return ",".join("?" * n)
-
-
 async def insert(tx: Tx, status: Status) -> None:
     values = [getattr(status, name) for name in Status.__struct_fields__]
-    await tx.execute(f"INSERT INTO statuses ({STATUS_COLS}) VALUES ({_marks(len(values))})", values)
+    await tx.execute(f"INSERT INTO statuses ({STATUS_COLS}) VALUES ({marks(len(values))})", values)
 
 
 async def get(db: Reader, status_id: int) -> Status | None:
@@ -51,7 +48,7 @@ async def get_many(db: Reader, ids: Iterable[int]) -> dict[int, Status]:
     ids = list(set(ids))
     if not ids:
         return {}
-    rows = await db.fetchall(f"SELECT {STATUS_COLS} FROM statuses WHERE id IN ({_marks(len(ids))})", ids)
+    rows = await db.fetchall(f"SELECT {STATUS_COLS} FROM statuses WHERE id IN ({marks(len(ids))})", ids)
     return {row["id"]: row_to_status(row) for row in rows}
 
 
@@ -68,7 +65,7 @@ async def get_many_versioned(db: Reader, ids: Iterable[int]) -> dict[int, tuple[
     ids = list(set(ids))
     if not ids:
         return {}
-    rows = await db.fetchall(f"SELECT version, {STATUS_COLS} FROM statuses WHERE id IN ({_marks(len(ids))})", ids)
+    rows = await db.fetchall(f"SELECT version, {STATUS_COLS} FROM statuses WHERE id IN ({marks(len(ids))})", ids)
     return {row[1]: _versioned_status(row) for row in rows}
 
 
@@ -133,7 +130,7 @@ async def mentions_for(db: Reader, status_ids: list[int]) -> dict[int, list[int]
     out: dict[int, list[int]] = {}
     if status_ids:
         rows = await db.fetchall(
-            f"SELECT status_id, account_id FROM mentions WHERE status_id IN ({_marks(len(status_ids))})", status_ids)
+            f"SELECT status_id, account_id FROM mentions WHERE status_id IN ({marks(len(status_ids))})", status_ids)
         for r in rows:
             out.setdefault(r[0], []).append(r[1])
     return out
@@ -163,7 +160,7 @@ async def tags_for(db: Reader, status_ids: list[int]) -> dict[int, list[str]]:
     if status_ids:
         rows = await db.fetchall(
             "SELECT st.status_id, t.name FROM status_tags st JOIN tags t ON t.id = st.tag_id"
-            f" WHERE st.status_id IN ({_marks(len(status_ids))})", status_ids)
+            f" WHERE st.status_id IN ({marks(len(status_ids))})", status_ids)
         for r in rows:
             out.setdefault(r[0], []).append(r[1])
     return out
@@ -292,7 +289,7 @@ async def media_rows_for(db: Reader, status_ids: list[int]) -> dict[int, list[An
     """status id → its media rows in position order, for many statuses in one query."""
     out: dict[int, list[Any]] = {}
     if status_ids:
-        rows = await db.fetchall(f"SELECT * FROM media_attachments WHERE status_id IN ({_marks(len(status_ids))})"
+        rows = await db.fetchall(f"SELECT * FROM media_attachments WHERE status_id IN ({marks(len(status_ids))})"
                                  " ORDER BY status_id, position", status_ids)
         for r in rows:
             out.setdefault(r["status_id"], []).append(r)
@@ -305,7 +302,7 @@ async def public_replies_for(db: Reader, status_ids: list[int], limit: int) -> d
     if status_ids:
         rows = await db.fetchall(
             f"SELECT {STATUS_COLS} FROM (SELECT *, row_number() OVER (PARTITION BY in_reply_to_id ORDER BY id) AS n"
-            f" FROM statuses WHERE in_reply_to_id IN ({_marks(len(status_ids))})"
+            f" FROM statuses WHERE in_reply_to_id IN ({marks(len(status_ids))})"
             " AND visibility IN ('public', 'unlisted') AND deleted_at IS NULL AND local_only = 0) AS r"
             " WHERE n <= ? ORDER BY in_reply_to_id, id", [*status_ids, limit])
         for r in rows:
