@@ -43,8 +43,8 @@ def subscribe(state: State, outbox: Outbox) -> None:
     outbox.subscribe_in_transaction("reaction-notifications", reactions.notify_in_tx)
     outbox.subscribe_in_transaction("group-request-notifications", groups.notify_moderators_in_tx)
     outbox.subscribe_in_transaction("push", partial(push.enqueue_for_event, state))
-    outbox.subscribe("feeds", partial(feeds.on_event, state))
-    outbox.subscribe("notifications", partial(notify.on_event, state))
+    outbox.subscribe_batch("feeds", partial(feeds.on_events, state))
+    outbox.subscribe_batch("notifications", partial(notify.on_events, state))
     outbox.subscribe("conversations", partial(conversations.on_event, state))
     outbox.subscribe("groups", partial(groups.on_event, state))
 

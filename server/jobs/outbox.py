@@ -6,9 +6,11 @@ dispatcher the moment the transaction commits, so the usual path costs no extra 
 subscribers run. Rows whose claim ran out (their process died, or none claimed them: a CLI command, a
 process with the job paused) are swept up every second by any process that dispatches.
 
-Subscribers run one after another, in the order they were subscribed, and must be idempotent: a
-crash between a subscriber's work and the row being marked dispatched means the event is handed to
-every subscriber again.
+Events are dispatched in batches (those committed meanwhile, up to BATCH). Subscribers run one after
+another, in the order they were subscribed, each taking the batch's events in order: one at a time, or
+all in one call when it subscribed with `subscribe_batch` (one read of what they share, one
+transaction for what they write). Subscribers must be idempotent: a crash between a subscriber's work
+and the row being marked dispatched means the event is handed to every subscriber again.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from server.storage import events as store
 log = logging.getLogger("crosstalk.events")
 
 Subscriber = Callable[[int, DomainEvent], Awaitable[None]]
+BatchSubscriber = Callable[[list[tuple[int, DomainEvent]]], Awaitable[None]]
 InTransaction = Callable[[Tx, int, DomainEvent], Awaitable[object]]
 SWEEP_SECONDS = 1.0
 BATCH = 100
@@ -45,7 +48,8 @@ class Outbox:
         self.holder = holder
         self.claim_seconds = claim_seconds
         self.dispatching = dispatching  # this process runs the dispatcher (the `outbox` job)
-        self.subscribers: list[tuple[str, Subscriber]] = []
+        # (name, handler of a list of events, whether it takes many in one call)
+        self.subscribers: list[tuple[str, BatchSubscriber, bool]] = []
         self.in_transaction: list[tuple[str, InTransaction]] = []
         self._ready: list[tuple[int, DomainEvent, float]] = []  # committed, claimed by us, not dispatched
         self._wake = asyncio.Event()
@@ -55,7 +59,17 @@ class Outbox:
 
     def subscribe(self, name: str, subscriber: Subscriber) -> None:
         """Run `subscriber` for every event after its transaction commits."""
-        self.subscribers.append((name, subscriber))
+        async def one(events: list[tuple[int, DomainEvent]]) -> None:
+            (event_id, event), = events
+            await subscriber(event_id, event)
+
+        self.subscribers.append((name, one, False))
+
+    def subscribe_batch(self, name: str, subscriber: BatchSubscriber) -> None:
+        """Run `subscriber` for the events of each batch together, in order, after they commit. Should
+        it raise, each event of the batch is handed to it alone, so that one bad event holds back
+        only itself."""
+        self.subscribers.append((name, subscriber, True))
 
     def subscribe_in_transaction(self, name: str, handler: InTransaction) -> None:
         """Run `handler` inside the transaction that records each event: for what must be visible
@@ -153,38 +167,45 @@ class Outbox:
         self._busy = True
         done: list[int] = []
         try:
-            for event_id, event, attempts in batch:
-                if await self._deliver(event_id, event, attempts):
-                    done.append(event_id)
+            # The subscribers read the posts they are told of once for the whole batch (event_reads).
+            with event_reads.shared_reads():
+                going = batch  # the events every subscriber so far took
+                for name, subscriber, together in self.subscribers:
+                    if together and len(going) > 1:
+                        try:
+                            await subscriber([(event_id, event) for event_id, event, _ in going])
+                            continue
+                        except Exception as exc:
+                            log.warning("a batch of %d events failed in %s (%s: %s); each is handed over alone",
+                                        len(going), name, exc.__class__.__name__, exc)
+                    going = [item for item in going if await self._hand(name, subscriber, item)]
+            EVENTS_DISPATCHED.labels("ok").inc(len(going))
+            done = [event_id for event_id, _, _ in going]
         finally:
             if done:
                 async with self.db.transaction() as tx:
                     await store.mark_dispatched(tx, done, time.time())
             self._busy = False
 
-    async def _deliver(self, event_id: int, event: DomainEvent, attempts: int) -> bool:
-        with event_reads.shared_reads():  # the subscribers read the post they are told of once
-            return await self._deliver_to_all(event_id, event, attempts)
-
-    async def _deliver_to_all(self, event_id: int, event: DomainEvent, attempts: int) -> bool:
-        for name, subscriber in self.subscribers:
-            try:
-                await subscriber(event_id, event)
-            except Exception as exc:
-                EVENTS_DISPATCHED.labels("failed").inc()
-                attempts += 1
-                error = f"{name}: {exc.__class__.__name__}: {exc}"
-                if attempts >= MAX_ATTEMPTS:
-                    log.error("event %s (%s) failed %d times; giving up: %s", event_id, type(event).__name__,
-                              attempts, error, exc_info=exc)
-                    async with self.db.transaction() as tx:
-                        await store.mark_failed(tx, event_id, error, time.time())
-                        await store.mark_dispatched(tx, [event_id], time.time())
-                    return False
-                log.warning("event %s (%s) failed in %s; retrying later", event_id, type(event).__name__, name,
-                            exc_info=exc)
+    async def _hand(self, name: str, subscriber: BatchSubscriber, item: tuple[int, DomainEvent, int]) -> bool:
+        """Hand one event to one subscriber; on failure, schedule its retry (or give it up): False."""
+        event_id, event, attempts = item
+        try:
+            await subscriber([(event_id, event)])
+            return True
+        except Exception as exc:
+            EVENTS_DISPATCHED.labels("failed").inc()
+            attempts += 1
+            error = f"{name}: {exc.__class__.__name__}: {exc}"
+            if attempts >= MAX_ATTEMPTS:
+                log.error("event %s (%s) failed %d times; giving up: %s", event_id, type(event).__name__,
+                          attempts, error, exc_info=exc)
                 async with self.db.transaction() as tx:
-                    await store.mark_failed(tx, event_id, error, time.time() + retry_delay(attempts))
+                    await store.mark_failed(tx, event_id, error, time.time())
+                    await store.mark_dispatched(tx, [event_id], time.time())
                 return False
-        EVENTS_DISPATCHED.labels("ok").inc()
-        return True
+            log.warning("event %s (%s) failed in %s; retrying later", event_id, type(event).__name__, name,
+                        exc_info=exc)
+            async with self.db.transaction() as tx:
+                await store.mark_failed(tx, event_id, error, time.time() + retry_delay(attempts))
+            return False

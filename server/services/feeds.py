@@ -3,8 +3,9 @@ into the feeds of the local readers it is meant for and tells their streams, and
 edits and deletions.
 
 Where a status goes beyond its followers' home feeds: lists (replies policy, exclusive lists), the home
-feeds of those following its hashtags, and the list and hashtag streams. `fan_out` asks `plan` first,
-stores with `store`, and announces with `publish`. Feed rows are keyed by (reader, status), so a
+feeds of those following its hashtags, and the list and hashtag streams. `fan_out_many` reads what a
+batch of new statuses needs, asks `plan` where each goes, then stores the feed rows and announces
+them. Feed rows are keyed by (reader, status), so a
 second run of the same event changes nothing.
 """
 
@@ -18,7 +19,6 @@ from server.bus.memory import StreamEvent
 from server.domain.enums import Visibility
 from server.domain.events import DomainEvent, ReblogCreated, StatusCreated, StatusDeleted, StatusEdited
 from server.domain.records import Status, UserList
-from server.ports import Tx
 from server.services import event_reads
 from server.services.streaming import DELETES
 from server.state import State
@@ -46,12 +46,16 @@ async def _reply_shown(state: State, status: Status, item: UserList) -> bool:
     return False
 
 
-async def plan(state: State, status: Status, readers: set[int]) -> Delivery:
+async def plan(state: State, status: Status, readers: set[int], lists: list[UserList], tags: list[str],
+               tag_followers: set[int]) -> Delivery:
+    """Where a status goes besides `readers`' home feeds: the `lists` holding its author, except for
+    owners it does not reach, and its hashtags' streams; `tag_followers` (those following its
+    hashtags) get it at home when it is public."""
     home = set(readers)
     list_ids: list[int] = []
     if status.visibility in ("public", "unlisted", "private"):
         exclusive_owners = set()
-        for item in await list_store.containing(state.db, status.account_id):
+        for item in lists:
             # Only owners who receive the status at all (following, boosts shown) get it in their lists.
             if item.account_id not in readers or item.account_id == status.account_id:
                 continue
@@ -60,17 +64,9 @@ async def plan(state: State, status: Status, readers: set[int]) -> Delivery:
             if await _reply_shown(state, status, item):
                 list_ids.append(item.id)
         home -= exclusive_owners
-    tags: list[str] = []
-    if status.reblog_of_id is None:
-        tags = sorted({t.lower() for t in (await status_store.tags_for(state.db, [status.id])).get(status.id, [])})
-        if tags and status.visibility == "public":
-            home |= await tag_follows.local_followers_of_tags(state.db, status.id)
+    if tags and status.visibility == "public":
+        home |= tag_followers
     return Delivery(home=home, lists=list_ids, tags=tags)
-
-
-async def store(tx: Tx, status: Status, delivery: Delivery) -> None:
-    if delivery.lists:
-        await list_store.add_to_feeds(tx, status.id, delivery.lists)
 
 
 def publish(state: State, status: Status, delivery: Delivery, name: str = "update") -> None:
@@ -90,54 +86,117 @@ def publish(state: State, status: Status, delivery: Delivery, name: str = "updat
 FAN_OUT_CHUNK = 50
 
 
-async def on_event(state: State, event_id: int, event: DomainEvent) -> None:
-    match event:
-        case StatusCreated(status_id=status_id, mentioned=mentioned):
-            status = await event_reads.created_status(state.db, status_id)
-            if status is not None and status.deleted_at is None:
-                await fan_out(state, status, mentioned)
-        case ReblogCreated(status_id=status_id):
-            boost = await event_reads.created_status(state.db, status_id)
-            if boost is not None and boost.deleted_at is None:
-                await fan_out(state, boost, [])
-        case StatusEdited(status_id=status_id):
-            status = await status_store.get(state.db, status_id)
-            if status is not None and status.deleted_at is None:
-                await publish_edit(state, status)
-        case StatusDeleted(status_id=status_id, reblog_ids=reblog_ids):
-            status = await status_store.get(state.db, status_id)
-            if status is not None:
-                await publish_deletion(state, status, reblog_ids)
+async def on_events(state: State, events: list[tuple[int, DomainEvent]]) -> None:
+    """The subscriber, for a batch of events in order: each run of new posts and boosts is fanned out
+    together (`fan_out_many`); edits and deletions are announced one by one."""
+    run: list[StatusCreated | ReblogCreated] = []
+    for _, event in events:
+        if isinstance(event, StatusCreated | ReblogCreated):
+            run.append(event)
+            continue
+        if run:
+            await _fan_out_created(state, run)
+            run = []
+        match event:
+            case StatusEdited(status_id=status_id):
+                status = await status_store.get(state.db, status_id)
+                if status is not None and status.deleted_at is None:
+                    await publish_edit(state, status)
+            case StatusDeleted(status_id=status_id, reblog_ids=reblog_ids):
+                status = await status_store.get(state.db, status_id)
+                if status is not None:
+                    await publish_deletion(state, status, reblog_ids)
+    if run:
+        await _fan_out_created(state, run)
+
+
+async def _fan_out_created(state: State, events: list[StatusCreated | ReblogCreated]) -> None:
+    found = await event_reads.created_statuses(state.db, [e.status_id for e in events])
+    await fan_out_many(state, [(status, e.mentioned if isinstance(e, StatusCreated) else [])
+                               for e in events if (status := found.get(e.status_id)) is not None
+                               and status.deleted_at is None])
 
 
 async def fan_out(state: State, status: Status, mentioned: list[int]) -> None:
     """Put a new status into the home feeds of the local readers it is meant for, then announce it."""
-    author_id = status.account_id
-    readers = {author_id} if status.local else set()  # already in its own feed (stored with it): told here
-    followers = await relations.follower_ids(state.db, author_id, local_only=True)
-    if status.reblog_of_id is not None:
-        wants_boosts = await relations.reblog_follower_ids(state.db, author_id)
-        followers = [f for f in followers if f in wants_boosts]
-    if status.visibility.to_followers:
-        readers.update(followers)
-    else:
-        readers.update(set(followers) & set(mentioned))
-    delivery = await plan(state, status, readers)  # lists, exclusive lists, followed hashtags
-    readers = delivery.home
-    # Feed rows go in short transactions, so posts and other writes are not held up by a big fan-out;
-    # each chunk's readers hear of the status as soon as it is in their feeds (the list feeds go with
-    # the first chunk), so the first streams need not wait for the last feed.
-    ordered = sorted(readers)
+    await fan_out_many(state, [(status, mentioned)])
+
+
+async def fan_out_many(state: State, posts: list[tuple[Status, list[int]]]) -> None:
+    """`fan_out` for several statuses (with the accounts each mentions) together: an author's followers
+    and lists are read once, their hashtags in one query, and their feed rows share transactions."""
+    followers_of: dict[int, list[int]] = {}
+    boost_followers_of: dict[int, set[int]] = {}
+    lists_of: dict[int, list[UserList]] = {}
+    originals = [s.id for s, _ in posts if s.reblog_of_id is None]
+    tags_of = await status_store.tags_for(state.db, originals) if originals else {}
+    tagged_public = [s.id for s, _ in posts if s.visibility == Visibility.PUBLIC and tags_of.get(s.id)]
+    tag_followers = await tag_follows.local_followers_of_tags(state.db, tagged_public) if tagged_public else {}
+    plans: list[tuple[Status, Delivery]] = []
+    for status, mentioned in posts:
+        author_id = status.account_id
+        readers = {author_id} if status.local else set()  # already in its own feed (stored with it): told here
+        followers = followers_of.get(author_id)
+        if followers is None:
+            followers = followers_of[author_id] = await relations.follower_ids(state.db, author_id, local_only=True)
+        if status.reblog_of_id is not None:
+            wants_boosts = boost_followers_of.get(author_id)
+            if wants_boosts is None:
+                wants_boosts = boost_followers_of[author_id] = await relations.reblog_follower_ids(state.db, author_id)
+            followers = [f for f in followers if f in wants_boosts]
+        if status.visibility.to_followers:
+            readers.update(followers)
+        else:
+            readers.update(set(followers) & set(mentioned))
+        lists: list[UserList] = []
+        if status.visibility in ("public", "unlisted", "private"):
+            found = lists_of.get(author_id)
+            if found is None:
+                found = lists_of[author_id] = await list_store.containing(state.db, author_id)
+            lists = found
+        tags = sorted({t.lower() for t in tags_of.get(status.id, [])}) if status.reblog_of_id is None else []
+        plans.append((status, await plan(state, status, readers, lists, tags, tag_followers.get(status.id, set()))))
+    await _store_and_announce(state, plans)
+
+
+async def _store_and_announce(state: State, plans: list[tuple[Status, Delivery]]) -> None:
+    """Feed rows go in short transactions of up to FAN_OUT_CHUNK rows, so posts and other writes are
+    not held up by a big fan-out; each chunk's readers hear of their status as soon as it is in their
+    feeds (a status's list feeds go with its first rows), and the other streams hear of a status once
+    all its rows are in."""
     learnt = time.monotonic()  # every chunk's events share it: one rendering serves all their streams
-    for start in range(0, max(1, len(ordered)), FAN_OUT_CHUNK):
-        chunk = ordered[start:start + FAN_OUT_CHUNK]
-        async with state.db.transaction() as tx:
-            await timelines.add_to_feeds(tx, status.id, chunk)
-            if start == 0:
-                await store(tx, status, delivery)
-        for reader in chunk:
-            state.bus.publish(StreamEvent(topic=f"user:{reader}", name="update", payload=None, status_id=status.id,
+    rows: list[tuple[int, int]] = []  # (reader, status id)
+    list_rows: list[tuple[int, list[int]]] = []  # (status id, list ids)
+    complete: list[tuple[Status, Delivery]] = []  # statuses whose last rows are in this chunk
+
+    async def commit_chunk() -> None:
+        if rows or list_rows:
+            async with state.db.transaction() as tx:
+                await timelines.add_feed_rows(tx, rows)
+                for status_id, list_ids in list_rows:
+                    await list_store.add_to_feeds(tx, status_id, list_ids)
+        for reader, status_id in rows:
+            state.bus.publish(StreamEvent(topic=f"user:{reader}", name="update", payload=None, status_id=status_id,
                                           at=learnt))
+        for status, delivery in complete:
+            _announce(state, status, delivery)
+        rows.clear()
+        list_rows.clear()
+        complete.clear()
+
+    for status, delivery in plans:
+        if delivery.lists:
+            list_rows.append((status.id, delivery.lists))
+        for reader in sorted(delivery.home):
+            rows.append((reader, status.id))
+            if len(rows) >= FAN_OUT_CHUNK:
+                await commit_chunk()
+        complete.append((status, delivery))
+    await commit_chunk()
+
+
+def _announce(state: State, status: Status, delivery: Delivery) -> None:
+    """The public, list and hashtag streams that show a new status."""
     if status.visibility == Visibility.PUBLIC and status.reblog_of_id is None:
         state.bus.publish(StreamEvent(topic="public", name="update", payload=None, status_id=status.id))
         state.bus.publish(StreamEvent(topic="public:local" if status.local else "public:remote", name="update",

@@ -3,7 +3,7 @@ request sees them), then announced on each recipient's stream after the commit.
 
 `create_for_event` runs in the recording transaction (an in-transaction subscriber of the outbox);
 each notification carries the event's id, so running it twice for one event adds nothing.
-`on_event` runs after the commit and announces the event's notifications.
+`on_events` runs after the commit and announces the notifications of a batch of events.
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ from server.storage import polls as poll_store
 from server.storage import statuses as status_store
 
 
-async def on_event(state: State, event_id: int, event: DomainEvent) -> None:
-    for n in await store.by_event(state.db, event_id):
+async def on_events(state: State, events: list[tuple[int, DomainEvent]]) -> None:
+    """Announce the notifications a batch of events made (one query for the batch)."""
+    for n in await store.by_events(state.db, [event_id for event_id, _ in events]):
         state.bus.publish(StreamEvent(topic=f"user:{n.account_id}", name="notification", payload=n.id,
                                       account_id=n.account_id))
 

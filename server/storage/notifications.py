@@ -7,6 +7,7 @@ from typing import Any
 from server.domain.records import Notification, columns
 from server.ids import new_id, now_iso
 from server.ports import Reader, Tx
+from server.storage.dialect import marks
 from server.storage.paging import Page, newest_first, window
 
 COLS = columns(Notification)
@@ -23,8 +24,10 @@ async def insert(tx: Tx, event_id: int, account_id: int, from_account_id: int, t
     return n if added else None
 
 
-async def by_event(db: Reader, event_id: int) -> list[Notification]:
-    rows = await db.fetchall(f"SELECT {COLS} FROM notifications WHERE event_id = ? ORDER BY id", (event_id,))
+async def by_events(db: Reader, event_ids: list[int]) -> list[Notification]:
+    """The notifications these events made, oldest first."""
+    rows = await db.fetchall(
+        f"SELECT {COLS} FROM notifications WHERE event_id IN ({marks(len(event_ids))}) ORDER BY id", event_ids)
     return [Notification(**dict(r)) for r in rows]
 
 

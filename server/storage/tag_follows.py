@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from server.ids import new_id, now_iso
 from server.ports import Reader, Tx
+from server.storage.dialect import marks
 from server.storage.paging import Page, newest_first, window
 
 
@@ -49,12 +50,15 @@ async def followed_page(db: Reader, account_id: int, page: Page) -> list[tuple[i
     return [(r[0], r[1], r[2]) for r in newest_first(rows, page)]
 
 
-async def local_followers_of_tags(db: Reader, status_id: int) -> set[int]:
-    """Local accounts following any hashtag of the status."""
-    rows = await db.fetchall(
-        "SELECT DISTINCT tf.account_id FROM status_tags st JOIN tag_follows tf ON tf.tag_id = st.tag_id"
-        " JOIN accounts a ON a.id = tf.account_id AND a.domain = '' WHERE st.status_id = ?", (status_id,))
-    return {r[0] for r in rows}
+async def local_followers_of_tags(db: Reader, status_ids: list[int]) -> dict[int, set[int]]:
+    """status id → the local accounts following any of its hashtags (statuses with none left out)."""
+    out: dict[int, set[int]] = {}
+    for status_id, account_id in await db.fetchall(
+            "SELECT DISTINCT st.status_id, tf.account_id FROM status_tags st JOIN tag_follows tf ON tf.tag_id = st.tag_id"
+            f" JOIN accounts a ON a.id = tf.account_id AND a.domain = '' WHERE st.status_id IN ({marks(len(status_ids))})",
+            status_ids):
+        out.setdefault(status_id, set()).add(account_id)
+    return out
 
 
 async def history(db: Reader, tag_ids: list[int], since_id: int) -> dict[int, list[tuple[str, int, int]]]:

@@ -28,8 +28,13 @@ async def _ids(db: Reader, sql: str, params: list[Any], page: Page) -> list[int]
 
 
 async def add_to_feeds(tx: Tx, status_id: int, account_ids: Iterable[int]) -> None:
-    await tx.executemany("INSERT INTO home_feed (account_id, status_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                         [(a, status_id) for a in account_ids])
+    await add_feed_rows(tx, [(a, status_id) for a in account_ids])
+
+
+async def add_feed_rows(tx: Tx, rows: list[tuple[int, int]]) -> None:
+    """(reader, status id) rows into home feeds; those there already are left as they are."""
+    if rows:
+        await tx.executemany("INSERT INTO home_feed (account_id, status_id) VALUES (?, ?) ON CONFLICT DO NOTHING", rows)
 
 
 async def remove_account_from_feed(tx: Tx, reader_id: int, author_id: int) -> None:

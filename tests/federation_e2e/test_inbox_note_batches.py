@@ -74,3 +74,49 @@ def test_a_run_of_notes_keeps_its_order_and_stores_each_once(make_instance, peer
     # Each stored note reached the mentioned local user's notifications once.
     assert a.sql("SELECT count(*) FROM notifications n JOIN accounts a ON a.id = n.account_id"
                  " WHERE a.username = 'alice' AND a.domain = '' AND n.type = 'mention'")[0][0] == 5
+
+
+def test_a_run_of_notes_reaches_each_follower_s_home_and_lists_once(make_instance, peer):
+    """The notes of a run are committed together, so their events are dispatched as one batch and
+    fanned out together (one read of the sender's followers and lists, shared feed transactions):
+    every follower's home timeline and list shows each note of the run once, and the note the run
+    deletes shows nowhere."""
+    a = make_instance("a", env=dict(FED_ENV))
+    a.create_users(["alice", "carol", "dave"])
+    alice_uri = f"{a.base_url}/users/alice"
+    bob = peer.users["bob"]
+    note = f"{bob.uri}/statuses"
+    # A first note makes bob known here; then alice and carol follow him (dave does not).
+    assert peer.post(bob, f"{a.base_url}/inbox", create(bob.uri, 0, 0, alice_uri)).status_code in (200, 202)
+    wait_for(lambda: a.sql("SELECT count(*) FROM statuses WHERE uri = ?", (f"{note}/0",))[0][0] == 1)
+    bob_id = a.sql("SELECT id FROM accounts WHERE uri = ?", (bob.uri,))[0][0]
+    a.stop()
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    base_id = int(time.time() * 1000) << 16
+    for n, name in enumerate(("alice", "carol")):
+        reader = a.sql("SELECT id FROM accounts WHERE username = ? AND domain = ''", (name,))[0][0]
+        a.sql("INSERT INTO follows (id, account_id, target_account_id, created_at) VALUES (?, ?, ?, ?)",
+              (base_id + n, reader, bob_id, now))
+        if name == "alice":
+            a.sql("INSERT INTO lists (id, account_id, title, replies_policy, exclusive, created_at)"
+                  " VALUES (?, ?, 'partners', 'list', 0, ?)", (base_id + 10, reader, now))
+            a.sql("INSERT INTO list_accounts (list_id, account_id, created_at) VALUES (?, ?, ?)", (base_id + 10, bob_id, now))
+    activities = [create(bob.uri, 1, 1, alice_uri), create(bob.uri, 2, 2, alice_uri),
+                  {"@context": AS, "id": f"{bob.uri}/activities/3", "type": "Delete", "actor": bob.uri,
+                   "object": f"{note}/2"},
+                  *[create(bob.uri, n, n, alice_uri) for n in range(4, 12)]]
+    for n, activity in enumerate(activities):
+        a.sql("INSERT INTO inbox_activities (id, activity_id, actor_uri, body, received_at, host) VALUES (?, ?, ?, ?, ?, ?)",
+              (base_id + 100 + n, activity["id"], bob.uri, json.dumps(activity), now, peer.host))
+    a.start()
+    wait_for(lambda: a.sql("SELECT count(*) FROM inbox_activities WHERE processed_at IS NULL")[0][0] == 0)
+    wait_for(lambda: a.sql("SELECT count(*) FROM events WHERE dispatched_at IS NULL")[0][0] == 0)
+
+    expected = {f"{note}/{n}" for n in (1, *range(4, 12))}
+    for name in ("alice", "carol", "dave"):
+        home = [s["uri"] for s in a.api(name).timeline_home(limit=40)]
+        assert len(home) == len(set(home)), (name, home)
+        assert set(home) == (expected if name != "dave" else set()), (name, home)
+    client = a.api("alice")
+    (partners,) = client.lists()
+    assert {s["uri"] for s in client.timeline_list(partners["id"], limit=40)} == expected

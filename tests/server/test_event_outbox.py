@@ -166,3 +166,49 @@ async def test_the_subscribers_of_one_event_read_the_post_once(tmp_path):
         outbox.request_stop()
         await task
         await db.close()
+
+
+async def test_a_batch_subscriber_takes_a_batch_together_and_a_bad_event_holds_back_only_itself(tmp_path):
+    """Events committed together are dispatched as one batch: a batch subscriber gets them in one call,
+    in order, and the per-event subscribers after it get each. When the batch call fails, each event
+    is handed to it alone: the one that fails is retried later (with every subscriber), the others go
+    on to the next subscribers and are marked dispatched."""
+    db = await open_db(tmp_path)
+    outbox = Outbox(db, "process-1", claim_seconds=5, dispatching=True)
+    batches: list[list[int]] = []
+    after: list[int] = []
+    failures = {2: 2}  # account 2's event fails twice: in the batch, then alone
+
+    async def together(events: list[tuple[int, DomainEvent]]) -> None:
+        accounts = [e.account_id for _, e in events if isinstance(e, ProfileUpdated)]
+        batches.append(accounts)
+        for account_id in accounts:
+            if failures.get(account_id):
+                failures[account_id] -= 1
+                raise ValueError(f"account {account_id} cannot be handled now")
+
+    async def each(event_id: int, event: DomainEvent) -> None:
+        assert isinstance(event, ProfileUpdated)
+        after.append(event.account_id)
+
+    outbox.subscribe_batch("together", together)
+    outbox.subscribe("each", each)
+    async with db.transaction() as tx:
+        for account_id in (1, 2, 3):
+            await outbox.record(tx, ProfileUpdated(account_id=account_id))
+    task = asyncio.create_task(outbox.run())
+    try:
+        await wait_until(lambda: after == [1, 3], within=3.0)
+        # One call with all three; it failed, so one call each; account 2's failed again.
+        assert batches == [[1, 2, 3], [1], [2], [3]]
+        await wait_until(lambda: after == [1, 3, 2], within=6.0)  # retried after its backoff (2 s)
+        assert batches[4:] == [[2]]
+        deadline = time.monotonic() + 5
+        while await db.fetchval("SELECT count(*) FROM events WHERE dispatched_at IS NULL"):
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        assert await db.fetchval("SELECT attempts FROM events WHERE payload LIKE '%\"account_id\":2%'") == 1
+    finally:
+        outbox.request_stop()
+        await task
+        await db.close()
