@@ -34,6 +34,9 @@ class EventRecorder(Protocol):
     async def record(self, tx: Tx, event: DomainEvent) -> int:
         """Write `event` in `tx`; it is dispatched to the subscribers after the commit."""
 
+    async def record_many(self, tx: Tx, events: list[DomainEvent]) -> list[int]:
+        """`record` for several events of one change, written together."""
+
 
 class Invalidation(StrEnum):
     """What every process must drop from memory when it changes (server/jobs/invalidations.py)."""

@@ -39,10 +39,10 @@ def subscribe(state: State, outbox: Outbox) -> None:
     """Subscribers of domain events. Notifications, and the Web Push deliveries they cause, are made
     inside the recording transaction; after the commit, in this order: feeds (and the streams that
     announce them), the notifications' streams, conversations, then delivery to other servers."""
-    outbox.subscribe_in_transaction("notifications", notify.create_for_event)
+    outbox.subscribe_in_transaction("notifications", notify.create_for_events)
     outbox.subscribe_in_transaction("reaction-notifications", reactions.notify_in_tx)
     outbox.subscribe_in_transaction("group-request-notifications", groups.notify_moderators_in_tx)
-    outbox.subscribe_in_transaction("push", partial(push.enqueue_for_event, state))
+    outbox.subscribe_in_transaction("push", partial(push.enqueue_for_events, state))
     outbox.subscribe_batch("feeds", partial(feeds.on_events, state))
     outbox.subscribe_batch("notifications", partial(notify.on_events, state))
     outbox.subscribe("conversations", partial(conversations.on_event, state))

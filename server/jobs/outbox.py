@@ -32,7 +32,7 @@ log = logging.getLogger("crosstalk.events")
 
 Subscriber = Callable[[int, DomainEvent], Awaitable[None]]
 BatchSubscriber = Callable[[list[tuple[int, DomainEvent]]], Awaitable[None]]
-InTransaction = Callable[[Tx, int, DomainEvent], Awaitable[object]]
+InTransaction = Callable[[Tx, list[tuple[int, DomainEvent]]], Awaitable[object]]
 SWEEP_SECONDS = 1.0
 BATCH = 100
 MAX_ATTEMPTS = 12  # with the backoff below, about an hour and a half of retries
@@ -72,30 +72,33 @@ class Outbox:
         self.subscribers.append((name, subscriber, True))
 
     def subscribe_in_transaction(self, name: str, handler: InTransaction) -> None:
-        """Run `handler` inside the transaction that records each event: for what must be visible
-        together with the change itself (notifications). It must be quick and idempotent."""
+        """Run `handler` inside the transaction that records events, with the events it records at
+        once (`record_many`): for what must be visible together with the change itself
+        (notifications). It must be quick and idempotent."""
         self.in_transaction.append((name, handler))
 
     async def record(self, tx: Tx, event: DomainEvent) -> int:
         """Write `event` in the transaction `tx`; it is dispatched once (and only if) `tx` commits."""
-        event_id = new_id()
+        return (await self.record_many(tx, [event]))[0]
+
+    async def record_many(self, tx: Tx, events: list[DomainEvent]) -> list[int]:
+        """`record` for several events of one change (a run of stored posts, say): one write, and the
+        in-transaction handlers take them together. Their ids, in order."""
+        recorded = [(new_id(), event) for event in events]
         now = time.time()
-        kind = type(event).__struct_config__.tag
         claimed = self.dispatching
         until = now + self.claim_seconds if claimed else 0.0
-        await store.insert(tx, event_id, str(kind), domain.encode(event), now, self.holder if claimed else None,
-                           until)
+        await store.insert(tx, [(event_id, str(type(event).__struct_config__.tag), domain.encode(event))
+                                for event_id, event in recorded], now, self.holder if claimed else None, until)
         for _, handler in self.in_transaction:
-            await handler(tx, event_id, event)
-        if not claimed:
-            return event_id
+            await handler(tx, recorded)
+        if claimed:
+            def committed() -> None:
+                self._ready.extend((event_id, event, until) for event_id, event in recorded)
+                self._wake.set()
 
-        def committed() -> None:
-            self._ready.append((event_id, event, until))
-            self._wake.set()
-
-        tx.on_commit(committed)
-        return event_id
+            tx.on_commit(committed)
+        return [event_id for event_id, _ in recorded]
 
     # -- the dispatcher: a Worker of the job runtime ------------------------------------------------
 

@@ -655,14 +655,17 @@ async def served_outside(state: State, account: Account) -> bool:
     return group is None or group.federation != GroupFederation.LOCAL
 
 
-async def notify_moderators_in_tx(tx: Tx, event_id: int, event: DomainEvent) -> list[Notification | None]:
+async def notify_moderators_in_tx(tx: Tx, events: list[tuple[int, DomainEvent]]) -> list[Notification | None]:
     """A request to join an approval group reaches its owners and moderators as a `group_request`
     notification from the requester (the group account itself gets Mastodon's `follow_request`), inside
     the recording transaction as every notification."""
-    if not isinstance(event, FollowRequested):
-        return []
-    if await store.get(tx, event.target_id) is None or await relations.follow_request(
-            tx, event.follower_id, event.target_id) is None:
-        return []
-    staff = [a for a, r in (await store.roles(tx, event.target_id)).items() if r != GroupRole.USER]
-    return [await notify.create(tx, event_id, a, event.follower_id, "group_request") for a in staff]
+    notes: list[Notification | None] = []
+    for event_id, event in events:
+        if not isinstance(event, FollowRequested):
+            continue
+        if await store.get(tx, event.target_id) is None or await relations.follow_request(
+                tx, event.follower_id, event.target_id) is None:
+            continue
+        staff = [a for a, r in (await store.roles(tx, event.target_id)).items() if r != GroupRole.USER]
+        notes += [await notify.create(tx, event_id, a, event.follower_id, "group_request") for a in staff]
+    return notes

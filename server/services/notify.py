@@ -1,7 +1,7 @@
 """Notifications: made from domain events inside the transaction that records them (so the very next
 request sees them), then announced on each recipient's stream after the commit.
 
-`create_for_event` runs in the recording transaction (an in-transaction subscriber of the outbox);
+`create_for_events` runs in the recording transaction (an in-transaction subscriber of the outbox);
 each notification carries the event's id, so running it twice for one event adds nothing.
 `on_events` runs after the commit and announces the notifications of a batch of events.
 """
@@ -37,18 +37,33 @@ async def on_events(state: State, events: list[tuple[int, DomainEvent]]) -> None
                                       account_id=n.account_id))
 
 
-async def create_for_event(tx: Tx, event_id: int, event: DomainEvent) -> list[Notification | None]:
+async def create_for_events(tx: Tx, events: list[tuple[int, DomainEvent]]) -> list[Notification | None]:
+    """The notifications of events recorded together: the statuses new posts name are read in one
+    query, and each author's notified followers once."""
+    created = [e.status_id for _, e in events if isinstance(e, StatusCreated)]
+    statuses = await status_store.get_many(tx, created) if created else {}
+    notified: dict[int, list[int]] = {}  # author → followers who asked to hear of their posts
+    notes: list[Notification | None] = []
+    for event_id, event in events:
+        if not isinstance(event, StatusCreated):
+            notes += await _for_event(tx, event_id, event)
+            continue
+        status = statuses.get(event.status_id)
+        if status is None or status.deleted_at is not None:
+            continue
+        notes += [await create(tx, event_id, account_id, status.account_id, "mention", status.id)
+                  for account_id in event.mentioned]
+        if status.in_reply_to_id is None and status.visibility != Visibility.DIRECT:
+            followers = notified.get(status.account_id)
+            if followers is None:
+                followers = notified[status.account_id] = await relations.notify_follower_ids(tx, status.account_id)
+            for follower_id in followers:
+                notes.append(await create(tx, event_id, follower_id, status.account_id, "status", status.id))
+    return notes
+
+
+async def _for_event(tx: Tx, event_id: int, event: DomainEvent) -> list[Notification | None]:
     match event:
-        case StatusCreated(status_id=status_id, mentioned=mentioned):
-            status = await status_store.get(tx, status_id)
-            if status is None or status.deleted_at is not None:
-                return []
-            notes = [await create(tx, event_id, account_id, status.account_id, "mention", status.id)
-                     for account_id in mentioned]
-            if status.in_reply_to_id is None and status.visibility != Visibility.DIRECT:
-                for follower_id in await relations.notify_follower_ids(tx, status.account_id):
-                    notes.append(await create(tx, event_id, follower_id, status.account_id, "status", status.id))
-            return notes
         case ReblogCreated(status_id=status_id, original_id=original_id):
             boost = await status_store.get(tx, status_id)
             original = await status_store.get(tx, original_id)

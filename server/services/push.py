@@ -3,7 +3,7 @@
 A subscription belongs to one access token, as in Mastodon: subscribing again replaces it, and
 revoking the token deletes it (server/storage/oauth.py, in the revoking transaction). Pushes are
 queued in the transaction that makes the notifications (an in-transaction subscriber of the event
-outbox, after `notify.create_for_event`), one per notification and subscription whose alerts and
+outbox, after `notify.create_for_events`), one per notification and subscription whose alerts and
 policy want it, and sent by the `push` worker (server/workers/push.py).
 """
 
@@ -171,11 +171,11 @@ async def unsubscribe(state: State, creds: Credentials) -> None:
 # -- pushes from notifications ------------------------------------------------------------------------
 
 
-async def enqueue_for_event(state: State, tx: Tx, event_id: int, event: DomainEvent) -> int:
+async def enqueue_for_events(state: State, tx: Tx, events: list[tuple[int, DomainEvent]]) -> int:
     """In the recording transaction, after the notifications: one push per notification and
     subscription whose alerts include its type and whose policy admits its sender."""
-    pushes = [(c.notification_id, c.subscription_id) for c in await store.candidates_for_event(tx, event_id)
-              if _wants(c)]
+    candidates = await store.candidates_for_events(tx, [event_id for event_id, _ in events])
+    pushes = [(c.notification_id, c.subscription_id) for c in candidates if _wants(c)]
     if not pushes:
         return 0
     await store.enqueue(tx, pushes, time.time())

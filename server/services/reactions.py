@@ -70,14 +70,16 @@ async def summary(state: State, viewer: Account | None, status_id: int,
     return [(n, count, me, [found[a] for a in ids if a in found]) for n, count, me, ids in rows]
 
 
-async def notify_in_tx(tx: Tx, event_id: int, event: DomainEvent) -> list[Any]:
+async def notify_in_tx(tx: Tx, events: list[tuple[int, DomainEvent]]) -> list[Any]:
     """The author hears of a reaction (inside the recording transaction, as every notification)."""
-    if isinstance(event, Reacted):
-        status = await status_store.get(tx, event.status_id)
-        if status is not None and status.deleted_at is None:
-            return [await notify.create(tx, event_id, status.account_id, event.account_id,
-                                        "pleroma:emoji_reaction", status.id)]
-    return []
+    notes = []
+    for event_id, event in events:
+        if isinstance(event, Reacted):
+            status = await status_store.get(tx, event.status_id)
+            if status is not None and status.deleted_at is None:
+                notes.append(await notify.create(tx, event_id, status.account_id, event.account_id,
+                                                 "pleroma:emoji_reaction", status.id))
+    return notes
 
 
 # -- from elsewhere: Like with content (Misskey), EmojiReact, and their Undo --------------------------

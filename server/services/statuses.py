@@ -164,26 +164,30 @@ async def store_statuses(state: State, items: list[tuple[Status, list[int], list
     async with state.db.transaction() as tx:
         latest: dict[int, tuple[int, int, str]] = {}  # author → (posts, the largest id, the last one's date)
         for status, mentioned, tags, extra in items:
-            await _insert_status(state, tx, status, mentioned, tags, extra)
+            await _insert_status(tx, status, mentioned, tags, extra)
             posts, largest, _ = latest.get(status.account_id, (0, 0, ""))
             # A remote post's id encodes its published time, so the largest is not always the last stored.
             latest[status.account_id] = (posts + 1, max(largest, status.id), status.created_at[:10])
         for author_id, (posts, largest, date) in latest.items():
             await accounts.count_posts(tx, author_id, posts, largest, date)
+        await state.events.record_many(tx, [StatusCreated(status_id=status.id, mentioned=mentioned)
+                                            for status, mentioned, _, _ in items])
 
 
-async def _insert_status(state: State, tx: Tx, status: Status, mentioned: list[int], tags: list[str],
+async def _insert_status(tx: Tx, status: Status, mentioned: list[int], tags: list[str],
                          extra: Callable[[Tx], Awaitable[None]] | None) -> None:
+    """A new status and what hangs off it (its StatusCreated event is the caller's to record)."""
     await statuses.insert(tx, status)
     if status.local:  # the author's own feed at once, so the next home read shows the post
         await timelines.add_to_feeds(tx, status.id, [status.account_id])
-    await statuses.insert_mentions(tx, status.id, mentioned)
-    await statuses.replace_tags(tx, status.id, tags)
+    if mentioned:
+        await statuses.insert_mentions(tx, status.id, mentioned)
+    if tags:
+        await statuses.insert_tags(tx, status.id, tags)
     if extra is not None:
         await extra(tx)
     if status.in_reply_to_id is not None:
         await statuses.adjust_counts(tx, status.in_reply_to_id, replies=1)
-    await state.events.record(tx, StatusCreated(status_id=status.id, mentioned=mentioned))
 
 
 async def _own_status(state: State, author: Account, status_id: int) -> Status:

@@ -13,11 +13,12 @@ class StoredEvent(msgspec.Struct, frozen=True):
     attempts: int
 
 
-async def insert(tx: Tx, event_id: int, kind: str, payload: bytes, now: float, claimed_by: str | None,
+async def insert(tx: Tx, rows: list[tuple[int, str, bytes]], now: float, claimed_by: str | None,
                  claimed_until: float) -> None:
-    await tx.execute(
+    """Events as (id, kind, payload), recorded at `now` with the same claim."""
+    await tx.executemany(
         "INSERT INTO events (id, kind, payload, created_at, claimed_by, claimed_until) VALUES (?, ?, ?, ?, ?, ?)",
-        (event_id, kind, payload.decode(), now, claimed_by, claimed_until))
+        [(event_id, kind, payload.decode(), now, claimed_by, claimed_until) for event_id, kind, payload in rows])
 
 
 async def claim_due(tx: Tx, holder: str, now: float, until: float, limit: int) -> list[StoredEvent]:

@@ -6,6 +6,7 @@ import msgspec
 
 from server.ids import now_iso
 from server.ports import Reader, Tx
+from server.storage.dialect import marks
 
 # -- the VAPID key ------------------------------------------------------------------------------------
 
@@ -93,19 +94,19 @@ class Candidate(msgspec.Struct, frozen=True):
     alerts: str
 
 
-async def candidates_for_event(db: Reader, event_id: int) -> list[Candidate]:
-    """The event's notifications paired with their recipients' subscriptions, filtered by each
+async def candidates_for_events(db: Reader, event_ids: list[int]) -> list[Candidate]:
+    """The events' notifications paired with their recipients' subscriptions, filtered by each
     subscription's policy: from anyone (all), from accounts the recipient follows (followed), from
     the recipient's followers (follower), or from no one (none)."""
     rows = await db.fetchall(
         "SELECT n.id, n.type, s.id, s.alerts FROM notifications n"
         " JOIN push_subscriptions s ON s.account_id = n.account_id"
-        " WHERE n.event_id = ? AND (s.policy = 'all'"
+        f" WHERE n.event_id IN ({marks(len(event_ids))}) AND (s.policy = 'all'"
         " OR (s.policy = 'followed' AND EXISTS (SELECT 1 FROM follows f"
         "     WHERE f.account_id = n.account_id AND f.target_account_id = n.from_account_id))"
         " OR (s.policy = 'follower' AND EXISTS (SELECT 1 FROM follows f"
         "     WHERE f.account_id = n.from_account_id AND f.target_account_id = n.account_id)))",
-        (event_id,))
+        event_ids)
     return [Candidate(r[0], r[1], r[2], r[3]) for r in rows]
 
 

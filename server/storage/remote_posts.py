@@ -7,6 +7,7 @@ from typing import Any
 
 from server.ids import new_id, now_iso
 from server.ports import Reader, Tx
+from server.storage.dialect import marks
 
 
 async def add_tombstone(tx: Tx, uri: str, actor_uri: str | None) -> None:
@@ -16,6 +17,12 @@ async def add_tombstone(tx: Tx, uri: str, actor_uri: str | None) -> None:
 
 async def is_tombstoned(db: Reader, uri: str) -> bool:
     return await db.fetchval("SELECT 1 FROM tombstones WHERE uri = ?", (uri,)) is not None
+
+
+async def tombstoned_uris(db: Reader, uris: list[str]) -> set[str]:
+    """Those of these URIs whose posts were deleted."""
+    rows = await db.fetchall(f"SELECT uri FROM tombstones WHERE uri IN ({marks(len(uris))})", uris) if uris else []
+    return {r[0] for r in rows}
 
 
 async def set_reaction(tx: Tx, account_id: int, status_id: int, name: str, uri: str | None, on: bool) -> None:

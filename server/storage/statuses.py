@@ -44,6 +44,12 @@ async def by_uri(db: Reader, uri: str) -> Status | None:
     return None if row is None else row_to_status(row)
 
 
+async def existing_uris(db: Reader, uris: list[str]) -> set[str]:
+    """Those of these URIs that a stored status has."""
+    rows = await db.fetchall(f"SELECT uri FROM statuses WHERE uri IN ({marks(len(uris))})", uris) if uris else []
+    return {r[0] for r in rows}
+
+
 async def get_many(db: Reader, ids: Iterable[int]) -> dict[int, Status]:
     ids = list(set(ids))
     if not ids:
@@ -141,18 +147,26 @@ async def mentioned_ids(db: Reader, status_id: int) -> list[int]:
 
 
 async def tag_ids(tx: Tx, names: Iterable[str]) -> list[int]:
+    """The ids of these hashtags, those new made (most exist already: one read each)."""
     ids = []
     for name in names:
-        await tx.execute("INSERT INTO tags (id, name) VALUES (?, ?) ON CONFLICT DO NOTHING", (new_id(), name))
-        ids.append(await tx.fetchval("SELECT id FROM tags WHERE lower(name) = lower(?)", (name,)))
+        tag_id = await tx.fetchval("SELECT id FROM tags WHERE lower(name) = lower(?)", (name,))
+        if tag_id is None:
+            await tx.execute("INSERT INTO tags (id, name) VALUES (?, ?) ON CONFLICT DO NOTHING", (new_id(), name))
+            tag_id = await tx.fetchval("SELECT id FROM tags WHERE lower(name) = lower(?)", (name,))
+        ids.append(tag_id)
     return ids
+
+
+async def insert_tags(tx: Tx, status_id: int, names: Iterable[str]) -> None:
+    ids = await tag_ids(tx, names)
+    await tx.executemany("INSERT INTO status_tags (tag_id, status_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                         [(t, status_id) for t in ids])
 
 
 async def replace_tags(tx: Tx, status_id: int, names: Iterable[str]) -> None:
     await tx.execute("DELETE FROM status_tags WHERE status_id = ?", (status_id,))
-    ids = await tag_ids(tx, names)
-    await tx.executemany("INSERT INTO status_tags (tag_id, status_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                         [(t, status_id) for t in ids])
+    await insert_tags(tx, status_id, names)
 
 
 async def tags_for(db: Reader, status_ids: list[int]) -> dict[int, list[str]]:

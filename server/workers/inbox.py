@@ -246,14 +246,18 @@ class InboxWorker:
         batch: list[tuple[inbox_queue.PendingActivity, notes.NotePlan]] = []
         batch_keys: set[str] = set()
         memo: dict[str, Any] = {}  # what the activities of one batch share (inbound.prepare)
+        docs: list[Any] = []
+        for row in rows:
+            doc: Any = None
+            with contextlib.suppress(msgspec.DecodeError):
+                doc = msgspec.json.decode(row.body)
+            docs.append(doc)
         try:
-            for row in rows:
+            await inbound.expect_notes(self.state, docs, memo)
+            for row, doc in zip(rows, docs, strict=True):
                 if self._stopping:
                     return False
                 await self._yield_to_senders()
-                doc: Any = None
-                with contextlib.suppress(msgspec.DecodeError):
-                    doc = msgspec.json.decode(row.body)
                 keys = inbound.batch_keys(doc)
                 if keys is None or keys & batch_keys:
                     await self._store_batch(batch, finished)

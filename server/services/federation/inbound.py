@@ -214,6 +214,19 @@ def batch_keys(doc: Any) -> set[str] | None:
     return keys
 
 
+NEW_NOTES = "new notes"  # in a batch's memo: the URIs of its notes found neither stored nor deleted
+
+
+async def expect_notes(state: State, docs: list[Any], memo: dict[str, Any]) -> None:
+    """Before a batch is prepared: which of the notes its Creates embed are neither stored nor deleted
+    here, read for all of them at once (`prepare` then reads neither for each). Anything applied
+    with `process` clears the memo, and with it this."""
+    uris = [uri for doc in docs if batch_keys(doc) is not None and (uri := ap.id_of(doc["object"].get("id")))]
+    if uris:
+        known = await status_store.existing_uris(state.db, uris) | await remote_posts.tombstoned_uris(state.db, uris)
+        memo[NEW_NOTES] = set(uris) - known
+
+
 async def prepare(state: State, doc: dict[str, Any], memo: dict[str, Any]) -> notes.NotePlan | str:
     """`process` for an activity `batch_keys` accepted, short of storing: the note to store (the
     worker stores a run of them in one transaction), or the outcome when there is nothing to store.
@@ -385,7 +398,8 @@ async def _create_plan(state: State, actor: Account, activity: ap.ParsedActivity
     if not await _relevant(state, actor, doc, memo):
         return None
     try:
-        planned = await notes.plan_note(state, doc, actor=actor, source=actor.domain)
+        planned = await notes.plan_note(state, doc, actor=actor, source=actor.domain,
+                                        new=memo.get(NEW_NOTES) if memo is not None else None)
     except RemoteError as exc:
         raise Rejected(str(exc)) from exc
     return planned if isinstance(planned, notes.NotePlan) else None

@@ -103,9 +103,11 @@ def _note_id(published: float) -> int:
 
 
 async def plan_note(state: State, doc: dict[str, Any], depth: int = 0, actor: Account | None = None, *,
-                    source: str) -> Status | NotePlan:
+                    source: str, new: set[str] | None = None) -> Status | NotePlan:
     """`note` up to the storing: the status we already have, or a NotePlan of the note to store
-    (parents are fetched and stored on the way)."""
+    (parents are fetched and stored on the way). `new`: URIs found neither stored nor deleted here,
+    read together for a batch (the inbox worker's): one of them is taken from the set and not read
+    again, so a second copy of it in the batch is."""
     try:
         parsed = ap.parse_note(doc)
     except ap.InvalidObject as exc:
@@ -114,11 +116,14 @@ async def plan_note(state: State, doc: dict[str, Any], depth: int = 0, actor: Ac
         raise RemoteError("note and author are on different hosts")
     if ap.host_of(parsed.id) == state.domain:
         raise RemoteError("refusing a remote copy of a local note")
-    existing = await status_store.by_uri(state.db, parsed.id)
-    if existing is not None:
-        return existing
-    if await remote_posts.is_tombstoned(state.db, parsed.id):
-        raise RemoteError("note was deleted")
+    if new is not None and parsed.id in new:
+        new.discard(parsed.id)
+    else:
+        existing = await status_store.by_uri(state.db, parsed.id)
+        if existing is not None:
+            return existing
+        if await remote_posts.is_tombstoned(state.db, parsed.id):
+            raise RemoteError("note was deleted")
     if ap.host_of(parsed.id) != source.lower():
         if depth > MAX_ANCESTORS:
             raise RemoteError("too deep")
