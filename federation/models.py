@@ -140,10 +140,18 @@ def is_public(addr: object) -> bool:
 _SPACE = re.compile(r"\s")  # what str.isspace() calls whitespace
 
 
+# The usual shape of a URL: scheme, a plain host (no user, no IPv6 literal), an optional port of at most
+# five digits, then the end or a path, query or fragment without whitespace. Such a URL is an http(s)
+# URL with a host (urlsplit agrees, and finds this host and port); the rest goes through urlsplit.
+_PLAIN_URL = re.compile(r"(https?)://([A-Za-z0-9._~!$&'()*+,;=%-]+)(?::([0-9]{1,5}))?(?:[/?#][^\s]*)?")
+
+
 def is_http_url(v: object) -> bool:
     """An absolute http(s) URL with a host, no whitespace, of sane length."""
     if not isinstance(v, str) or len(v) > MAX_URL_LENGTH or not v.startswith(("https://", "http://")):
         return False
+    if _PLAIN_URL.fullmatch(v) is not None:  # every new post brings new URLs: urlsplit for each is dear
+        return True
     return _SPACE.search(v) is None and _has_host(v)
 
 
@@ -163,6 +171,15 @@ def host_of(url: str) -> str:
 @lru_cache(maxsize=1024)
 def _host_of(url: str) -> str:
     """host_of, remembered: every activity asks it of the same few actor, key and object URLs."""
+    plain = _PLAIN_URL.fullmatch(url)
+    if plain is not None:  # what urlsplit would find, without it
+        scheme, host, port = plain.groups()
+        if port is None:
+            return host.lower()
+        number = int(port)
+        if number > 65535:
+            return ""
+        return host.lower() if number == (443 if scheme == "https" else 80) else f"{host.lower()}:{number}"
     try:
         parts = urlsplit(url)
         host = parts.hostname
@@ -199,15 +216,17 @@ def parse_datetime(v: object) -> datetime | None:
 
 
 def _check_depth(doc: object, limit: int = MAX_DEPTH) -> None:
-    stack: list[tuple[object, int]] = [(doc, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > limit:
-            raise InvalidObject("document is nested too deeply")
-        if isinstance(node, dict):
-            stack.extend((v, depth + 1) for v in node.values() if isinstance(v, dict | list))
-        elif isinstance(node, list):
-            stack.extend((v, depth + 1) for v in node if isinstance(v, dict | list))
+    """No more than `limit` levels of objects and arrays (the document itself is the first). The
+    recursion is as deep as the document, so at most `limit` frames."""
+    if limit <= 0:
+        raise InvalidObject("document is nested too deeply")
+    if isinstance(doc, dict):
+        doc = doc.values()
+    elif not isinstance(doc, list):
+        return
+    for v in doc:
+        if isinstance(v, (dict, list)):  # noqa: UP038 - a tuple is the quicker test
+            _check_depth(v, limit - 1)
 
 
 def _items(doc: dict[str, Any], key: str) -> list[Any]:

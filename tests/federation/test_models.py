@@ -513,3 +513,88 @@ def test_parse_public_key_shapes():
         parse_public_key(actor(publicKey=None), ACTOR + "#main-key")
     with pytest.raises(InvalidObject):
         parse_public_key("nope", ACTOR + "#main-key")
+
+
+def test_url_checks_and_depth_agree_with_urlsplit_and_a_plain_walk():
+    """is_http_url and host_of read the usual URL shape themselves (a regular expression) and hand
+    anything else to urlsplit; _check_depth recurses. On random mixes of schemes, user parts, hosts,
+    ports and paths (unicode spaces and brackets among them), and random nested documents, they answer
+    what urlsplit and the plain stack walk they replaced answer."""
+    import random
+    import re
+    from urllib.parse import urlsplit
+
+    from federation import models as ap
+
+    def reference_is_http_url(v):
+        if not isinstance(v, str) or len(v) > ap.MAX_URL_LENGTH or not v.startswith(("https://", "http://")):
+            return False
+        try:
+            has_host = bool(urlsplit(v).hostname)
+        except ValueError:
+            has_host = False
+        return re.search(r"\s", v) is None and has_host
+
+    def reference_host_of(url):
+        try:
+            parts = urlsplit(url)
+            host, port = parts.hostname, parts.port
+        except (ValueError, TypeError, AttributeError):
+            return ""
+        if not host:
+            return ""
+        host = host.lower()
+        if ":" in host:
+            host = f"[{host}]"
+        if port is not None and port != {"https": 443, "http": 80}.get(parts.scheme.lower()):
+            return f"{host}:{port}"
+        return host
+
+    def reference_depth_ok(doc, limit=ap.MAX_DEPTH):
+        stack = [(doc, 1)]
+        while stack:
+            node, depth = stack.pop()
+            if depth > limit:
+                return False
+            if isinstance(node, dict):
+                stack.extend((v, depth + 1) for v in node.values() if isinstance(v, dict | list))
+            elif isinstance(node, list):
+                stack.extend((v, depth + 1) for v in node if isinstance(v, dict | list))
+        return True
+
+    rng = random.Random(7)
+    schemes = ["https://", "http://", "HTTPS://", "ftp://", "https:/", ""]
+    users = ["", "", "", "bob@", "a:b@", "@"]
+    hosts = ["example.org", "Example.ORG", "a-b.c_d", "127.0.0.1", "[::1]", "[::1", "x%41y", "", ".", "ex ample",
+             "exämple.org", "host\u00a0name", "h!$&'()*+,;=~"]
+    ports = ["", "", ":443", ":80", ":8080", ":0", ":00443", ":65535", ":65536", ":99999", ":", ":12ab", ":123456"]
+    paths = ["", "/", "/users/a", "/a b", "/a\u2003b", "?q=1", "#frag", "/p?x#y", "/\u00e9t\u00e9", "/tab\t", "/[x]", "@x"]
+    for _ in range(6000):
+        url = rng.choice(schemes) + rng.choice(users) + rng.choice(hosts) + rng.choice(ports) + rng.choice(paths)
+        assert ap.is_http_url(url) == reference_is_http_url(url), url
+        ap._host_of.cache_clear()
+        assert ap.host_of(url) == reference_host_of(url), url
+
+    def random_doc(depth):
+        if depth == 0 or rng.random() < 0.3:
+            return rng.choice([1, "x", None, True, 2.5])
+        if rng.random() < 0.5:
+            return [random_doc(depth - 1) for _ in range(rng.randint(0, 3))]
+        return {f"k{i}": random_doc(depth - 1) for i in range(rng.randint(0, 3))}
+
+    def nested(levels):  # exactly this many levels of objects and arrays, with random siblings
+        doc = random_doc(2) if levels == 0 else None
+        for _ in range(levels):
+            doc = rng.choice([[random_doc(1), doc], {"a": doc, "b": random_doc(1)}])
+        return doc
+
+    docs = [random_doc(rng.randint(1, 30)) for _ in range(2000)]
+    docs += [nested(n) for n in range(18, 30) for _ in range(5)]
+    assert any(not reference_depth_ok(d) for d in docs) and any(reference_depth_ok(d) for d in docs)
+    for doc in docs:
+        try:
+            ap._check_depth(doc)
+            ok = True
+        except ap.InvalidObject:
+            ok = False
+        assert ok == reference_depth_ok(doc)
