@@ -7,7 +7,7 @@ import msgspec
 from server.domain.enums import Visibility
 
 
-class Account(msgspec.Struct, kw_only=True):
+class Account(msgspec.Struct, kw_only=True, gc=False):
     id: int
     username: str
     domain: str
@@ -85,7 +85,7 @@ class Token(msgspec.Struct, kw_only=True):
     created_at: str
 
 
-class Status(msgspec.Struct, kw_only=True):
+class Status(msgspec.Struct, kw_only=True, gc=False):
     id: int
     uri: str
     url: str
@@ -180,7 +180,7 @@ class Marker(msgspec.Struct, kw_only=True):
 
 # -- polls, scheduled statuses, conversations, announcements, reports -----------------------------
 
-class Poll(msgspec.Struct, kw_only=True):
+class Poll(msgspec.Struct, kw_only=True, gc=False):
     id: int
     status_id: int
     account_id: int

@@ -7,6 +7,7 @@ one looking at it, so a rendering without a viewer can be kept and finished per 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -43,7 +44,7 @@ class StatusBundle:
     media: dict[int, list[Row]]  # status id → attachment rows, in order
     polls: dict[int, Poll]  # status id → its poll
     apps: dict[int, App]  # app id → the application that posted
-    reactions: dict[int, list[tuple[str, int]]] = field(default_factory=dict)  # status id → (emoji, count), most used first
+    reactions: dict[int, Sequence[tuple[str, int]]] = field(default_factory=dict)  # status id → (emoji, count), most used first
     # status id → the rendered parts that change only with the status (application, media_attachments,
     # mentions, tags), kept between requests; mentions/tags/media/apps above hold only the others' records
     parts: dict[int, dict[str, Any]] = field(default_factory=dict)

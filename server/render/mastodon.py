@@ -8,6 +8,7 @@ so a rendering for nobody in particular can be kept and finished per viewer.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -41,7 +42,7 @@ __all__ = ["DEFAULT_AVATAR", "DEFAULT_HEADER", "account_bytes", "account_json", 
            "statuses_bytes", "statuses_json", "statuses_raw"]
 
 
-def emoji_reactions_json(counts: list[tuple[str, int]], mine: set[str]) -> list[dict[str, Any]]:
+def emoji_reactions_json(counts: Sequence[tuple[str, int]], mine: set[str]) -> list[dict[str, Any]]:
     """Akkoma's `pleroma.emoji_reactions`: [{name, count, me}], the most used first."""
     return [{"name": name, "count": count, "me": name in mine} for name, count in counts]
 

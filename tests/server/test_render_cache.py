@@ -454,3 +454,44 @@ def test_the_signed_in_accounts_own_record_follows_every_writer(site):
     assert (me["display_name"], me["locked"]) == ("Dave Elsewhere", True)
     assert dave.account_update_credentials(locked=False)["locked"] is False
     assert dave.account_verify_credentials()["locked"] is False
+
+
+def test_kept_entries_are_sized_as_they_weigh_and_hidden_from_the_garbage_collector(site):
+    """A rendering cache's size setting bounds what its entries really take: each entry's own estimate
+    is within a quarter of what tracemalloc counts for it (its record, parts and JSON). And the
+    entries and their records are not tracked by the garbage collector (a full collection would walk
+    every kept entry again, and the caches keep tens of thousands)."""
+    import gc
+    import tracemalloc
+
+    from server.services import loaders
+    from server.storage import statuses as status_store
+
+    alice = site.api("alice")
+    bob_id = site.api("bob").me()["id"]
+    words = "the quarterly roadmap review moves to Thursday, with notes from every team and the partners".split()
+    posted = []
+    for n in range(40):
+        text = " ".join(words[(n + k) % len(words)] for k in range(12 + n % 30))
+        extra = f" @bob #weekly{n % 3}" if n % 2 else ""
+        posted.append(int(alice.status_post(f"{text}{extra} ({n})")["id"]))
+
+    async def measure(state):
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        entries = await loaders._status_entries(state, await status_store.get_many_versioned(state.db, posted))
+        accounts = await loaders._account_entries(state, [int(bob_id)] * 1, 0)
+        gc.collect()
+        used = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+        return entries, accounts, used
+
+    entries, accounts, used = site.inst.admin(measure)
+    assert len(entries) == len(posted)
+    estimated = sum(e.size for e in entries.values()) + sum(a.size for a in accounts.values())
+    assert 0.75 * used <= estimated <= 1.25 * used, (estimated, used)
+    for e in [*entries.values(), *accounts.values()]:
+        assert not gc.is_tracked(e)
+    assert not any(gc.is_tracked(e.status) for e in entries.values())
+    assert not any(gc.is_tracked(a.account) for a in accounts.values())
