@@ -101,7 +101,8 @@ def test_a_run_of_notes_reaches_each_follower_s_home_and_lists_once(make_instanc
         if name == "alice":
             a.sql("INSERT INTO lists (id, account_id, title, replies_policy, exclusive, created_at)"
                   " VALUES (?, ?, 'partners', 'list', 0, ?)", (base_id + 10, reader, now))
-            a.sql("INSERT INTO list_accounts (list_id, account_id, created_at) VALUES (?, ?, ?)", (base_id + 10, bob_id, now))
+            a.sql("INSERT INTO list_accounts (id, list_id, account_id, created_at) VALUES (?, ?, ?, ?)",
+                  (base_id + 11, base_id + 10, bob_id, now))
     # Note 12 was deleted before (its tombstone stays), and note 0 is stored: both come again in the run.
     a.sql("INSERT INTO tombstones (uri, actor_uri, deleted_at) VALUES (?, ?, ?)", (f"{note}/12", bob.uri, now))
     activities = [create(bob.uri, 1, 1, alice_uri), create(bob.uri, 12, 12, alice_uri), create(bob.uri, 13, 0, alice_uri),
