@@ -180,6 +180,11 @@ def _host_of(url: str) -> str:
         if number > 65535:
             return ""
         return host.lower() if number == (443 if scheme == "https" else 80) else f"{host.lower()}:{number}"
+    return _split_host(url)
+
+
+def _split_host(url: str) -> str:
+    """host_of by urlsplit, for the URLs _PLAIN_URL does not read."""
     try:
         parts = urlsplit(url)
         host = parts.hostname

@@ -125,9 +125,12 @@ async def fan_out(state: State, status: Status, mentioned: list[int]) -> None:
 async def fan_out_many(state: State, posts: list[tuple[Status, list[int]]]) -> None:
     """`fan_out` for several statuses (with the accounts each mentions) together: an author's followers
     and lists are read once, their hashtags in one query, and their feed rows share transactions."""
-    followers_of: dict[int, list[int]] = {}
-    boost_followers_of: dict[int, set[int]] = {}
-    lists_of: dict[int, list[UserList]] = {}
+    authors = {s.account_id for s, _ in posts}
+    followers_of = {a: await relations.follower_ids(state.db, a, local_only=True) for a in authors}
+    boost_followers_of = {a: await relations.reblog_follower_ids(state.db, a)
+                          for a in {s.account_id for s, _ in posts if s.reblog_of_id is not None}}
+    lists_of = {a: await list_store.containing(state.db, a)
+                for a in {s.account_id for s, _ in posts if s.visibility in ("public", "unlisted", "private")}}
     originals = [s.id for s, _ in posts if s.reblog_of_id is None]
     tags_of = await status_store.tags_for(state.db, originals) if originals else {}
     tagged_public = [s.id for s, _ in posts if s.visibility == Visibility.PUBLIC and tags_of.get(s.id)]
@@ -136,26 +139,16 @@ async def fan_out_many(state: State, posts: list[tuple[Status, list[int]]]) -> N
     for status, mentioned in posts:
         author_id = status.account_id
         readers = {author_id} if status.local else set()  # already in its own feed (stored with it): told here
-        followers = followers_of.get(author_id)
-        if followers is None:
-            followers = followers_of[author_id] = await relations.follower_ids(state.db, author_id, local_only=True)
+        followers = followers_of[author_id]
         if status.reblog_of_id is not None:
-            wants_boosts = boost_followers_of.get(author_id)
-            if wants_boosts is None:
-                wants_boosts = boost_followers_of[author_id] = await relations.reblog_follower_ids(state.db, author_id)
-            followers = [f for f in followers if f in wants_boosts]
+            followers = [f for f in followers if f in boost_followers_of[author_id]]
         if status.visibility.to_followers:
             readers.update(followers)
         else:
             readers.update(set(followers) & set(mentioned))
-        lists: list[UserList] = []
-        if status.visibility in ("public", "unlisted", "private"):
-            found = lists_of.get(author_id)
-            if found is None:
-                found = lists_of[author_id] = await list_store.containing(state.db, author_id)
-            lists = found
         tags = sorted({t.lower() for t in tags_of.get(status.id, [])}) if status.reblog_of_id is None else []
-        plans.append((status, await plan(state, status, readers, lists, tags, tag_followers.get(status.id, set()))))
+        plans.append((status, await plan(state, status, readers, lists_of.get(author_id, []), tags,
+                                         tag_followers.get(status.id, set()))))
     await _store_and_announce(state, plans)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from server.ports import Reader, Tx
 from server.storage import viewers as viewer_store
+from server.storage.dialect import marks
 from server.storage.paging import Page, newest_first, window
 
 
@@ -15,11 +16,11 @@ def _not_hidden(hidden: Collection[int], params: list[Any]) -> str:
     if not hidden:
         return ""
     ids = list(hidden)
-    marks = ",".join("?" * len(ids))
+    listed = marks(len(ids))
     params.extend(ids)
     params.extend(ids)
-    return (f" AND s.account_id NOT IN ({marks}) AND (s.reblog_of_id IS NULL OR"
-            f" (SELECT r.account_id FROM statuses r WHERE r.id = s.reblog_of_id) NOT IN ({marks}))")
+    return (f" AND s.account_id NOT IN ({listed}) AND (s.reblog_of_id IS NULL OR"
+            f" (SELECT r.account_id FROM statuses r WHERE r.id = s.reblog_of_id) NOT IN ({listed}))")
 
 
 async def _ids(db: Reader, sql: str, params: list[Any], page: Page) -> list[int]:
