@@ -17,21 +17,21 @@ from server.storage import statuses as status_store
 from server.storage import viewers as viewer_store
 
 
-async def _without_hidden_accounts(state: State, viewer: Account | None,
+async def _without_hidden_accounts(state: State, viewer_id: int | None,
                                    read: Callable[[Collection[int]], Awaitable[list[int]]], context: str) -> StatusPage:
     """The statuses whose ids `read` gives when told which accounts to leave out: those hidden from the
     viewer as their kept state says, checked by the viewer's version read with the page (if it moved,
     the state and the page are read again)."""
-    if viewer is None:
+    if viewer_id is None:
         return loaders.without_hidden(await loaders.statuses_by_ids(state, None, await read(())), context)
-    kept = await viewers.kept_or_read(state, viewer.id)
+    kept = await viewers.kept_or_read(state, viewer_id)
     for _ in range(2):
-        found = await loaders.statuses_read_with(state, viewer.id, await read(kept.hidden), kept)
+        found = await loaders.statuses_read_with(state, viewer_id, await read(kept.hidden), kept)
         if found is not None:
             return loaders.without_hidden(found, context)
-        kept = await viewers.at_version(state, viewer.id, None)
+        kept = await viewers.at_version(state, viewer_id, None)
     # A viewer changing their state faster than pages are read: this last read is as good as any.
-    return loaders.without_hidden(await loaders.statuses_by_ids(state, viewer.id, await read(kept.hidden)), context)
+    return loaders.without_hidden(await loaders.statuses_by_ids(state, viewer_id, await read(kept.hidden)), context)
 
 
 async def home(state: State, viewer_id: int, page: Page) -> StatusPage:
@@ -57,18 +57,18 @@ async def home(state: State, viewer_id: int, page: Page) -> StatusPage:
         feed_only = False
 
 
-async def public(state: State, viewer: Account | None, page: Page, *, local: bool, remote: bool,
+async def public(state: State, viewer_id: int | None, page: Page, *, local: bool, remote: bool,
                  only_media: bool) -> StatusPage:
     async def read(hidden: Collection[int]) -> list[int]:
-        return await timelines.public(state.db, page, hidden, signed_in=viewer is not None, local=local,
+        return await timelines.public(state.db, page, hidden, signed_in=viewer_id is not None, local=local,
                                       remote=remote, only_media=only_media)
-    return await _without_hidden_accounts(state, viewer, read, "public")
+    return await _without_hidden_accounts(state, viewer_id, read, "public")
 
 
 TAGS_PER_PARAMETER = 4  # of any[], all[] and none[]: the rest are ignored, as Mastodon does
 
 
-async def tag(state: State, viewer: Account | None, name: str, page: Page, *, local: bool, remote: bool = False,
+async def tag(state: State, viewer_id: int | None, name: str, page: Page, *, local: bool, remote: bool = False,
               only_media: bool = False, any_of: Sequence[str] = (), all_of: Sequence[str] = (),
               none_of: Sequence[str] = ()) -> StatusPage:
     """Mastodon's hashtag timeline: public posts with the tag or any tag of `any_of`, that also carry
@@ -84,20 +84,19 @@ async def tag(state: State, viewer: Account | None, name: str, page: Page, *, lo
     async def read(hidden: Collection[int]) -> list[int]:
         if not possible:
             return []
-        return await timelines.tag(state.db, wanted, page, hidden, signed_in=viewer is not None, local=local,
+        return await timelines.tag(state.db, wanted, page, hidden, signed_in=viewer_id is not None, local=local,
                                    remote=remote, only_media=only_media,
                                    all_of=[i for i in required if i is not None], none_of=excluded)
-    return await _without_hidden_accounts(state, viewer, read, "public")
+    return await _without_hidden_accounts(state, viewer_id, read, "public")
 
 
-async def account_statuses(state: State, viewer: Account | None, account: Account, page: Page, *,
+async def account_statuses(state: State, viewer_id: int | None, account: Account, page: Page, *,
                            tagged: str | None, exclude_replies: bool, exclude_reblogs: bool, only_media: bool,
                            pinned: bool) -> StatusPage:
     """The account's statuses as the viewer may see them: nothing when either blocks the other or the
     hashtag asked for does not exist."""
-    viewer_id = viewer.id if viewer else None
     ids: list[int] = []
-    if viewer is not None and await relations.blocked_either_way(state.db, viewer.id, account.id):
+    if viewer_id is not None and await relations.blocked_either_way(state.db, viewer_id, account.id):
         return await loaders.statuses_by_ids(state, viewer_id, ids)
     tag_id = await status_store.tag_id(state.db, tagged.lstrip("#")) if tagged else None
     if not (tagged and tag_id is None):

@@ -11,7 +11,7 @@ from server.http.base import (
     add_routes,
     json_response,
     link_header,
-    optional_user,
+    optional_user_id,
     page,
     params,
     path_id,
@@ -91,25 +91,25 @@ def _profile_fields(p: Params) -> list[tuple[str, str]] | None:
 
 async def get_account(request: web.Request) -> web.Response:
     st = state_of(request)
-    await optional_user(request, "read:accounts")
+    await optional_user_id(request, "read:accounts")
     account = await account_service.require_account(st, path_id(request))
     return json_response(render.account_json(st, account))
 
 
 async def lookup(request: web.Request) -> web.Response:
     st = state_of(request)
-    await optional_user(request, "read:accounts")
+    await optional_user_id(request, "read:accounts")
     account = await account_service.lookup(st, request.query.get("acct") or "")
     return json_response(render.account_json(st, account))
 
 
 async def account_statuses(request: web.Request) -> web.Response:
     st = state_of(request)
-    viewer = await optional_user(request, "read:statuses")
+    viewer_id = await optional_user_id(request, "read:statuses")
     account = await account_service.require_account(st, path_id(request))
     p = await params(request)
     found = await timelines.account_statuses(
-        st, viewer, account, page(p), tagged=p.str("tagged"), exclude_replies=bool(p.bool("exclude_replies")),
+        st, viewer_id, account, page(p), tagged=p.str("tagged"), exclude_replies=bool(p.bool("exclude_replies")),
         exclude_reblogs=bool(p.bool("exclude_reblogs")), only_media=bool(p.bool("only_media")),
         pinned=bool(p.bool("pinned")))
     return json_response(render.statuses_raw(st, found), headers=link_header(request, found.cursor_ids))
@@ -130,7 +130,7 @@ async def following(request: web.Request) -> web.Response:
 
 async def _follow_list(request: web.Request, direction: str) -> web.Response:
     st = state_of(request)
-    await optional_user(request, "read:accounts")
+    await optional_user_id(request, "read:accounts")
     account = await account_service.require_account(st, path_id(request))
     pg = page(await params(request), 40, 80)
     return _account_list(request, await social.follow_list(st, account, direction, pg))

@@ -13,7 +13,7 @@ from server.http.base import (
     Params,
     add_routes,
     json_response,
-    optional_user,
+    optional_user_id,
     params,
     path_id,
     require_user,
@@ -72,8 +72,7 @@ def time_param(p: Params, name: str) -> datetime | None:
 
 async def get_poll(request: web.Request) -> web.Response:
     st = state_of(request)
-    viewer = await optional_user(request, "read:statuses")
-    viewer_id = viewer.id if viewer else None
+    viewer_id = await optional_user_id(request, "read:statuses")
     poll = await service.visible_poll(st, viewer_id, path_id(request))
     return json_response(render.poll_json(poll, viewer_id, await service.own_votes(st, viewer_id, poll), now_iso()))
 

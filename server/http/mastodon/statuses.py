@@ -9,7 +9,7 @@ from server.http.base import (
     add_routes,
     json_response,
     link_header,
-    optional_user,
+    optional_user_id,
     page,
     params,
     path_id,
@@ -57,8 +57,8 @@ async def create(request: web.Request) -> web.Response:
 
 async def get(request: web.Request) -> web.Response:
     st = state_of(request)
-    viewer = await optional_user(request, "read:statuses")
-    return json_response(render.statuses_json(st, await service.show(st, viewer.id if viewer else None, path_id(request)))[0])
+    viewer_id = await optional_user_id(request, "read:statuses")
+    return json_response(render.statuses_json(st, await service.show(st, viewer_id, path_id(request)))[0])
 
 
 async def delete(request: web.Request) -> web.Response:
@@ -81,8 +81,8 @@ async def edit(request: web.Request) -> web.Response:
 
 async def history(request: web.Request) -> web.Response:
     st = state_of(request)
-    viewer = await optional_user(request, "read:statuses")
-    found = await service.history(st, viewer.id if viewer else None, path_id(request))
+    viewer_id = await optional_user_id(request, "read:statuses")
+    found = await service.history(st, viewer_id, path_id(request))
     return json_response(render.status_history_json(st, found.status, found.author, found.edits))
 
 
@@ -94,8 +94,8 @@ async def source(request: web.Request) -> web.Response:
 
 async def context(request: web.Request) -> web.Response:
     st = state_of(request)
-    viewer = await optional_user(request, "read:statuses")
-    ancestors, descendants = await service.thread(st, viewer.id if viewer else None, path_id(request))
+    viewer_id = await optional_user_id(request, "read:statuses")
+    ancestors, descendants = await service.thread(st, viewer_id, path_id(request))
     return json_response({"ancestors": render.statuses_raw(st, ancestors),
                           "descendants": render.statuses_raw(st, descendants)})
 
@@ -117,9 +117,9 @@ def _action(fn_name: str, scope: str, **kwargs: object):  # type: ignore[no-unty
 
 async def _who(request: web.Request, kind: str) -> web.Response:
     st = state_of(request)
-    viewer = await optional_user(request, "read:accounts")
+    viewer_id = await optional_user_id(request, "read:accounts")
     pg = page(await params(request), 40, 80)
-    found, cursor = await service.interacting(st, viewer.id if viewer else None, path_id(request), kind, pg)
+    found, cursor = await service.interacting(st, viewer_id, path_id(request), kind, pg)
     return json_response(render.accounts_json(st, found), headers=link_header(request, cursor))
 
 

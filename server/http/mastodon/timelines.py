@@ -10,7 +10,7 @@ from server.http.base import (
     add_routes,
     json_response,
     link_header,
-    optional_user,
+    optional_user_id,
     page,
     params,
     require_user,
@@ -33,9 +33,9 @@ async def home(request: web.Request) -> web.Response:
 
 
 async def public(request: web.Request) -> web.Response:
-    viewer = await optional_user(request, "read:statuses")
+    viewer_id = await optional_user_id(request, "read:statuses")
     p = await params(request)
-    found = await service.public(state_of(request), viewer, page(p), local=bool(p.bool("local")),
+    found = await service.public(state_of(request), viewer_id, page(p), local=bool(p.bool("local")),
                                  remote=bool(p.bool("remote")), only_media=bool(p.bool("only_media")))
     return _answer(request, found)
 
@@ -48,9 +48,9 @@ def _tag_names(p: Params, name: str) -> list[str]:
 
 
 async def tag(request: web.Request) -> web.Response:
-    viewer = await optional_user(request, "read:statuses")
+    viewer_id = await optional_user_id(request, "read:statuses")
     p = await params(request)
-    found = await service.tag(state_of(request), viewer, request.match_info["hashtag"], page(p),
+    found = await service.tag(state_of(request), viewer_id, request.match_info["hashtag"], page(p),
                               local=bool(p.bool("local")), remote=bool(p.bool("remote")),
                               only_media=bool(p.bool("only_media")), any_of=_tag_names(p, "any"),
                               all_of=_tag_names(p, "all"), none_of=_tag_names(p, "none"))
