@@ -162,8 +162,10 @@ class RateLimits:
 
     def client_address(self, peer: str | None, forwarded_for: str | None) -> str | None:
         """The client's address: the peer's, unless the peer is a trusted proxy."""
+        if not forwarded_for:  # most requests: no parsing (ipaddress costs microseconds)
+            return peer
         address = _parse(peer)
-        if address is None or not forwarded_for or not self._trusted(address):
+        if address is None or not self._trusted(address):
             return peer
         # Right to left: each trusted proxy appended the address it received the request from.
         for entry in reversed([e.strip() for e in forwarded_for.split(",")]):

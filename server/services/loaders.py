@@ -110,18 +110,6 @@ async def _status_entries(state: State, loaded: dict[int, tuple[int, Status]]) -
     return out
 
 
-def _kept_entries(cache: Any, ids: Iterable[int], into: dict[Any, Any]) -> list[int]:
-    """Put the kept entries of `ids` into `into`; answer the ids that have none."""
-    missing = []
-    for i in ids:
-        entry = cache.get(i)
-        if entry is None:
-            missing.append(i)
-        else:
-            into[i] = entry
-    return missing
-
-
 async def _statuses_read(state: State, ids: list[int], generation: int, into: dict[int, StatusEntry]) -> None:
     """Read these statuses (those that exist), render their parts, and keep each one that has not
     changed since `generation` (anything newer may be older than what the feed reported)."""
@@ -137,7 +125,7 @@ async def _account_entries(state: State, ids: Iterable[int], generation: int) ->
     reached them since `generation`."""
     cache = state.caches.get(ACCOUNT_RENDERINGS)
     accounts: dict[int, AccountEntry] = {}
-    missing = _kept_entries(cache, ids, accounts)
+    missing = cache.get_many(ids, accounts)
     if missing:
         for aid, (version, a) in (await account_store.get_many_versioned(state.db, missing)).items():
             rendered = render.account_bytes(state, a)
@@ -164,11 +152,11 @@ async def _page(state: State, ids: list[int], given: dict[int, Status] | None = 
     generation = await state.invalidations.catch_up()
     status_cache = state.caches.get(STATUS_RENDERINGS)
     entries: dict[int, StatusEntry] = {}
-    missing = _kept_entries(status_cache, ids, entries)
+    missing = status_cache.get_many(ids, entries)
     if missing:
         await _statuses_read(state, missing, generation, entries)
     boosted = {o for e in entries.values() if (o := e.status.reblog_of_id) and o not in entries}
-    if boosted and (missing := _kept_entries(status_cache, boosted, entries)):
+    if boosted and (missing := status_cache.get_many(boosted, entries)):
         await _statuses_read(state, missing, generation, entries)
     # What was given but is not (or no longer, or not yet) what the database holds is rendered from the
     # record given, and not kept.
