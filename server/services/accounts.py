@@ -12,7 +12,7 @@ from server.domain import text
 from server.domain.events import ProfileUpdated
 from server.domain.records import Account, User
 from server.ratelimit import address_subject
-from server.services import secrets
+from server.services import loaders, secrets
 from server.services.errors import NotFound, TooMany, Unprocessable
 from server.state import Invalidation, State
 from server.storage import accounts as store
@@ -197,7 +197,9 @@ async def update_profile(state: State, account: Account, ch: ProfileChanges) -> 
 
 
 async def require_account(state: State, account_id: int | None) -> Account:
-    account = await store.get(state.db, account_id) if account_id is not None else None
+    """The account, as the rendering cache keeps it (current as of the request: every change to an
+    account's row reaches the cache through the invalidation feed); 404 when gone, suspended or deleted."""
+    account = await loaders.account(state, account_id) if account_id is not None else None
     if account is None or account.suspended or account.deleted_at is not None:
         raise NotFound()
     return account
