@@ -158,6 +158,35 @@ def test_a_suspended_accounts_hidden_posts_leave_home_timelines_and_come_back(ma
     assert [s["id"] for s in fan.timeline_home(limit=3)] == hidden[::-1]
 
 
+def test_a_suspended_accounts_profile_is_gone_at_once_and_back_with_its_new_name(instance):
+    """An account's pages are served from the rendering cache: one read just before a suspension does
+    not keep them up after it, and a rename shows on the very next page."""
+    instance.create_user("chief", admin=True)
+    instance.create_user("member")
+    instance.create_user("reader")
+    admin = _api(instance, "chief", "read write admin:read admin:write")
+    member, reader = (_api(instance, name, "read write follow") for name in ("member", "reader"))
+    member_id = reader.account_lookup("member")["id"]
+    post = member.status_post("on the record", visibility="public")
+    for viewer in (reader, Mastodon(api_base_url=instance.base_url)):  # signed in and anonymous
+        assert [s["id"] for s in viewer.account_statuses(member_id)] == [post["id"]]
+        assert viewer.account(member_id)["username"] == "member"
+
+    admin.admin_account_moderate(member_id, action="suspend")
+    for viewer in (reader, Mastodon(api_base_url=instance.base_url)):
+        for read in (viewer.account_statuses, viewer.account):
+            with pytest.raises(MastodonAPIError) as gone:
+                read(member_id)
+            assert gone.value.args[1] == 404
+
+    admin.admin_account_unsuspend(member_id)
+    assert [s["id"] for s in reader.account_statuses(member_id)] == [post["id"]]
+    member = _api(instance, "member", "read write")  # a suspension ends the account's tokens
+    member.account_update_credentials(display_name="Member, renamed")
+    assert reader.account(member_id)["display_name"] == "Member, renamed"
+    assert reader.account_statuses(member_id)[0]["account"]["display_name"] == "Member, renamed"
+
+
 def test_the_admin_cli_makes_users_and_tokens(instance):
     """`crosstalk admin create-user` and `create-token` as an operator runs them (the fixtures make
     their users and tokens in-process, through the same code)."""
