@@ -389,8 +389,10 @@ class _Thread:
     visible: set[int]
 
 
-async def _read_thread(state: State, viewer_id: int | None, status: Status) -> _Thread:
-    members = await statuses.thread_members(state.db, status.thread_id or status.id)
+async def _read_thread(state: State, viewer_id: int | None, status: Status,
+                       members: list[Status] | None = None) -> _Thread:
+    if members is None:
+        members = await statuses.thread_members(state.db, status.thread_id or status.id)
     by_id = {m.id: m for m in members}
     chain: list[Status] = []
     cursor = status
@@ -448,10 +450,10 @@ async def thread(state: State, viewer_id: int | None, status_id: int) -> tuple[S
     The status's own visibility is decided in the same batch as the rest of the thread's, so opening
     a thread reads the viewer's relations to its authors once."""
     from server.services.federation import threads  # it stores what it fetches through this module
-    status = await statuses.get(state.db, status_id)
+    status, members = await statuses.thread_of(state.db, status_id)
     if status is None:
         raise NotFound()
-    t = await _read_thread(state, viewer_id, status)
+    t = await _read_thread(state, viewer_id, status, members)
     if status.id not in t.visible:
         raise NotFound()
     root = next((m for m in t.members if m.id == status.thread_id), None)

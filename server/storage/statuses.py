@@ -221,11 +221,29 @@ async def count_pins(db: Reader, account_id: int) -> int:
 
 # -- threads -------------------------------------------------------------------------------------
 
+THREAD_MEMBERS_READ = 4000
+
+
 async def thread_members(db: Reader, thread_id: int) -> list[Status]:
     rows = await db.fetchall(
         f"SELECT {STATUS_COLS} FROM statuses WHERE thread_id = ? AND deleted_at IS NULL AND reblog_of_id IS NULL"
-        " ORDER BY id LIMIT 4000", (thread_id,))
+        " ORDER BY id LIMIT ?", (thread_id, THREAD_MEMBERS_READ))
     return [row_to_status(r) for r in rows]
+
+
+async def thread_of(db: Reader, status_id: int) -> tuple[Status | None, list[Status]]:
+    """A status (None if there is none) and the members of its thread, as `thread_members` reads them,
+    in one query when the status is one of them (most are: a thread's root carries its own id as its
+    thread)."""
+    rows = await db.fetchall(
+        f"SELECT {STATUS_COLS} FROM statuses WHERE thread_id ="
+        " (SELECT coalesce(thread_id, id) FROM statuses WHERE id = ?)"
+        " AND deleted_at IS NULL AND reblog_of_id IS NULL ORDER BY id LIMIT ?", (status_id, THREAD_MEMBERS_READ))
+    members = [row_to_status(r) for r in rows]
+    status = next((m for m in members if m.id == status_id), None)
+    if status is None:  # deleted, a boost, or beyond the members read: its thread is read all the same
+        status = await get(db, status_id)
+    return status, members
 
 
 async def interacting_accounts(db: Reader, kind: str, status_id: int, max_id: int | None, since_id: int | None,

@@ -100,6 +100,12 @@ def test_a_thread_shows_each_viewer_what_they_may_see(instance, users):
     assert [s["id"] for s in carol.status_context(answer["id"])["ancestors"]] == [post["id"], private["id"]]
     assert [s["id"] for s in carol.status_context(private["id"])["descendants"]] == [answer["id"]]
 
+    bob.status_delete(answer["id"])  # a thread read with the status it was opened at: gone is gone
+    with pytest.raises(MastodonNotFoundError):
+        bob.status_context(answer["id"])
+    assert [s["id"] for s in bob.status_context(post["id"])["descendants"]] == [private["id"]]
+    assert [s["id"] for s in carol.status_context(private["id"])["ancestors"]] == [post["id"]]
+
 
 def test_follow_locked_favourite_boost_bookmark_edit_delete(instance, users):
     alice, bob = users["alice"], users["bob"]
