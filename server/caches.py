@@ -192,7 +192,7 @@ def entry_size(value: Any) -> int:
     return int(value.size)
 
 
-def standard_caches(status_bytes: int = 32 * 1024 * 1024, account_bytes: int = 4 * 1024 * 1024,
+def standard_caches(status_bytes: int = 32 * 1024 * 1024, account_bytes: int = 8 * 1024 * 1024,
                     viewer_bytes: int = 16 * 1024 * 1024) -> Caches:
     caches = Caches()
     # A revoked token stops working at once in every process (the revocation invalidates this
