@@ -5,6 +5,7 @@ that fails leaves no transaction open behind it."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -122,3 +123,32 @@ def test_other_tasks_get_a_turn_between_transactions(tmp_path: Path) -> None:
 
     order = asyncio.run(run())
     assert order.index("other task") < order.index("transaction 1"), order  # its turn came with the first
+
+
+def test_inline_reads_of_one_turn_share_a_snapshot_that_ends_with_the_turn_or_a_commit(tmp_path: Path) -> None:
+    """The loop thread's reads in one turn of the event loop read one snapshot (one set of WAL locks): a
+    commit made meanwhile by another process shows from the next turn on, one made by this process
+    to the next read."""
+    path = tmp_path / "crosstalk.sqlite3"
+
+    async def run() -> None:
+        async with opened(path, ["CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"]) as db:
+            other = sqlite3.connect(path, isolation_level=None)
+            try:
+                async def count() -> int:
+                    return int((await db.fetchall("SELECT count(*) FROM notes"))[0][0])
+
+                assert await count() == 0
+                other.execute("INSERT INTO notes (body) VALUES ('from another process')")
+                assert await count() == 0  # the same turn: the snapshot taken before that commit
+                await asyncio.sleep(0)
+                assert await count() == 1  # a new turn, a new snapshot
+                other.execute("INSERT INTO notes (body) VALUES ('again')")
+                assert await count() == 1
+                async with db.transaction() as tx:
+                    await tx.execute("INSERT INTO notes (body) VALUES ('ours')")
+                assert await count() == 3
+            finally:
+                other.close()
+
+    asyncio.run(run())
