@@ -24,6 +24,10 @@ from server.storage import viewers as store
 # Flags kept per viewer: about two pages' statuses and the ones they boost. A viewer reading further
 # starts over (the flags of older pages are read again when asked for).
 FLAGS_KEPT = 96
+# A viewer with at most this many flags (favourites, boosts, bookmarks, pins, reactions) has them all
+# kept, read with the rest of their state: their pages then read no flags at all, whatever statuses
+# they show (a profile, a thread, an older page). Beyond it, the flags of the last pages are kept.
+EVERY_FLAG_KEPT = 256
 
 
 @dataclass(slots=True)
@@ -33,11 +37,13 @@ class ViewerState:
     filters: list[ActiveFilter]
     ends_at: float | None  # when the first timed mute or filter ends (time.time()), if any
     flags: dict[int, int] = field(default_factory=dict)  # status id → storage.viewers flag bits, read at `version`
+    every_flag: bool = False  # `flags` holds all the viewer's flags (absent: none), not just recent pages'
 
     @property
     def size(self) -> int:
         """Bytes held, roughly, with the flags at their bound."""
-        return 400 + 40 * len(self.hidden) + 3000 * len(self.filters) + 70 * FLAGS_KEPT
+        flags = len(self.flags) if self.every_flag else FLAGS_KEPT
+        return 400 + 40 * len(self.hidden) + 3000 * len(self.filters) + 70 * flags
 
 
 async def _load(state: State, viewer_id: int) -> ViewerState:
@@ -48,9 +54,11 @@ async def _load(state: State, viewer_id: int) -> ViewerState:
     hidden = await relations.hidden_account_ids(db, viewer_id)
     first_mute_end = await streaming_store.next_mute_expiry(db, viewer_id, now_iso())
     filters = await filter_service.active_filters(db, viewer_id)
+    every_flag = await store.every_flag(db, viewer_id, EVERY_FLAG_KEPT)
     ends = [e for e in (first_mute_end, *(f.expires_at for f in filters)) if e]
     found = ViewerState(version=version, hidden=frozenset(hidden), filters=filters,
-                        ends_at=min(parse_iso(e).timestamp() for e in ends) if ends else None)
+                        ends_at=min(parse_iso(e).timestamp() for e in ends) if ends else None,
+                        flags=every_flag or {}, every_flag=every_flag is not None)
     state.caches.get(VIEWER_STATES).put(viewer_id, found)
     return found
 
@@ -82,6 +90,8 @@ async def flags(state: State, viewer_id: int, viewer: ViewerState, status_ids: l
     """The viewer's flags on these statuses (absent: none), kept ones and the others read, and kept
     when the viewer's version has not moved since `viewer` was read."""
     kept = viewer.flags
+    if viewer.every_flag:
+        return kept
     missing = [sid for sid in status_ids if sid not in kept]
     if not missing:
         return kept

@@ -38,3 +38,24 @@ async def flags(db: Reader, viewer_id: int, status_ids: list[int]) -> tuple[int,
         else:
             out[value] = out.get(value, 0) | bit
     return current, out
+
+
+async def every_flag(db: Reader, viewer_id: int, limit: int) -> dict[int, int] | None:
+    """All the viewer's flags (status id → FAVOURITED | REBLOGGED | ...), or None when there are more
+    than `limit` of them (a row per flag, a reaction per emoji). Each part reads an index of the
+    viewer's own rows."""
+    rows = await db.fetchall(
+        f"SELECT {FAVOURITED}, status_id FROM favourites WHERE account_id = ?1"
+        f" UNION ALL SELECT {REBLOGGED}, reblog_of_id FROM statuses WHERE account_id = ?1 AND deleted_at IS NULL"
+        "   AND reblog_of_id IS NOT NULL"
+        f" UNION ALL SELECT {BOOKMARKED}, status_id FROM bookmarks WHERE account_id = ?1"
+        f" UNION ALL SELECT {PINNED}, status_id FROM pins WHERE account_id = ?1"
+        f" UNION ALL SELECT {REACTED}, status_id FROM status_reactions WHERE account_id = ?1"
+        " LIMIT ?2",
+        [viewer_id, limit + 1])
+    if len(rows) > limit:
+        return None
+    out: dict[int, int] = {}
+    for bit, status_id in rows:
+        out[status_id] = out.get(status_id, 0) | bit
+    return out

@@ -18,7 +18,7 @@ from PIL import Image
 from tests.conftest import Instance
 from tests.server.shared_instance import start_site, wait_for
 
-USERS = ("alice", "bob", "carol", "dave", "erin", "frank")
+USERS = ("alice", "bob", "carol", "dave", "erin", "frank", "gina")
 
 
 @pytest.fixture(scope="module")
@@ -262,6 +262,39 @@ def test_viewer_flags_pins_counts_and_notifications_show_at_once(site):
     assert (seen["favourited"], seen["reblogged"], seen["bookmarked"]) == (False, False, False)
     assert (seen["favourites_count"], seen["reblogs_count"]) == (0, 0)
     assert entry(carol, post["id"])["favourites_count"] == 0
+
+
+def test_a_viewer_with_more_flags_than_are_kept_whole_sees_each_one_at_once(site):
+    """A viewer's flags are kept whole up to viewers.EVERY_FLAG_KEPT (256); gina has 300 favourites,
+    written by another writer of the database, so only her last pages' flags are kept: on any page,
+    old or new, each flag shows, and each change shows at once."""
+    alice, gina = site.api("alice"), site.api("gina")
+    alice_id, gina_id = int(alice.me()["id"]), int(gina.me()["id"])
+    gina.account_follow(alice_id)
+    first, count, now = 7_000_000_000, 300, "2026-01-01T00:00:00.000Z"
+    site.inst.sql(
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?)"
+        " INSERT INTO statuses (id, uri, url, account_id, local, content, source_text, spoiler_text, visibility,"
+        " sensitive, created_at) SELECT CAST(? AS BIGINT) + i, CAST(? AS TEXT) || CAST(i AS TEXT),"
+        " CAST(? AS TEXT) || CAST(i AS TEXT), CAST(? AS BIGINT), 1, '<p>old</p>', '', '', 'public', 0, ? FROM n",
+        (count - 1, first, f"{site.inst.base_url}/old/", f"{site.inst.base_url}/old/", alice_id, now))
+    site.inst.sql("INSERT INTO favourites (id, account_id, status_id, created_at)"
+                  " SELECT id, CAST(? AS BIGINT), id, ? FROM statuses WHERE id >= ? AND id < ?",
+                  (gina_id, now, first, first + count))
+    old = gina.account_statuses(alice_id, max_id=first + count, limit=40)
+    assert len(old) == 40 and all(s["favourited"] for s in old)
+    assert single(site, "gina", str(first + 5))["favourited"] is True
+    assert single(site, "bob", str(first + 5))["favourited"] is False
+
+    post = alice.status_post("Flags past the kept whole")
+    assert entry(gina, post["id"])["favourited"] is False
+    gina.status_favourite(post["id"])
+    assert entry(gina, post["id"])["favourited"] is True
+    assert gina.account_statuses(alice_id, max_id=first + count, limit=2)[0]["favourited"] is True
+    gina.status_unfavourite(post["id"])
+    assert entry(gina, post["id"])["favourited"] is False
+    gina.status_unfavourite(first + count - 1)
+    assert gina.account_statuses(alice_id, max_id=first + count, limit=2)[0]["favourited"] is False
 
 
 def test_reactions_and_poll_votes_are_per_viewer(site):
