@@ -223,10 +223,12 @@ class InlineReader:
             if self._slow[sql] > perf_counter():
                 return None
             del self._slow[sql]
-        if not self.conn.in_transaction:
-            self._open_snapshot()
+        # SQLite counts steps for the progress handler across statements, so it may look at the clock
+        # during BEGIN as well: the deadline is set first.
         self._deadline = perf_counter() + self.budget
         try:
+            if not self.conn.in_transaction:
+                self._open_snapshot()
             return self.conn.execute(sql, params).fetchall()
         except sqlite3.OperationalError as exc:
             message = str(exc)
@@ -247,11 +249,17 @@ class InlineReader:
         asyncio.get_running_loop().call_soon(self.end_snapshot)
 
     def end_snapshot(self) -> None:
+        """End the turn's read transaction. Never interrupted (a read transaction ends at once), and
+        never left open: a snapshot that outlived its turn would serve old data to every later read."""
+        self._deadline = float("inf")
         try:
             if self.conn.in_transaction:
                 self.conn.execute("COMMIT")
         except sqlite3.ProgrammingError:  # closed meanwhile
             pass
+        except sqlite3.Error:
+            log.exception("ending the inline reader's snapshot failed; rolling it back")
+            self.conn.execute("ROLLBACK")
 
     def _strike(self, sql: str) -> None:
         if len(self._strikes) >= SLOW_SQL_KEPT:

@@ -152,3 +152,25 @@ def test_inline_reads_of_one_turn_share_a_snapshot_that_ends_with_the_turn_or_a_
                 other.close()
 
     asyncio.run(run())
+
+
+def test_a_snapshot_begins_and_ends_whenever_the_progress_handler_looks(tmp_path: Path) -> None:
+    """SQLite calls the progress handler on a count of steps that runs across statements, so it may
+    call it during the snapshot's BEGIN or COMMIT: neither may be cut short by a deadline left from an
+    earlier read (a BEGIN cut short was a 500; a COMMIT cut short would leave the snapshot open)."""
+    path = tmp_path / "crosstalk.sqlite3"
+
+    async def run() -> None:
+        async with opened(path, ["CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"]) as db:
+            inline = db._inline
+            assert inline is not None
+            inline.conn.set_progress_handler(inline._over_budget, 1)  # a look at every step
+            for _ in range(3):
+                inline._deadline = 0.0  # long past, as a deadline is after a quiet spell
+                assert [tuple(r) for r in await db.fetchall("SELECT count(*) FROM notes")] == [(0,)]
+                assert inline.conn.in_transaction
+                inline._deadline = 0.0
+                await asyncio.sleep(0)  # the turn ends, and the snapshot with it
+                assert not inline.conn.in_transaction
+
+    asyncio.run(run())
