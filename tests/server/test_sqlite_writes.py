@@ -133,6 +133,9 @@ def test_inline_reads_of_one_turn_share_a_snapshot_that_ends_with_the_turn_or_a_
 
     async def run() -> None:
         async with opened(path, ["CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"]) as db:
+            assert db._inline is not None
+            db._inline.budget = 60.0  # every read inline, however busy the machine (a read moved to a
+            db._inline.since_yield = -100  # thread, or a turn given inside one, takes a new snapshot)
             other = sqlite3.connect(path, isolation_level=None)
             try:
                 async def count() -> int:
@@ -165,7 +168,9 @@ def test_a_snapshot_begins_and_ends_whenever_the_progress_handler_looks(tmp_path
             inline = db._inline
             assert inline is not None
             inline.conn.set_progress_handler(inline._over_budget, 1)  # a look at every step
+            inline.budget = 60.0  # no read of its own runs out of time, however busy the machine
             for _ in range(3):
+                inline.since_yield = 0  # no turn given inside the read
                 inline._deadline = 0.0  # long past, as a deadline is after a quiet spell
                 assert [tuple(r) for r in await db.fetchall("SELECT count(*) FROM notes")] == [(0,)]
                 assert inline.conn.in_transaction
