@@ -3,7 +3,9 @@ own state adds to a page: schema 0038) and the viewer's flags on statuses, read 
 
 from __future__ import annotations
 
-from server.ports import Reader
+from collections.abc import Iterable
+
+from server.ports import Reader, Row
 
 FAVOURITED, REBLOGGED, BOOKMARKED, PINNED, REACTED = 1, 2, 4, 8, 16
 
@@ -16,46 +18,43 @@ async def version(db: Reader, viewer_id: int) -> int:
     return await db.fetchval("SELECT viewer_version FROM users WHERE account_id = ?", (viewer_id,)) or 0
 
 
-async def flags(db: Reader, viewer_id: int, status_ids: list[int]) -> tuple[int, dict[int, int]]:
-    """The viewer's version and, read with it, their flags (FAVOURITED | REBLOGGED | ...) on these
-    statuses; statuses without any are absent. One query."""
-    marks = ",".join(f"?{i + 2}" for i in range(len(status_ids)))
-    rows = await db.fetchall(
-        "SELECT 0, viewer_version FROM users WHERE account_id = ?1"
-        f" UNION ALL SELECT {FAVOURITED}, status_id FROM favourites WHERE account_id = ?1 AND status_id IN ({marks})"
-        f" UNION ALL SELECT {REBLOGGED}, reblog_of_id FROM statuses WHERE account_id = ?1 AND deleted_at IS NULL"
-        f"   AND reblog_of_id IN ({marks})"
-        f" UNION ALL SELECT {BOOKMARKED}, status_id FROM bookmarks WHERE account_id = ?1 AND status_id IN ({marks})"
-        f" UNION ALL SELECT {PINNED}, status_id FROM pins WHERE account_id = ?1 AND status_id IN ({marks})"
-        f" UNION ALL SELECT {REACTED}, status_id FROM status_reactions WHERE account_id = ?1"
-        f"   AND status_id IN ({marks})",
-        [viewer_id, *status_ids])
-    current = 0
-    out: dict[int, int] = {}
-    for bit, value in rows:
-        if bit == 0:
-            current = value
-        else:
-            out[value] = out.get(value, 0) | bit
-    return current, out
+# Where each flag is: its bit, the column naming the status, and the viewer's rows (?1: the viewer).
+_FLAG_SOURCES = (
+    (FAVOURITED, "status_id", "favourites WHERE account_id = ?1"),
+    (REBLOGGED, "reblog_of_id", "statuses WHERE account_id = ?1 AND deleted_at IS NULL AND reblog_of_id IS NOT NULL"),
+    (BOOKMARKED, "status_id", "bookmarks WHERE account_id = ?1"),
+    (PINNED, "status_id", "pins WHERE account_id = ?1"),
+    (REACTED, "status_id", "status_reactions WHERE account_id = ?1"),
+)
 
 
-async def every_flag(db: Reader, viewer_id: int, limit: int) -> dict[int, int] | None:
-    """All the viewer's flags (status id → FAVOURITED | REBLOGGED | ...), or None when there are more
-    than `limit` of them (a row per flag, a reaction per emoji). Each part reads an index of the
-    viewer's own rows."""
-    rows = await db.fetchall(
-        f"SELECT {FAVOURITED}, status_id FROM favourites WHERE account_id = ?1"
-        f" UNION ALL SELECT {REBLOGGED}, reblog_of_id FROM statuses WHERE account_id = ?1 AND deleted_at IS NULL"
-        "   AND reblog_of_id IS NOT NULL"
-        f" UNION ALL SELECT {BOOKMARKED}, status_id FROM bookmarks WHERE account_id = ?1"
-        f" UNION ALL SELECT {PINNED}, status_id FROM pins WHERE account_id = ?1"
-        f" UNION ALL SELECT {REACTED}, status_id FROM status_reactions WHERE account_id = ?1"
-        " LIMIT ?2",
-        [viewer_id, limit + 1])
-    if len(rows) > limit:
-        return None
+def _flags_sql(among: str = "") -> str:
+    """The viewer's flags as (bit, status id) rows, on the statuses listed in `among` if given. Each part
+    reads an index of the viewer's own rows."""
+    return " UNION ALL ".join(f"SELECT {bit}, {column} FROM {rows}" + (f" AND {column} IN ({among})" if among else "")
+                              for bit, column, rows in _FLAG_SOURCES)
+
+
+def _by_status(rows: Iterable[Row]) -> dict[int, int]:
+    """(bit, status id) rows → status id → its bits."""
     out: dict[int, int] = {}
     for bit, status_id in rows:
         out[status_id] = out.get(status_id, 0) | bit
     return out
+
+
+async def flags(db: Reader, viewer_id: int, status_ids: list[int]) -> tuple[int, dict[int, int]]:
+    """The viewer's version and, read with it, their flags (FAVOURITED | REBLOGGED | ...) on these
+    statuses; statuses without any are absent. One query."""
+    marks = ",".join(f"?{i + 2}" for i in range(len(status_ids)))
+    rows = await db.fetchall(f"SELECT 0, viewer_version FROM users WHERE account_id = ?1 UNION ALL {_flags_sql(marks)}",
+                             [viewer_id, *status_ids])
+    current = next((value for bit, value in rows if bit == 0), 0)
+    return current, _by_status(r for r in rows if r[0] != 0)
+
+
+async def every_flag(db: Reader, viewer_id: int, limit: int) -> dict[int, int] | None:
+    """All the viewer's flags (status id → FAVOURITED | REBLOGGED | ...), or None when there are more
+    than `limit` of them (a row per flag, a reaction per emoji)."""
+    rows = await db.fetchall(f"{_flags_sql()} LIMIT ?2", [viewer_id, limit + 1])
+    return None if len(rows) > limit else _by_status(rows)
