@@ -264,12 +264,14 @@ async def statuses_by_ids(state: State, viewer_id: int | None, ids: list[int],
     return StatusPage(items=items, bundle=bundle, viewer=viewer, cursor_ids=cursor_ids if cursor_ids is not None else ids)
 
 
-async def statuses_read_with(state: State, viewer_id: int, ids: list[int],
-                             viewer_state: viewers.ViewerState) -> StatusPage | None:
+async def statuses_read_with(state: State, viewer_id: int, ids: list[int], viewer_state: viewers.ViewerState,
+                             version: int | None = None) -> StatusPage | None:
     """`statuses_by_ids` for ids a query read leaving out the accounts `viewer_state` hides: None when
-    the viewer's version, read after the ids (versions only grow: the same one then means the same
-    state when the ids were read), says that state was not the current one."""
-    if await viewer_store.version(state.db, viewer_id) != viewer_state.version:
+    the viewer's version, read with the ids (`version`) or else after them (versions only grow: the
+    same one then means the same state when the ids were read), says that state was not the current one."""
+    if version is None:
+        version = await viewer_store.version(state.db, viewer_id)
+    if version != viewer_state.version:
         return None
     bundle = await _page(state, ids)
     items = [bundle.statuses[i] for i in ids if i in bundle.statuses]

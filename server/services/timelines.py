@@ -16,22 +16,27 @@ from server.storage import relations, timelines
 from server.storage import statuses as status_store
 from server.storage import viewers as viewer_store
 
+# A page's ids leaving out these accounts, and the version of this viewer (if any) read with them.
+ReadIds = Callable[[Collection[int], int | None], Awaitable[tuple[list[int], int | None]]]
 
-async def _without_hidden_accounts(state: State, viewer_id: int | None,
-                                   read: Callable[[Collection[int]], Awaitable[list[int]]], context: str) -> StatusPage:
-    """The statuses whose ids `read` gives when told which accounts to leave out: those hidden from the
-    viewer as their kept state says, checked by the viewer's version read with the page (if it moved,
-    the state and the page are read again)."""
+
+async def _without_hidden_accounts(state: State, viewer_id: int | None, read: ReadIds, context: str) -> StatusPage:
+    """The statuses whose ids `read` gives when told which accounts to leave out (and whose version to
+    read with them): those hidden from the viewer as their kept state says, checked by the viewer's
+    version read with the page (if it moved, the state and the page are read again)."""
     if viewer_id is None:
-        return loaders.without_hidden(await loaders.statuses_by_ids(state, None, await read(())), context)
+        ids, _ = await read((), None)
+        return loaders.without_hidden(await loaders.statuses_by_ids(state, None, ids), context)
     kept = await viewers.kept_or_read(state, viewer_id)
     for _ in range(2):
-        found = await loaders.statuses_read_with(state, viewer_id, await read(kept.hidden), kept)
+        ids, version = await read(kept.hidden, viewer_id)
+        found = await loaders.statuses_read_with(state, viewer_id, ids, kept, version)
         if found is not None:
             return loaders.without_hidden(found, context)
         kept = await viewers.at_version(state, viewer_id, None)
     # A viewer changing their state faster than pages are read: this last read is as good as any.
-    return loaders.without_hidden(await loaders.statuses_by_ids(state, viewer_id, await read(kept.hidden)), context)
+    ids, _ = await read(kept.hidden, None)
+    return loaders.without_hidden(await loaders.statuses_by_ids(state, viewer_id, ids), context)
 
 
 async def home(state: State, viewer_id: int, page: Page) -> StatusPage:
@@ -59,9 +64,9 @@ async def home(state: State, viewer_id: int, page: Page) -> StatusPage:
 
 async def public(state: State, viewer_id: int | None, page: Page, *, local: bool, remote: bool,
                  only_media: bool) -> StatusPage:
-    async def read(hidden: Collection[int]) -> list[int]:
+    async def read(hidden: Collection[int], version_of: int | None) -> tuple[list[int], int | None]:
         return await timelines.public(state.db, page, hidden, signed_in=viewer_id is not None, local=local,
-                                      remote=remote, only_media=only_media)
+                                      remote=remote, only_media=only_media, viewer_id=version_of)
     return await _without_hidden_accounts(state, viewer_id, read, "public")
 
 
@@ -81,12 +86,13 @@ async def tag(state: State, viewer_id: int | None, name: str, page: Page, *, loc
     excluded = [i for i in await ids_of(none_of[:TAGS_PER_PARAMETER]) if i is not None]
     possible = bool(wanted) and None not in required  # a tag nobody used cannot be on every post
 
-    async def read(hidden: Collection[int]) -> list[int]:
+    async def read(hidden: Collection[int], version_of: int | None) -> tuple[list[int], int | None]:
         if not possible:
-            return []
+            return [], None
         return await timelines.tag(state.db, wanted, page, hidden, signed_in=viewer_id is not None, local=local,
                                    remote=remote, only_media=only_media,
-                                   all_of=[i for i in required if i is not None], none_of=excluded)
+                                   all_of=[i for i in required if i is not None], none_of=excluded,
+                                   viewer_id=version_of)
     return await _without_hidden_accounts(state, viewer_id, read, "public")
 
 

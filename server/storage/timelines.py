@@ -90,30 +90,44 @@ def _public_where(signed_in: bool, local: bool, remote: bool) -> str:
 
 
 async def public(db: Reader, page: Page, hidden: Collection[int], *, signed_in: bool, local: bool = False,
-                 remote: bool = False, only_media: bool = False) -> list[int]:
-    """The public timeline. With `only_media` the page is read from the attachments' index, newest
-    first: most posts carry none, and walking the statuses for the few that do read the whole timeline
-    when there were not enough of them (0.7 s at 1,000,000 statuses)."""
+                 remote: bool = False, only_media: bool = False,
+                 viewer_id: int | None = None) -> tuple[list[int], int | None]:
+    """The public timeline, with `viewer_id`'s version read in the same query (None when not asked
+    for, or when the page is empty). With `only_media` the page is read from the attachments' index,
+    newest first: most posts carry none, and walking the statuses for the few that do read the whole
+    timeline when there were not enough of them (0.7 s at 1,000,000 statuses)."""
     cond, params, order = window("m.status_id" if only_media else "s.id", page)
+    version, params = _version_column(viewer_id, params)
     where = _public_where(signed_in, local, remote)
     hidden_sql = _not_hidden(hidden, params)
     params.append(page.limit)
     if only_media:
-        sql = ("SELECT DISTINCT m.status_id FROM media_attachments m JOIN statuses s ON s.id = m.status_id"
+        sql = (f"SELECT DISTINCT m.status_id{version} FROM media_attachments m JOIN statuses s ON s.id = m.status_id"
                f" WHERE m.status_id IS NOT NULL AND {where}{cond}{hidden_sql} ORDER BY {order} LIMIT ?")
     else:
-        sql = f"SELECT s.id FROM statuses s WHERE {where}{cond}{hidden_sql} ORDER BY {order} LIMIT ?"
-    return await _ids(db, sql, params, page)
+        sql = f"SELECT s.id{version} FROM statuses s WHERE {where}{cond}{hidden_sql} ORDER BY {order} LIMIT ?"
+    rows = newest_first(await db.fetchall(sql, params), page)
+    return [r[0] for r in rows], (rows[0][1] if rows and viewer_id is not None else None)
+
+
+def _version_column(viewer_id: int | None, params: list[Any]) -> tuple[str, list[Any]]:
+    """The select-list addition that reads `viewer_id`'s version with a page (its parameter first, as
+    ?1: the column comes before every other placeholder), and the parameters with it."""
+    if viewer_id is None:
+        return "", params
+    return f", {viewer_store.VERSION_COLUMN}", [viewer_id, *params]
 
 
 async def tag(db: Reader, tag_ids: Sequence[int], page: Page, hidden: Collection[int], *, signed_in: bool,
               local: bool = False, remote: bool = False, only_media: bool = False,
-              all_of: Sequence[int] = (), none_of: Sequence[int] = ()) -> list[int]:
-    """Posts carrying any of `tag_ids`, every tag of `all_of` and none of `none_of`. One query per tag
-    of `tag_ids`, each walking that tag's index for a page, merged here: one query over several tags
-    would sort all their posts for every page."""
+              all_of: Sequence[int] = (), none_of: Sequence[int] = (),
+              viewer_id: int | None = None) -> tuple[list[int], int | None]:
+    """Posts carrying any of `tag_ids`, every tag of `all_of` and none of `none_of`, with `viewer_id`'s
+    version as `public` reads it (None also when the last tag's query found nothing).
+    One query per tag of `tag_ids`, each walking that tag's index for a page, merged here: one query
+    over several tags would sort all their posts for every page."""
     where = _public_where(signed_in, local, remote)
-    params: list[Any] = []
+    version, params = _version_column(viewer_id, [])
     if only_media:
         where += " AND EXISTS (SELECT 1 FROM media_attachments m WHERE m.status_id = s.id)"
     for other in all_of:
@@ -127,14 +141,19 @@ async def tag(db: Reader, tag_ids: Sequence[int], page: Page, hidden: Collection
     params.extend(window_params)
     hidden_sql = _not_hidden(hidden, params)
     params.append(page.limit)
-    sql = (f"SELECT st.status_id FROM status_tags st JOIN statuses s ON s.id = st.status_id"
-           f" WHERE st.tag_id = ? AND {where}{cond}{hidden_sql} ORDER BY {order} LIMIT ?")
+    # The tag's own parameter comes last, so that the viewer's stays ?1.
+    sql = (f"SELECT st.status_id{version} FROM status_tags st JOIN statuses s ON s.id = st.status_id"
+           f" WHERE {where}{cond}{hidden_sql} AND st.tag_id = ? ORDER BY {order} LIMIT ?")
     found: set[int] = set()
+    read: int | None = None
     for tag_id in dict.fromkeys(tag_ids):
-        found.update(r[0] for r in await db.fetchall(sql, [tag_id, *params]))
+        rows = await db.fetchall(sql, [*params[:-1], tag_id, page.limit])
+        found.update(r[0] for r in rows)
+        # The last query's version (versions only grow: it bounds the earlier queries' too), if it has one.
+        read = rows[0][1] if rows and viewer_id is not None else None
     if page.min_id is not None:  # the nearest above min_id, answered newest first
-        return sorted(found)[:page.limit][::-1]
-    return sorted(found, reverse=True)[:page.limit]
+        return sorted(found)[:page.limit][::-1], read
+    return sorted(found, reverse=True)[:page.limit], read
 
 
 def visible_sql(viewer_id: int | None, params: list[Any]) -> str:
