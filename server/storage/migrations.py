@@ -22,6 +22,20 @@ BACKENDS = ("sqlite", "postgres")
 
 Migration = tuple[int, str, str]  # version, name, SQL
 
+# A PostgreSQL migration whose first line is this one runs statement by statement, outside a
+# transaction: what must not hold a table's lock for the whole of a long step (CREATE and DROP INDEX
+# CONCURRENTLY, which cannot run inside one) while the processes of a rolling update still serve it.
+# A failure part-way leaves the steps before it done, so each statement must be safe to run again;
+# the statements end with a semicolon at the end of a line, and contain none elsewhere.
+OUTSIDE_TRANSACTION = "-- crosstalk: outside a transaction"
+
+
+def statements(sql: str) -> list[str]:
+    """The statements of a migration run outside a transaction, without the comment lines."""
+    text = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+    found = (s.strip().removesuffix(";").strip() for s in text.split(";\n"))
+    return [s for s in found if s]
+
 
 def load(backend: str) -> list[Migration]:
     """The migrations of one engine, in version order."""

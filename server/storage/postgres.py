@@ -12,10 +12,11 @@ a single atomic statement (an upsert, `DELETE ... RETURNING`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager, nullcontext, suppress
 from functools import lru_cache
 from time import perf_counter
 from typing import Any
@@ -27,13 +28,14 @@ from server.metrics import DB_READ, DB_TRANSACTION
 from server.ports import Params, Row
 from server.storage.dialect import POSTGRES
 from server.storage.errors import DatabaseUnavailable, IntegrityError
-from server.storage.migrations import Migration, load
+from server.storage.migrations import OUTSIDE_TRANSACTION, Migration, load, statements
 
 log = logging.getLogger("crosstalk.storage")
 
 # One key for the whole cluster: processes starting at once take turns, and each applies what the
 # ones before it left to do (usually nothing).
 MIGRATION_LOCK = 0x63726F7373  # "cross"
+MIGRATION_LOCK_POLL = 0.2  # seconds between tries for the migration lock
 # What a broken connection looks like: the server went away, refused us, or is shutting down (a
 # connection the server terminated while it sat idle in the pool can also fail with the driver's
 # InternalClientError on its next use).
@@ -206,11 +208,17 @@ class PostgresDatabase:
         return self._pool
 
     async def migrate(self, up_to: int | None = None) -> list[int]:
-        """Apply pending migrations (up to `up_to`), each in its own transaction, while holding the
-        cluster-wide migration lock. Returns the versions applied."""
+        """Apply pending migrations (up to `up_to`), each in its own transaction (or none: see
+        OUTSIDE_TRANSACTION), while holding the cluster-wide migration lock. Returns the versions applied."""
         applied = []
         async with self._open_pool().acquire() as conn:
-            await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+            # Waited for by polling, not by pg_advisory_lock: a session blocked in that call is a
+            # transaction, and CREATE INDEX CONCURRENTLY in the holder's migration waits for every
+            # transaction to end (a deadlock, which PostgreSQL breaks by failing one of them).
+            while True:
+                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", MIGRATION_LOCK):
+                    break
+                await asyncio.sleep(MIGRATION_LOCK_POLL)
             try:
                 await conn.execute(
                     "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
@@ -221,8 +229,10 @@ class PostgresDatabase:
                     if version in done or (up_to is not None and version > up_to):
                         continue
                     log.info("applying migration %d: %s", version, name)
-                    async with conn.transaction():
-                        await conn.execute(sql)
+                    outside = sql.startswith(OUTSIDE_TRANSACTION)
+                    async with nullcontext() if outside else conn.transaction():
+                        for statement in statements(sql) if outside else [sql]:
+                            await conn.execute(statement)
                         await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
                                            version, name)
                     applied.append(version)

@@ -232,6 +232,62 @@ def test_connections_dropped_by_postgres_are_replaced(requires_postgres, make_in
     assert "unhandled error" not in inst.log()
 
 
+def test_a_migration_that_rebuilds_an_index_lets_writes_through(requires_postgres):
+    """Schema 0043 rebuilds `statuses_account` beside the old one, CONCURRENTLY: while the build waits
+    for a transaction that writes to statuses, other writers still write (a migration in a transaction
+    would queue every write, and its DROP INDEX every read, behind its lock), and a leftover of an
+    attempt that failed is replaced by the right index."""
+    import asyncio
+
+    import asyncpg
+
+    from server.storage.postgres import PostgresDatabase
+
+    url = databases.create_empty_database()
+    now = "2026-01-01T00:00:00.000Z"
+
+    async def post(conn: asyncpg.Connection, status_id: int) -> None:
+        await conn.execute("INSERT INTO statuses (id, uri, url, account_id, local, visibility, created_at)"
+                           " VALUES ($1, $2, $2, 1, 1, 'public', $3)", status_id, f"https://x.example/{status_id}", now)
+
+    async def scenario() -> None:
+        db = PostgresDatabase(url, pool_size=2)
+        await db.connect()
+        holder, other = await asyncpg.connect(url), await asyncpg.connect(url)
+        try:
+            await db.migrate(up_to=42)
+            await holder.execute("INSERT INTO accounts (id, username, uri, url, created_at, updated_at)"
+                                 " VALUES (1, 'ada', 'https://x.example/ada', 'https://x.example/ada', $1, $1)", now)
+            await holder.execute("CREATE INDEX statuses_account_covering ON statuses (id)")  # a failed attempt's
+            writing = holder.transaction()
+            await writing.start()
+            await post(holder, 10)
+            migrating = asyncio.get_running_loop().create_task(db.migrate())
+            await asyncio.sleep(1.0)
+            assert not migrating.done()  # the build waits for the transaction in hand
+            await other.execute("SET lock_timeout = '3s'")
+            await post(other, 11)  # and other writers go on meanwhile
+            assert await other.fetchval("SELECT count(*) FROM statuses WHERE account_id = 1") == 1
+            await writing.commit()
+            assert await asyncio.wait_for(migrating, 60) == [43]
+            indexes = await other.fetch("SELECT c.relname, i.indisvalid, pg_get_indexdef(i.indexrelid) AS def"
+                                        " FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+                                        " WHERE c.relname LIKE 'statuses_account%'")
+            assert [(r["relname"], r["indisvalid"]) for r in indexes] == [("statuses_account", True)]
+            assert indexes[0]["def"].endswith("(account_id, id) INCLUDE (deleted_at, visibility, reblog_of_id,"
+                                              " in_reply_to_id, in_reply_to_account_id)"), indexes[0]["def"]
+            assert await other.fetchval("SELECT max(version) FROM schema_migrations") == 43
+        finally:
+            await holder.close()
+            await other.close()
+            await db.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        databases.drop_database(url)
+
+
 def test_the_invalidation_feed_hears_a_row_committed_after_a_newer_one(requires_postgres):
     """PostgreSQL hands out ids at insert, not at commit: a row with a smaller id can become visible
     after a reader has seen a larger one. The reader must still hear it, once (schema 0039), or a
