@@ -238,11 +238,15 @@ async def viewer_bits(state: State, viewer_id: int, bundle: StatusBundle,
 
 
 async def status_page(state: State, viewer_id: int | None, items: list[Status], cursor_ids: list[int] | None = None,
-                      with_source: bool = False) -> StatusPage:
+                      with_source: bool = False, viewer_state: viewers.ViewerState | None = None) -> StatusPage:
+    """These statuses ready to render for the viewer. `viewer_state`: the viewer's, as of when the
+    statuses were read or newer (None: read now)."""
     bundle = await _page(state, [s.id for s in items], {s.id: s for s in items})
     viewer = None
     if viewer_id is not None and items:
-        viewer = await viewer_bits(state, viewer_id, bundle, await viewers.at_version(state, viewer_id, None))
+        if viewer_state is None:
+            viewer_state = await viewers.at_version(state, viewer_id, None)
+        viewer = await viewer_bits(state, viewer_id, bundle, viewer_state)
     return StatusPage(items=items, bundle=bundle, viewer=viewer,
                       cursor_ids=cursor_ids if cursor_ids is not None else [s.id for s in items],
                       with_source=with_source)

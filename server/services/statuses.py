@@ -26,7 +26,7 @@ from server.ids import new_id, now_iso
 from server.ports import Tx
 from server.render.bundles import StatusPage
 from server.services import accounts as account_service
-from server.services import group_rules, loaders, polls
+from server.services import group_rules, loaders, polls, viewers
 from server.services.errors import Forbidden, NotFound, Unprocessable
 from server.services.media import attach as attach_media
 from server.services.visibility import can_see, visible_ids
@@ -390,7 +390,9 @@ class _Thread:
 
 
 async def _read_thread(state: State, viewer_id: int | None, status: Status,
-                       members: list[Status] | None = None) -> _Thread:
+                       members: list[Status] | None = None, viewer: viewers.ViewerState | None = None) -> _Thread:
+    """`viewer`: the viewer's state as of the members read (or newer), whose blocks then decide what
+    they may see; without it, the viewer's relations to the thread's authors are read."""
     if members is None:
         members = await statuses.thread_members(state.db, status.thread_id or status.id)
     by_id = {m.id: m for m in members}
@@ -404,7 +406,8 @@ async def _read_thread(state: State, viewer_id: int | None, status: Status,
         seen.add(parent.id)
         chain.append(parent)
         cursor = parent
-    visible = await visible_ids(state, viewer_id, [status, *chain, *members])
+    visible = await visible_ids(state, viewer_id, [status, *chain, *members],
+                                blocked=viewer.blocked if viewer is not None else None)
     return _Thread(status=status, chain=chain, members=members, visible=visible)
 
 
@@ -450,17 +453,20 @@ async def thread(state: State, viewer_id: int | None, status_id: int) -> tuple[S
     The status's own visibility is decided in the same batch as the rest of the thread's, so opening
     a thread reads the viewer's relations to its authors once."""
     from server.services.federation import threads  # it stores what it fetches through this module
-    status, members = await statuses.thread_of(state.db, status_id)
+    status, members, version = await statuses.thread_of(state.db, status_id, viewer_id)
     if status is None:
         raise NotFound()
-    t = await _read_thread(state, viewer_id, status, members)
+    # The viewer's kept state if it is at the version read with the members, else read now.
+    viewer = await viewers.at_version(state, viewer_id, version) if viewer_id is not None else None
+    t = await _read_thread(state, viewer_id, status, members, viewer)
     if status.id not in t.visible:
         raise NotFound()
     root = next((m for m in t.members if m.id == status.thread_id), None)
     if await threads.backfill_thread(state, status, root):
         t = await _read_thread(state, viewer_id, status)
+        viewer = None  # read again with the page, after what the backfill stored
     ancestors, descendants = _arranged(t)
-    both = await loaders.status_page(state, viewer_id, [*ancestors, *descendants])
+    both = await loaders.status_page(state, viewer_id, [*ancestors, *descendants], viewer_state=viewer)
     split = [StatusPage(items=part, bundle=both.bundle, viewer=both.viewer, cursor_ids=[s.id for s in part])
              for part in (ancestors, descendants)]
     return loaders.without_hidden(split[0], "thread"), loaders.without_hidden(split[1], "thread")

@@ -38,12 +38,13 @@ class ViewerState:
     ends_at: float | None  # when the first timed mute or filter ends (time.time()), if any
     flags: dict[int, int] = field(default_factory=dict)  # status id → storage.viewers flag bits, read at `version`
     every_flag: bool = False  # `flags` holds all the viewer's flags (absent: none), not just recent pages'
+    blocked: frozenset[int] = frozenset()  # of `hidden`, the accounts a block stands between (either way)
 
     @property
     def size(self) -> int:
         """Bytes held, roughly, with the flags at their bound."""
         flags = len(self.flags) if self.every_flag else FLAGS_KEPT
-        return 400 + 40 * len(self.hidden) + 3000 * len(self.filters) + 70 * flags
+        return 400 + 40 * (len(self.hidden) + len(self.blocked)) + 3000 * len(self.filters) + 70 * flags
 
 
 async def _load(state: State, viewer_id: int) -> ViewerState:
@@ -51,14 +52,14 @@ async def _load(state: State, viewer_id: int) -> ViewerState:
     # The version first: what is read after it is at least as new, so a change in between shows as a
     # newer version at the next page and the state is read again.
     version = await store.version(db, viewer_id)
-    hidden = await relations.hidden_account_ids(db, viewer_id)
+    hidden, blocked = await relations.hidden_and_blocked(db, viewer_id)
     first_mute_end = await streaming_store.next_mute_expiry(db, viewer_id, now_iso())
     filters = await filter_service.active_filters(db, viewer_id)
     every_flag = await store.every_flag(db, viewer_id, EVERY_FLAG_KEPT)
     ends = [e for e in (first_mute_end, *(f.expires_at for f in filters)) if e]
     found = ViewerState(version=version, hidden=frozenset(hidden), filters=filters,
                         ends_at=min(parse_iso(e).timestamp() for e in ends) if ends else None,
-                        flags=every_flag or {}, every_flag=every_flag is not None)
+                        flags=every_flag or {}, every_flag=every_flag is not None, blocked=frozenset(blocked))
     state.caches.get(VIEWER_STATES).put(viewer_id, found)
     return found
 

@@ -8,6 +8,7 @@ from typing import Any
 from server.domain.records import Relationship
 from server.ids import new_id, now_iso
 from server.ports import Reader, Tx
+from server.storage.dialect import marks
 from server.storage.paging import Page, window
 
 
@@ -142,11 +143,11 @@ async def followed_and_blocked(db: Reader, viewer_id: int, target_ids: Iterable[
     targets = list(dict.fromkeys(target_ids))
     if not targets:
         return set(), set()
-    marks = ",".join(f"?{i + 2}" for i in range(len(targets)))
+    listed = ",".join(f"?{i + 2}" for i in range(len(targets)))
     rows = await db.fetchall(
-        f"SELECT 1, target_account_id FROM follows WHERE account_id = ?1 AND target_account_id IN ({marks})"
-        f" UNION ALL SELECT 0, target_account_id FROM blocks WHERE account_id = ?1 AND target_account_id IN ({marks})"
-        f" UNION ALL SELECT 0, account_id FROM blocks WHERE target_account_id = ?1 AND account_id IN ({marks})",
+        f"SELECT 1, target_account_id FROM follows WHERE account_id = ?1 AND target_account_id IN ({listed})"
+        f" UNION ALL SELECT 0, target_account_id FROM blocks WHERE account_id = ?1 AND target_account_id IN ({listed})"
+        f" UNION ALL SELECT 0, account_id FROM blocks WHERE target_account_id = ?1 AND account_id IN ({listed})",
         [viewer_id, *targets])
     followed = {target for following, target in rows if following}
     return followed, {target for following, target in rows if not following}
@@ -155,13 +156,30 @@ async def followed_and_blocked(db: Reader, viewer_id: int, target_ids: Iterable[
 async def hidden_account_ids(db: Reader, viewer_id: int) -> set[int]:
     """Accounts whose posts the viewer never sees: blocked, blocking the viewer, muted, or on a
     domain the viewer blocked."""
+    return (await hidden_and_blocked(db, viewer_id))[0]
+
+
+async def hidden_and_blocked(db: Reader, viewer_id: int) -> tuple[set[int], set[int]]:
+    """`hidden_account_ids`, and of those the accounts a block stands between the viewer and (either
+    way): what `followed_and_blocked` answers of its second half."""
     rows = await db.fetchall(
-        "SELECT target_account_id FROM blocks WHERE account_id = ?1"
-        " UNION SELECT account_id FROM blocks WHERE target_account_id = ?1"
-        " UNION SELECT target_account_id FROM mutes WHERE account_id = ?1"
+        "SELECT 1, target_account_id FROM blocks WHERE account_id = ?1"
+        " UNION ALL SELECT 1, account_id FROM blocks WHERE target_account_id = ?1"
+        " UNION ALL SELECT 0, target_account_id FROM mutes WHERE account_id = ?1"
         "   AND (expires_at IS NULL OR expires_at > ?2)"
-        " UNION SELECT a.id FROM account_domain_blocks d JOIN accounts a ON a.domain = d.domain"
+        " UNION ALL SELECT 0, a.id FROM account_domain_blocks d JOIN accounts a ON a.domain = d.domain"
         "   WHERE d.account_id = ?1", (viewer_id, now_iso()))
+    return {r[1] for r in rows}, {r[1] for r in rows if r[0]}
+
+
+async def followed_among(db: Reader, viewer_id: int, target_ids: Iterable[int]) -> set[int]:
+    """Of these accounts, those the viewer follows (`followed_and_blocked`'s first half)."""
+    targets = list(dict.fromkeys(target_ids))
+    if not targets:
+        return set()
+    rows = await db.fetchall(
+        f"SELECT target_account_id FROM follows WHERE account_id = ? AND target_account_id IN ({marks(len(targets))})",
+        [viewer_id, *targets])
     return {r[0] for r in rows}
 
 
