@@ -143,6 +143,17 @@ async def account(state: State, account_id: int) -> Account | None:
     return entry.account if entry is not None else None
 
 
+async def statuses(state: State, ids: list[int]) -> dict[int, Status]:
+    """These statuses (those that exist, deleted ones too) as the rendering cache keeps them, current
+    as of this call (the invalidation feed is read first); the others read, rendered and kept."""
+    generation = await state.invalidations.catch_up()
+    entries: dict[int, StatusEntry] = {}
+    missing = state.caches.get(STATUS_RENDERINGS).get_many(ids, entries)
+    if missing:
+        await _statuses_read(state, missing, generation, entries)
+    return {sid: e.status for sid, e in entries.items()}
+
+
 async def _page(state: State, ids: list[int], given: dict[int, Status] | None = None) -> StatusBundle:
     """The bundle for these statuses and the ones they boost. The rendering caches hold only entries
     that no invalidation has reached since they were read: every change to what a status or an

@@ -23,10 +23,9 @@ STATUS_FIELDS = Status.__struct_fields__
 VISIBILITY_OF = {v.value: v for v in Visibility}
 
 
-def row_to_status(row: Any, names: list[str] | None = None) -> Status:
+def row_to_status(row: Any) -> Status:
     # dict(sqlite3.Row) looks each column up by name (quadratic in the column count); zip is linear.
-    # `names`: the status's columns, when the row carries more after them (a version read with it).
-    status = Status(**dict(zip(row.keys(), row, strict=True) if names is None else zip(names, row, strict=False)))
+    status = Status(**dict(zip(row.keys(), row, strict=True)))
     status.visibility = VISIBILITY_OF[status.visibility]
     return status
 
@@ -233,25 +232,17 @@ async def thread_members(db: Reader, thread_id: int) -> list[Status]:
     return [row_to_status(r) for r in rows]
 
 
-async def thread_of(db: Reader, status_id: int, viewer_id: int | None = None
-                    ) -> tuple[Status | None, list[Status], int | None]:
-    """A status (None if there is none) and the members of its thread, as `thread_members` reads them,
-    in one query when the status is one of them (most are: a thread's root carries its own id as its
-    thread); and `viewer_id`'s version, read in the same query (None when not asked for or when the
-    thread has no members)."""
+async def thread_ids_of(db: Reader, status_id: int, viewer_id: int | None = None) -> tuple[list[int], int | None]:
+    """The ids of the statuses in a status's thread (deleted ones and boosts among them: the caller has
+    their records and leaves those out), from the thread's index alone; and `viewer_id`'s version, read
+    in the same query (None when not asked for or when there are none)."""
     # The version's column comes first in the text, so its parameter (?1) is the viewer's.
     version, params = (("", [status_id, THREAD_MEMBERS_READ]) if viewer_id is None else
                        (f", {viewer_store.VERSION_COLUMN}", [viewer_id, status_id, THREAD_MEMBERS_READ]))
     rows = await db.fetchall(
-        f"SELECT {STATUS_COLS}{version} FROM statuses WHERE thread_id ="
-        " (SELECT coalesce(thread_id, id) FROM statuses WHERE id = ?)"
-        " AND deleted_at IS NULL AND reblog_of_id IS NULL ORDER BY id LIMIT ?", params)
-    names = list(rows[0].keys())[:-1] if rows and viewer_id is not None else None
-    members = [row_to_status(r, names) for r in rows]
-    status = next((m for m in members if m.id == status_id), None)
-    if status is None:  # deleted, a boost, or beyond the members read: its thread is read all the same
-        status = await get(db, status_id)
-    return status, members, (rows[0][-1] if names is not None else None)
+        f"SELECT id{version} FROM statuses WHERE thread_id = (SELECT coalesce(thread_id, id) FROM statuses WHERE id = ?)"
+        " ORDER BY id LIMIT ?", params)
+    return [r[0] for r in rows], (rows[0][1] if rows and viewer_id is not None else None)
 
 
 async def interacting_accounts(db: Reader, kind: str, status_id: int, max_id: int | None, since_id: int | None,
