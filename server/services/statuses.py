@@ -453,11 +453,13 @@ async def thread(state: State, viewer_id: int | None, status_id: int) -> tuple[S
     The status's own visibility is decided in the same batch as the rest of the thread's, so opening
     a thread reads the viewer's relations to its authors once."""
     from server.services.federation import threads  # it stores what it fetches through this module
-    ids, version = await statuses.thread_ids_of(state.db, status_id, viewer_id)
-    found = await loaders.statuses(state, list(dict.fromkeys([status_id, *ids])))  # as kept, current as of now
-    status = found.get(status_id)
+    # The records as the rendering cache keeps them, current as of the request; the thread's ids from
+    # its index.
+    status = (await loaders.statuses(state, [status_id])).get(status_id)
     if status is None:
         raise NotFound()
+    ids, version = await statuses.thread_ids(state.db, status.thread_id or status.id, viewer_id)
+    found = await loaders.statuses(state, ids)
     members = [m for i in ids if (m := found.get(i)) is not None and m.deleted_at is None and m.reblog_of_id is None]
     # The viewer's kept state if it is at the version read with the members, else read now.
     viewer = await viewers.at_version(state, viewer_id, version) if viewer_id is not None else None

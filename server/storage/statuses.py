@@ -232,16 +232,14 @@ async def thread_members(db: Reader, thread_id: int) -> list[Status]:
     return [row_to_status(r) for r in rows]
 
 
-async def thread_ids_of(db: Reader, status_id: int, viewer_id: int | None = None) -> tuple[list[int], int | None]:
-    """The ids of the statuses in a status's thread (deleted ones and boosts among them: the caller has
-    their records and leaves those out), from the thread's index alone; and `viewer_id`'s version, read
-    in the same query (None when not asked for or when there are none)."""
+async def thread_ids(db: Reader, thread_id: int, viewer_id: int | None = None) -> tuple[list[int], int | None]:
+    """The ids of the statuses in a thread (deleted ones and boosts among them: the caller has their
+    records and leaves those out), from the thread's index alone; and `viewer_id`'s version, read in
+    the same query (None when not asked for or when there are none)."""
     # The version's column comes first in the text, so its parameter (?1) is the viewer's.
-    version, params = (("", [status_id, THREAD_MEMBERS_READ]) if viewer_id is None else
-                       (f", {viewer_store.VERSION_COLUMN}", [viewer_id, status_id, THREAD_MEMBERS_READ]))
-    rows = await db.fetchall(
-        f"SELECT id{version} FROM statuses WHERE thread_id = (SELECT coalesce(thread_id, id) FROM statuses WHERE id = ?)"
-        " ORDER BY id LIMIT ?", params)
+    version, params = (("", [thread_id, THREAD_MEMBERS_READ]) if viewer_id is None else
+                       (f", {viewer_store.VERSION_COLUMN}", [viewer_id, thread_id, THREAD_MEMBERS_READ]))
+    rows = await db.fetchall(f"SELECT id{version} FROM statuses WHERE thread_id = ? ORDER BY id LIMIT ?", params)
     return [r[0] for r in rows], (rows[0][1] if rows and viewer_id is not None else None)
 
 
