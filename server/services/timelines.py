@@ -12,8 +12,8 @@ from server.domain.records import Account
 from server.render.bundles import StatusPage
 from server.services import loaders, viewers
 from server.state import State
-from server.storage import relations, timelines
 from server.storage import statuses as status_store
+from server.storage import timelines
 from server.storage import viewers as viewer_store
 
 # A page's ids leaving out these accounts, and the version of this viewer (if any) read with them.
@@ -99,17 +99,21 @@ async def tag(state: State, viewer_id: int | None, name: str, page: Page, *, loc
 async def account_statuses(state: State, viewer_id: int | None, account: Account, page: Page, *,
                            tagged: str | None, exclude_replies: bool, exclude_reblogs: bool, only_media: bool,
                            pinned: bool) -> StatusPage:
-    """The account's statuses as the viewer may see them: nothing when either blocks the other or the
-    hashtag asked for does not exist."""
+    """The account's statuses as the viewer may see them: nothing when either blocks the other (as the
+    viewer's state at the version read with the page says) or the hashtag asked for does not exist."""
     ids: list[int] = []
-    if viewer_id is not None and await relations.blocked_either_way(state.db, viewer_id, account.id):
-        return await loaders.statuses_by_ids(state, viewer_id, ids)
+    version = None
     tag_id = await status_store.tag_id(state.db, tagged.lstrip("#")) if tagged else None
     if not (tagged and tag_id is None):
-        ids = await timelines.account_statuses(
+        ids, version = await timelines.account_statuses(
             state.db, account.id, viewer_id, page, exclude_replies=exclude_replies, exclude_reblogs=exclude_reblogs,
             only_media=only_media, pinned=pinned, tag_id=tag_id)
-    return loaders.without_hidden(await loaders.statuses_by_ids(state, viewer_id, ids), "account")
+    viewer = None
+    if viewer_id is not None:
+        viewer = await viewers.at_version(state, viewer_id, version)
+        if account.id in viewer.blocked:
+            ids = []
+    return loaders.without_hidden(await loaders.statuses_by_ids(state, viewer_id, ids, viewer_state=viewer), "account")
 
 
 async def collection(state: State, viewer: Account, table: str, page: Page) -> StatusPage:

@@ -169,10 +169,11 @@ def visible_sql(viewer_id: int | None, params: list[Any]) -> str:
 
 async def account_statuses(db: Reader, account_id: int, viewer_id: int | None, page: Page, *,
                            exclude_replies: bool, exclude_reblogs: bool, only_media: bool, pinned: bool,
-                           tag_id: int | None) -> list[int]:
-    """The account's statuses the viewer may see. Pinned ones (every profile view asks for them) and
-    those with media (the profile's media tab) are read from the pins and the attachments, which are
-    few, instead of by walking all the account's statuses for them (40 ms at 20,000 statuses)."""
+                           tag_id: int | None) -> tuple[list[int], int | None]:
+    """The account's statuses the viewer may see, with the viewer's version read in the same query
+    (None without a viewer or when the page is empty). Pinned ones (every profile view asks for them)
+    and those with media (the profile's media tab) are read from the pins and the attachments, which
+    are few, instead of by walking all the account's statuses for them (40 ms at 20,000 statuses)."""
     select = ""
     if pinned:
         column, source = "p.status_id", "pins p JOIN statuses s ON s.id = p.status_id"
@@ -197,9 +198,10 @@ async def account_statuses(db: Reader, account_id: int, viewer_id: int | None, p
         pre.append(tag_id)
     vis_params: list[Any] = []
     where.append(visible_sql(viewer_id, vis_params))
-    all_params = [*pre, *vis_params, *params, page.limit]
-    return await _ids(db, f"SELECT {select}{column} FROM {source} WHERE {' AND '.join(where)}{cond}"
-                          f" ORDER BY {order} LIMIT ?", all_params, page)
+    version, all_params = _version_column(viewer_id, [*pre, *vis_params, *params, page.limit])
+    rows = newest_first(await db.fetchall(f"SELECT {select}{column}{version} FROM {source}"
+                                          f" WHERE {' AND '.join(where)}{cond} ORDER BY {order} LIMIT ?", all_params), page)
+    return [r[0] for r in rows], (rows[0][1] if rows and viewer_id is not None else None)
 
 
 async def statuses_by_ids_page(db: Reader, table: str, viewer_id: int, page: Page) -> list[tuple[int, int]]:

@@ -182,9 +182,12 @@ def test_blocks_and_mutes_hide_posts(instance, users):
     alice.account_mute(carol_id)
     home = [s["id"] for s in alice.timeline_home()]
     assert b["id"] in home and c["id"] not in home
+    assert [s["id"] for s in alice.account_statuses(bob_id)] == [b["id"]]
     alice.account_block(bob_id)
     assert not alice.account_relationships(bob_id)[0]["following"]
     assert b["id"] not in [s["id"] for s in alice.timeline_public()]
+    assert alice.account_statuses(bob_id) == []  # a profile shows nothing either way across a block
+    assert bob.account_statuses(alice.me()["id"]) == []
     with pytest.raises(MastodonNotFoundError):
         bob.status(alice.status_post("hidden from bob")["id"])
     assert [a["id"] for a in alice.blocks()] == [bob_id]

@@ -426,15 +426,18 @@ def test_a_viewers_kept_state_follows_every_writer_and_the_clock(site):
         assert post["id"] in public_ids()
         assert post["id"] in tag_ids()
 
-    # Written by another writer of the database: a block of erin by frank (each timeline, and erin's
-    # reply's thread, the first page read after the change, so that none sees the state another page
-    # read), erin's favourite.
+    # Written by another writer of the database: a block of erin by frank (each timeline, erin's
+    # reply's thread and frank's profile the first page read after the change, so that none sees the
+    # state another page read), erin's favourite.
     reply = erin.status_post("Parsnip soup, then", in_reply_to_id=post["id"])
 
     def thread_ids() -> list[int]:
         return [s["id"] for s in erin.status_context(reply["id"])["ancestors"]]
     assert post["id"] in thread_ids()
-    for page_ids in (lambda: home_ids(site, "erin"), public_ids, tag_ids, thread_ids):
+    def profile_ids() -> list[int]:
+        return [s["id"] for s in erin.account_statuses(frank_id)]
+    assert post["id"] in profile_ids()
+    for page_ids in (lambda: home_ids(site, "erin"), public_ids, tag_ids, thread_ids, profile_ids):
         inst.sql("INSERT INTO blocks (id, account_id, target_account_id, created_at) VALUES (?, ?, ?, ?)",
                  (int(post["id"]) + 11, frank_id, erin_id, now))
         assert post["id"] not in page_ids()
