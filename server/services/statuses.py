@@ -450,8 +450,9 @@ async def show(state: State, viewer_id: int | None, status_id: int) -> StatusPag
 async def thread(state: State, viewer_id: int | None, status_id: int) -> tuple[StatusPage, StatusPage]:
     """The ancestors and descendants of a status the viewer may see, without those the viewer's `hide`
     filters drop from threads; a remote thread is backfilled first (replies we were never sent).
-    The status's own visibility is decided in the same batch as the rest of the thread's, so opening
-    a thread reads the viewer's relations to its authors once."""
+    The status's own visibility is decided in the same batch as the rest of the thread's, from the
+    blocks the viewer's state holds (at the version read with the thread's ids); follows are read only
+    for the thread's followers-only posts."""
     from server.services.federation import threads  # it stores what it fetches through this module
     # The records as the rendering cache keeps them, current as of the request; the thread's ids from
     # its index.
