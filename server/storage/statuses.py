@@ -236,9 +236,7 @@ async def thread_ids(db: Reader, thread_id: int, viewer_id: int | None = None) -
     """The ids of the statuses in a thread (deleted ones and boosts among them: the caller has their
     records and leaves those out), from the thread's index alone; and `viewer_id`'s version, read in
     the same query (None when not asked for or when there are none)."""
-    # The version's column comes first in the text, so its parameter (?1) is the viewer's.
-    version, params = (("", [thread_id, THREAD_MEMBERS_READ]) if viewer_id is None else
-                       (f", {viewer_store.VERSION_COLUMN}", [viewer_id, thread_id, THREAD_MEMBERS_READ]))
+    version, params = viewer_store.version_column(viewer_id, [thread_id, THREAD_MEMBERS_READ])
     rows = await db.fetchall(f"SELECT id{version} FROM statuses WHERE thread_id = ? ORDER BY id LIMIT ?", params)
     return [r[0] for r in rows], (rows[0][1] if rows and viewer_id is not None else None)
 

@@ -23,11 +23,6 @@ def _not_hidden(hidden: Collection[int], params: list[Any]) -> str:
             f" (SELECT r.account_id FROM statuses r WHERE r.id = s.reblog_of_id) NOT IN ({listed}))")
 
 
-async def _ids(db: Reader, sql: str, params: list[Any], page: Page) -> list[int]:
-    rows = await db.fetchall(sql, params)
-    return [r[0] for r in newest_first(rows, page)]
-
-
 async def add_to_feeds(tx: Tx, status_id: int, account_ids: Iterable[int]) -> None:
     await add_feed_rows(tx, [(a, status_id) for a in account_ids])
 
@@ -97,7 +92,7 @@ async def public(db: Reader, page: Page, hidden: Collection[int], *, signed_in: 
     newest first: most posts carry none, and walking the statuses for the few that do read the whole
     timeline when there were not enough of them (0.7 s at 1,000,000 statuses)."""
     cond, params, order = window("m.status_id" if only_media else "s.id", page)
-    version, params = _version_column(viewer_id, params)
+    version, params = viewer_store.version_column(viewer_id, params)
     where = _public_where(signed_in, local, remote)
     hidden_sql = _not_hidden(hidden, params)
     params.append(page.limit)
@@ -110,14 +105,6 @@ async def public(db: Reader, page: Page, hidden: Collection[int], *, signed_in: 
     return [r[0] for r in rows], (rows[0][1] if rows and viewer_id is not None else None)
 
 
-def _version_column(viewer_id: int | None, params: list[Any]) -> tuple[str, list[Any]]:
-    """The select-list addition that reads `viewer_id`'s version with a page (its parameter first, as
-    ?1: the column comes before every other placeholder), and the parameters with it."""
-    if viewer_id is None:
-        return "", params
-    return f", {viewer_store.VERSION_COLUMN}", [viewer_id, *params]
-
-
 async def tag(db: Reader, tag_ids: Sequence[int], page: Page, hidden: Collection[int], *, signed_in: bool,
               local: bool = False, remote: bool = False, only_media: bool = False,
               all_of: Sequence[int] = (), none_of: Sequence[int] = (),
@@ -127,7 +114,7 @@ async def tag(db: Reader, tag_ids: Sequence[int], page: Page, hidden: Collection
     One query per tag of `tag_ids`, each walking that tag's index for a page, merged here: one query
     over several tags would sort all their posts for every page."""
     where = _public_where(signed_in, local, remote)
-    version, params = _version_column(viewer_id, [])
+    version, params = viewer_store.version_column(viewer_id, [])
     if only_media:
         where += " AND EXISTS (SELECT 1 FROM media_attachments m WHERE m.status_id = s.id)"
     for other in all_of:
@@ -198,7 +185,7 @@ async def account_statuses(db: Reader, account_id: int, viewer_id: int | None, p
         pre.append(tag_id)
     vis_params: list[Any] = []
     where.append(visible_sql(viewer_id, vis_params))
-    version, all_params = _version_column(viewer_id, [*pre, *vis_params, *params, page.limit])
+    version, all_params = viewer_store.version_column(viewer_id, [*pre, *vis_params, *params, page.limit])
     rows = newest_first(await db.fetchall(f"SELECT {select}{column}{version} FROM {source}"
                                           f" WHERE {' AND '.join(where)}{cond} ORDER BY {order} LIMIT ?", all_params), page)
     return [r[0] for r in rows], (rows[0][1] if rows and viewer_id is not None else None)

@@ -4,6 +4,7 @@ own state adds to a page: schema 0038) and the viewer's flags on statuses, read 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from server.ports import Reader, Row
 
@@ -12,6 +13,15 @@ FAVOURITED, REBLOGGED, BOOKMARKED, PINNED, REACTED = 1, 2, 4, 8, 16
 # A column for a page's query whose parameter ?1 is the viewer: their version, read in the same
 # snapshot as the page (an uncorrelated subquery, evaluated once per query).
 VERSION_COLUMN = "(SELECT viewer_version FROM users WHERE account_id = ?1)"
+
+
+def version_column(viewer_id: int | None, params: list[Any]) -> tuple[str, list[Any]]:
+    """What a page's query adds to its select list to read `viewer_id`'s version (nothing without a
+    viewer), and its parameters with the viewer's first: the column must come before every other
+    placeholder in the query's text, so that ?1 is the viewer."""
+    if viewer_id is None:
+        return "", params
+    return f", {VERSION_COLUMN}", [viewer_id, *params]
 
 
 async def version(db: Reader, viewer_id: int) -> int:
