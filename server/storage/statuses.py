@@ -238,7 +238,7 @@ async def thread_ids(db: Reader, thread_id: int, viewer_id: int | None = None) -
     the same query (None when not asked for or when there are none)."""
     version, params = viewer_store.version_column(viewer_id, [thread_id, THREAD_MEMBERS_READ])
     rows = await db.fetchall(f"SELECT id{version} FROM statuses WHERE thread_id = ? ORDER BY id LIMIT ?", params)
-    return [r[0] for r in rows], (rows[0][1] if rows and viewer_id is not None else None)
+    return viewer_store.ids_and_version(rows, viewer_id)
 
 
 async def interacting_accounts(db: Reader, kind: str, status_id: int, max_id: int | None, since_id: int | None,

@@ -63,7 +63,7 @@ async def home_with_version(db: Reader, viewer_id: int, page: Page, hidden: Coll
         f"SELECT h.status_id, {viewer_store.VERSION_COLUMN} FROM home_feed h{statuses}"
         f" WHERE h.account_id = ?1{cond}{hidden_sql} ORDER BY {order} LIMIT ?",
         params), page)
-    return [row[0] for row in rows], (rows[0][1] if rows else None)
+    return viewer_store.ids_and_version(rows, viewer_id)
 
 
 # Accounts that moderators silenced (Mastodon's "limit") stay out of the public and tag timelines.
@@ -102,7 +102,7 @@ async def public(db: Reader, page: Page, hidden: Collection[int], *, signed_in: 
     else:
         sql = f"SELECT s.id{version} FROM statuses s WHERE {where}{cond}{hidden_sql} ORDER BY {order} LIMIT ?"
     rows = newest_first(await db.fetchall(sql, params), page)
-    return [r[0] for r in rows], (rows[0][1] if rows and viewer_id is not None else None)
+    return viewer_store.ids_and_version(rows, viewer_id)
 
 
 async def tag(db: Reader, tag_ids: Sequence[int], page: Page, hidden: Collection[int], *, signed_in: bool,
@@ -134,10 +134,9 @@ async def tag(db: Reader, tag_ids: Sequence[int], page: Page, hidden: Collection
     found: set[int] = set()
     read: int | None = None
     for tag_id in dict.fromkeys(tag_ids):
-        rows = await db.fetchall(sql, [*params[:-1], tag_id, page.limit])
-        found.update(r[0] for r in rows)
         # The last query's version (versions only grow: it bounds the earlier queries' too), if it has one.
-        read = rows[0][1] if rows and viewer_id is not None else None
+        ids, read = viewer_store.ids_and_version(await db.fetchall(sql, [*params[:-1], tag_id, page.limit]), viewer_id)
+        found.update(ids)
     if page.min_id is not None:  # the nearest above min_id, answered newest first
         return sorted(found)[:page.limit][::-1], read
     return sorted(found, reverse=True)[:page.limit], read
@@ -188,7 +187,7 @@ async def account_statuses(db: Reader, account_id: int, viewer_id: int | None, p
     version, all_params = viewer_store.version_column(viewer_id, [*pre, *vis_params, *params, page.limit])
     rows = newest_first(await db.fetchall(f"SELECT {select}{column}{version} FROM {source}"
                                           f" WHERE {' AND '.join(where)}{cond} ORDER BY {order} LIMIT ?", all_params), page)
-    return [r[0] for r in rows], (rows[0][1] if rows and viewer_id is not None else None)
+    return viewer_store.ids_and_version(rows, viewer_id)
 
 
 async def statuses_by_ids_page(db: Reader, table: str, viewer_id: int, page: Page) -> list[tuple[int, int]]:

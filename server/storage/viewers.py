@@ -3,7 +3,7 @@ own state adds to a page: schema 0038) and the viewer's flags on statuses, read 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from server.ports import Reader, Row
@@ -22,6 +22,12 @@ def version_column(viewer_id: int | None, params: list[Any]) -> tuple[str, list[
     if viewer_id is None:
         return "", params
     return f", {VERSION_COLUMN}", [viewer_id, *params]
+
+
+def ids_and_version(rows: Sequence[Row], viewer_id: int | None) -> tuple[list[int], int | None]:
+    """A page's ids (the first column) and the version `version_column` read with them: None without
+    a viewer, or when the page is empty."""
+    return [r[0] for r in rows], (rows[0][1] if rows and viewer_id is not None else None)
 
 
 async def version(db: Reader, viewer_id: int) -> int:
