@@ -67,6 +67,10 @@ class Store(Reader, Protocol):
         """Which database this is, for people (no credentials)."""
     def start_maintenance(self) -> None:
         """Start the engine's background housekeeping, if it needs any (SQLite: WAL checkpoints)."""
+    def read_snapshot(self) -> int | None:
+        """The number of the snapshot this process's reads answer from until the event loop's turn
+        ends or this process commits, taken now if none is open; None where reads share no snapshot
+        (PostgreSQL, or SQLite when it cannot take one on the loop's thread)."""
 
 
 class BusMessage(Protocol):

@@ -59,7 +59,8 @@ class Invalidations:
         self.bus = bus
         self.handlers: dict[str, list[Handler]] = {}
         self._position: store.FeedPosition | None = None
-        self._lock = asyncio.Lock()
+        self._reading: asyncio.Future[None] | None = None  # the feed read under way
+        self._read_in: int | None = None  # the read snapshot the last feed read began in
         self._reads_started = 0
         self._reads_done = 0
         # Every key applied gets the next generation: a caller that read a record at generation g may
@@ -127,18 +128,34 @@ class Invalidations:
         commits = self.db.commits
         if request is not None and request.open and request.commits == commits:
             return self.generation
-        generation = await self._read_feed()
+        # Every read until the snapshot ends answers from it, and what the feed held there has been
+        # applied if a read of it began once the snapshot was taken (several requests share one
+        # snapshot at load: SQLite's inline reads, server/storage/db.py).
+        snapshot = self.db.read_snapshot()
+        if snapshot is not None and snapshot == self._read_in:
+            generation = self.generation
+        else:
+            generation = await self._read_feed()
+            self._read_in = snapshot
         if request is not None and request.open:
             request.commits = commits
         return generation
 
     async def _read_feed(self) -> int:
         """Apply every row committed before this call. Callers at the same time share reads: one that
-        began after this call did is as good as its own."""
+        began after this call did is as good as its own.
+
+        A caller waits only while a read is really under way, not behind other waiters as with a
+        lock: a lock's waiters queue up behind each other at load, and each wait costs a suspension
+        and a turn of the event loop even where the read it waited for took none (public timeline:
+        0.15 -> 0.135 ms of CPU per request)."""
         ticket = self._reads_started
-        async with self._lock:
+        while (reading := self._reading) is not None:
+            await asyncio.shield(reading)  # a waiter cancelled must not cancel the read for the others
             if self._reads_done > ticket:
                 return self.generation
+        self._reading = done = asyncio.get_running_loop().create_future()
+        try:
             self._reads_started += 1
             started = self._reads_started
             if self._position is None:  # a process that never started: it holds nothing yet
@@ -151,6 +168,9 @@ class Invalidations:
                     break
             self._reads_done = started  # not on failure: a read that failed helps nobody
             return self.generation
+        finally:
+            self._reading = None
+            done.set_result(None)
 
     async def prune(self) -> None:
         async with self.db.transaction() as tx:

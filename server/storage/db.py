@@ -212,6 +212,7 @@ class InlineReader:
         self._strikes: dict[str, int] = {}  # statement → times it was interrupted
         self._slow: dict[str, float] = {}  # statement → until when it goes straight to the threads
         self.since_yield = 0  # reads answered without giving other tasks a turn
+        self.snapshots = 0  # snapshots taken so far; the open one's number
         conn.set_progress_handler(self._over_budget, PROGRESS_STEPS)
 
     def _over_budget(self) -> bool:
@@ -246,7 +247,26 @@ class InlineReader:
     # at once (Database.end_snapshot), so that a request sees what it wrote.
     def _open_snapshot(self) -> None:
         self.conn.execute("BEGIN")
+        try:
+            # BEGIN takes no snapshot (the first read does): reading the schema's cookie takes it now,
+            # so that a snapshot's number stands for one state of the database (`snapshot`).
+            self.conn.execute("PRAGMA schema_version").fetchall()
+        except sqlite3.Error:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.snapshots += 1
         asyncio.get_running_loop().call_soon(self.end_snapshot)
+
+    def snapshot(self) -> int | None:
+        """The number of the turn's snapshot, taken now if none is open; None if it cannot be taken
+        here (a lock held elsewhere, a busy machine's interruption)."""
+        if not self.conn.in_transaction:
+            self._deadline = perf_counter() + self.budget
+            try:
+                self._open_snapshot()
+            except sqlite3.OperationalError:
+                return None
+        return self.snapshots
 
     def end_snapshot(self) -> None:
         """End the turn's read transaction. Never interrupted (a read transaction ends at once), and
@@ -402,6 +422,9 @@ class Database:
         if not self._readers:
             raise RuntimeError("database is not open")
         return self._readers[next(self._next_reader)]
+
+    def read_snapshot(self) -> int | None:
+        return self._inline.snapshot() if self._inline is not None else None
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         return next(iter(await self.fetchall(sql, params)), None)

@@ -194,6 +194,10 @@ class PostgresDatabase:
     def start_maintenance(self) -> None:
         """Nothing to schedule: PostgreSQL's autovacuum does its own housekeeping."""
 
+    def read_snapshot(self) -> None:
+        """None: each read takes its own snapshot."""
+        return None
+
     async def close(self) -> None:
         if self._pool is not None:
             pool, self._pool = self._pool, None
