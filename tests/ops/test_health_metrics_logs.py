@@ -223,3 +223,29 @@ def test_processes_sharing_a_data_dir_all_pass_its_check_when_they_start_togethe
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(start_many, range(8)))
     assert list((tmp_path / "shared").iterdir()) == []
+
+
+def test_request_and_database_timings_expose_as_prometheus_histograms():
+    """What every request and every query observes is counted without prometheus_client's locks
+    (server/metrics.py) and still exposed as its histograms are: a bucket counts what is at most its
+    bound, buckets are cumulative, and a route's statuses add up to its latency series."""
+    from server import metrics
+
+    route = "/test/metrics-buckets"
+    for status, seconds in ((200, 0.001), (200, 0.0011), (404, 40.0)):
+        metrics.observe_request("GET", route, status, time.perf_counter() - seconds)
+    reads_before = value(samples(metrics.exposition().decode()), "crosstalk_db_query_duration_seconds_count",
+                         kind="read") or 0
+    metrics.DB_READ.observe(0.0001)  # exactly a bound
+    found = samples(metrics.exposition().decode())
+    assert value(found, "crosstalk_http_requests_total", method="GET", route=route, status="200") == 2
+    assert value(found, "crosstalk_http_requests_total", method="GET", route=route, status="404") == 1
+    bucket = "crosstalk_http_request_duration_seconds_bucket"
+    assert value(found, bucket, method="GET", route=route, le="0.001") == 0  # 1 ms and a little more
+    assert value(found, bucket, method="GET", route=route, le="0.0025") == 2
+    assert value(found, bucket, method="GET", route=route, le="30.0") == 2
+    assert value(found, bucket, method="GET", route=route, le="+Inf") == 3
+    assert value(found, "crosstalk_http_request_duration_seconds_count", method="GET", route=route) == 3
+    assert value(found, "crosstalk_http_request_duration_seconds_sum", method="GET", route=route) > 40.0
+    assert value(found, "crosstalk_db_query_duration_seconds_count", kind="read") == reads_before + 1
+    assert value(found, "crosstalk_db_query_duration_seconds_bucket", kind="read", le="0.0001") >= 1
