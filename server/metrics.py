@@ -63,7 +63,6 @@ BUILD_INFO = Gauge("crosstalk_build_info", "Always 1; the labels carry the runni
                    ["version"], registry=REGISTRY)
 
 
-
 # -- what every request and every query observes -----------------------------------------------------
 # prometheus_client takes a lock for each value it changes: a histogram's observation takes two (its
 # sum and its bucket) and finds the bucket in a Python loop, 0.6 us; with the request's counter, a
@@ -104,7 +103,6 @@ def _merged(series: list[Buckets]) -> Buckets:
 
 _REQUEST_SERIES_KEPT = 4096  # (method, route, status) series; junk methods beyond this count as "other"
 _requests: dict[tuple[str, str, int], Buckets] = {}
-_DB_KINDS = ("read", "transaction")
 DB_READ = Buckets(_DB_BUCKETS)
 DB_TRANSACTION = Buckets(_DB_BUCKETS)
 
@@ -127,12 +125,13 @@ class _LoopCollector:
         database = HistogramMetricFamily("crosstalk_db_query_duration_seconds", "Time spent in database calls: "
                                          "single reads, and whole write transactions including the wait for the "
                                          "writer.", labels=["kind"])
-        for kind, series in zip(_DB_KINDS, (DB_READ, DB_TRANSACTION), strict=True):
+        for kind, series in (("read", DB_READ), ("transaction", DB_TRANSACTION)):
             database.add_metric([kind], series.cumulative(), series.total)
         yield from (requests, latency, database)
 
 
 REGISTRY.register(_LoopCollector())
+
 
 def exposition() -> bytes:
     """The text exposition of every instrument (probes, if any, have run: see services/health.py)."""
