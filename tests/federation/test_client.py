@@ -450,11 +450,27 @@ async def test_egress_resolved_names_are_checked(make_client, sink2, keypair):
     assert sink2.seen[0]["headers"]["Host"] == f"peer.test:{sink2.server.port}"
 
 
+def _port_free_on_both(first: str, second: str) -> int:
+    """A port no socket holds on either address: the kernel picks one for `second`, and it
+    is kept only when `first` has it free too (another test's server may hold it there)."""
+    for _ in range(50):
+        with socket.socket() as on_second, socket.socket() as on_first:
+            on_second.bind((second, 0))
+            port = on_second.getsockname()[1]
+            try:
+                on_first.bind((first, port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no port free on both {first} and {second}")
+
+
 async def test_egress_dials_only_the_checked_address(make_client, keypair, aiohttp_server):
     """A name resolving to both a refused and an allowed address: only the allowed one is dialled."""
     good, bad = Sink(keypair[1]), Sink(keypair[1])
-    good_server = await aiohttp_server(good.app())
-    await aiohttp_server(bad.app(), host="127.0.0.2", port=good_server.port)
+    port = _port_free_on_both("127.0.0.1", "127.0.0.2")
+    good_server = await aiohttp_server(good.app(), port=port)
+    await aiohttp_server(bad.app(), host="127.0.0.2", port=port)
     client = make_client(
         allowed=["127.0.0.1/32"], getaddrinfo=fake_dns({"mixed.test": ["127.0.0.2", "127.0.0.1"]})
     )
