@@ -47,6 +47,12 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
                         content_type=content_type, charset="utf-8")
 
 
+def encoded_json_response(body: bytes, headers: dict[str, str] | None = None) -> web.Response:
+    """An answer whose JSON is already encoded: a page of statuses spliced from kept fragments, sent
+    as it is (encoding it again would copy it)."""
+    return web.Response(body=body, headers=headers, content_type="application/json", charset="utf-8")
+
+
 # Params has methods named str, int, bool, list and dict (the lenient readers clients need); inside the
 # class those names are the methods, so its annotations use these aliases of the built-in types.
 Text = str

@@ -336,6 +336,39 @@ def test_timelines_answer_what_the_status_endpoint_renders(site):
                     assert without_volatile(s) == without_volatile(single(site, name, s["id"]))
 
 
+def raw_get(site, name: str, path: str):
+    answer = requests.get(f"{site.inst.base_url}{path}", headers=site.auth(name), timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_thread_context_and_profiles_answer_what_the_status_endpoint_renders(site):
+    """A thread's context and a profile's statuses are spliced from kept bytes as the timelines are,
+    empty lists included."""
+    alice, bob = site.api("alice"), site.api("bob")
+    root = alice.status_post("Root of a thread #ctx")
+    middle = bob.status_post("@alice a reply", in_reply_to_id=root["id"])
+    leaf = alice.status_post("@bob a reply to the reply", in_reply_to_id=middle["id"])
+    lone = alice.status_post("Nobody answers this one")
+    bob.status_favourite(leaf["id"])
+    boost = bob.status_reblog(root["id"])
+    for name in ("alice", "bob", "carol"):
+        for _ in range(2):  # cold, then from the kept entries
+            context = raw_get(site, name, f"/api/v1/statuses/{middle['id']}/context")
+            assert list(context) == ["ancestors", "descendants"]
+            assert [without_volatile(s) for s in context["ancestors"]] == [
+                without_volatile(single(site, name, root["id"]))]
+            assert [without_volatile(s) for s in context["descendants"]] == [
+                without_volatile(single(site, name, leaf["id"]))]
+            assert raw_get(site, name, f"/api/v1/statuses/{lone['id']}/context") == {"ancestors": [], "descendants": []}
+            profile = raw_get(site, name, f"/api/v1/accounts/{site.api('bob').me()['id']}/statuses?limit=5")
+            assert [s["id"] for s in profile][:2] == [str(boost["id"]), str(middle["id"])]
+            assert profile[0]["reblog"]["id"] == str(root["id"])
+            for s in profile[:2]:
+                assert without_volatile(s) == without_volatile(single(site, name, s["id"]))
+            assert raw_get(site, name, f"/api/v1/accounts/{site.api('gina').me()['id']}/statuses") == []
+
+
 def test_mutes_blocks_domain_blocks_and_filters_apply_at_once(site):
     alice, dave = site.api("alice"), site.api("dave")
     dave.account_follow(alice.me()["id"])

@@ -9,6 +9,7 @@ from server.domain.records import Account
 from server.http.base import (
     Params,
     add_routes,
+    encoded_json_response,
     json_response,
     link_header,
     optional_user_id,
@@ -112,7 +113,7 @@ async def account_statuses(request: web.Request) -> web.Response:
         st, viewer_id, account, page(p), tagged=p.str("tagged"), exclude_replies=bool(p.bool("exclude_replies")),
         exclude_reblogs=bool(p.bool("exclude_reblogs")), only_media=bool(p.bool("only_media")),
         pinned=bool(p.bool("pinned")))
-    return json_response(render.statuses_raw(st, found), headers=link_header(request, found.cursor_ids))
+    return encoded_json_response(render.statuses_bytes(st, found), headers=link_header(request, found.cursor_ids))
 
 
 def _account_list(request: web.Request, found: tuple[list[Account], list[int]]) -> web.Response:

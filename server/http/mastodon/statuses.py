@@ -7,6 +7,7 @@ from aiohttp import web
 from server.domain.records import ScheduledStatus, Status
 from server.http.base import (
     add_routes,
+    encoded_json_response,
     json_response,
     link_header,
     optional_user_id,
@@ -96,8 +97,7 @@ async def context(request: web.Request) -> web.Response:
     st = state_of(request)
     viewer_id = await optional_user_id(request, "read:statuses")
     ancestors, descendants = await service.thread(st, viewer_id, path_id(request))
-    return json_response({"ancestors": render.statuses_raw(st, ancestors),
-                          "descendants": render.statuses_raw(st, descendants)})
+    return encoded_json_response(render.thread_context_bytes(st, ancestors, descendants))
 
 
 def _action(fn_name: str, scope: str, **kwargs: object):  # type: ignore[no-untyped-def]

@@ -8,7 +8,7 @@ from server.http.base import (
     Params,
     Unprocessable,
     add_routes,
-    json_response,
+    encoded_json_response,
     link_header,
     optional_user_id,
     page,
@@ -23,7 +23,8 @@ from server.services import timelines as service
 
 
 def _answer(request: web.Request, found: StatusPage) -> web.Response:
-    return json_response(render.statuses_raw(state_of(request), found), headers=link_header(request, found.cursor_ids))
+    return encoded_json_response(render.statuses_bytes(state_of(request), found),
+                                 headers=link_header(request, found.cursor_ids))
 
 
 async def home(request: web.Request) -> web.Response:
