@@ -8,7 +8,7 @@ The rule that a viewer's `hide` filters drop statuses from a context is applied 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import msgspec
@@ -179,17 +179,28 @@ async def _page(state: State, ids: list[int], given: dict[int, Status] | None = 
         wanted = {o for s in odd if (o := s.reblog_of_id) and o not in entries and o not in extra}
         extra |= await status_store.get_many_versioned(state.db, wanted)
         entries |= await _status_entries(state, extra)
-    accounts = await _account_entries(state, {e.status.account_id for e in entries.values()}, generation)
+    # One pass over the entries, not one per field: a page goes through here on every request.
+    authors: set[int] = set()
+    statuses: dict[int, Status] = {}
+    parts: dict[int, dict[str, Any]] = {}
+    fragments: dict[int, bytes] = {}
+    polls: dict[int, Poll] = {}
+    reactions: dict[int, Sequence[tuple[str, int]]] = {}
+    for sid, e in entries.items():
+        statuses[sid] = status = e.status
+        authors.add(status.account_id)
+        parts[sid] = e.parts
+        fragments[sid] = e.fragment
+        if e.poll is not None:
+            polls[sid] = e.poll
+        if e.reactions:
+            reactions[sid] = e.reactions
+    accounts = await _account_entries(state, authors, generation)
     return StatusBundle(
-        statuses={sid: e.status for sid, e in entries.items()},
+        statuses=statuses,
         accounts={aid: e.account for aid, e in accounts.items()},
-        mentions={}, tags={}, media={},
-        polls={sid: e.poll for sid, e in entries.items() if e.poll is not None},
-        apps={},
-        reactions={sid: e.reactions for sid, e in entries.items() if e.reactions},
-        parts={sid: e.parts for sid, e in entries.items()},
-        fragments={sid: e.fragment for sid, e in entries.items()},
-        account_fragments={aid: e.rendered for aid, e in accounts.items()})
+        mentions={}, tags={}, media={}, polls=polls, apps={}, reactions=reactions, parts=parts,
+        fragments=fragments, account_fragments={aid: e.rendered for aid, e in accounts.items()})
 
 
 async def status_bundle(state: State, items: Iterable[Status]) -> StatusBundle:
