@@ -42,6 +42,24 @@ def _append(path: Path, key: str) -> None:
         other.close()
 
 
+class _CountedReads:
+    """The store's feed reads, counted; each waits for `gate` first when one is given (a read that
+    takes a while: on a reader thread, or from PostgreSQL)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, gate: asyncio.Event | None = None) -> None:
+        self.count = 0
+        real_since = feed.since
+
+        async def since(db: Database, position: feed.FeedPosition, limit: int = 1000
+                        ) -> tuple[list[feed.Invalidation], feed.FeedPosition]:
+            self.count += 1
+            if gate is not None:
+                await gate.wait()
+            return await real_since(db, position, limit)
+
+        monkeypatch.setattr(feed_reader.store, "since", since)
+
+
 def test_a_read_snapshot_is_taken_when_asked_for_and_lasts_until_the_turn_or_a_commit_ends_it(tmp_path: Path) -> None:
     path = tmp_path / "crosstalk.sqlite3"
 
@@ -75,32 +93,23 @@ def test_a_read_snapshot_is_taken_when_asked_for_and_lasts_until_the_turn_or_a_c
 def test_the_feed_is_read_once_a_snapshot_and_a_row_is_heard_in_the_next(tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "crosstalk.sqlite3"
-    reads = 0
-    real_since = feed.since
-
-    async def counted_since(db: Database, position: feed.FeedPosition, limit: int = 1000
-                            ) -> tuple[list[feed.Invalidation], feed.FeedPosition]:
-        nonlocal reads
-        reads += 1
-        return await real_since(db, position, limit)
-
-    monkeypatch.setattr(feed_reader.store, "since", counted_since)
+    reads = _CountedReads(monkeypatch)
 
     async def run() -> None:
         db, reader, heard = await _opened(path)
         try:
             await reader.catch_up()
-            assert reads == 1
+            assert reads.count == 1
             _append(path, "1")
             await reader.catch_up()  # the same snapshot, which cannot show the row (nor what it changed)
-            assert (reads, heard) == (1, [])
+            assert (reads.count, heard) == (1, [])
             await asyncio.sleep(0)
             await reader.catch_up()  # a new snapshot: read, and the row heard
-            assert (reads, heard) == (2, ["1"])
+            assert (reads.count, heard) == (2, ["1"])
             async with db.transaction() as tx:  # this process's own change, heard in the same turn
                 await reader.announce(tx, Invalidation.STATUS, "2")
             await reader.catch_up()
-            assert reads == 3 and heard[1:2] == ["2"]
+            assert reads.count == 3 and heard[1:2] == ["2"]
         finally:
             await reader.close()
             await db.close()
@@ -111,25 +120,15 @@ def test_the_feed_is_read_once_a_snapshot_and_a_row_is_heard_in_the_next(tmp_pat
 def test_callers_share_a_read_under_way_and_never_wait_behind_each_other(tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "crosstalk.sqlite3"
-    reads = 0
     gate = asyncio.Event()
-    real_since = feed.since
-
-    async def gated_since(db: Database, position: feed.FeedPosition, limit: int = 1000
-                          ) -> tuple[list[feed.Invalidation], feed.FeedPosition]:
-        nonlocal reads
-        reads += 1
-        await gate.wait()  # a read that takes a while (on a reader thread, or from PostgreSQL)
-        return await real_since(db, position, limit)
-
-    monkeypatch.setattr(feed_reader.store, "since", gated_since)
+    reads = _CountedReads(monkeypatch, gate)
 
     async def run() -> None:
         db, reader, heard = await _opened(path)
         try:
             first, second, third = (asyncio.create_task(reader.catch_up()) for _ in range(3))
             await asyncio.sleep(0)
-            assert reads == 1  # the first reads; the others wait for its read
+            assert reads.count == 1  # the first reads; the others wait for its read
             third.cancel()
             await asyncio.sleep(0)
             _append(path, "1")
@@ -137,18 +136,18 @@ def test_callers_share_a_read_under_way_and_never_wait_behind_each_other(tmp_pat
             # The second came while the first's read was under way, and that read began before it
             # came: it reads again itself. The third's cancellation cancelled nobody else's wait.
             await asyncio.gather(first, second)
-            assert third.cancelled() and reads == 2
+            assert third.cancelled() and reads.count == 2
 
             gate.clear()
             reading, waiting = asyncio.create_task(reader.catch_up()), asyncio.create_task(reader.catch_up())
             await asyncio.sleep(0)
-            assert reads == 3
+            assert reads.count == 3
             gate.set()
             await reading
             # The read is over and `waiting` has yet to run: a caller now reads at once, without
             # queuing behind it (as a lock's callers would, each costing a turn of the loop).
             await reader.catch_up()
-            assert reads == 4 and not waiting.done()
+            assert reads.count == 4 and not waiting.done()
             await waiting
             assert heard[:1] == ["1"]
         finally:
