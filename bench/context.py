@@ -45,6 +45,7 @@ class Context:
     regenerate: bool = False
     keep_work: bool = False
     profile_dir: Path | None = None  # py-spy every Crosstalk server into this directory
+    profile_native: bool = False  # with the C frames (py-spy --native)
     scenario: str = ""  # the scenario running now (names the profiles)
     log: Callable[[str], None] = print
     spec: Spec = field(init=False)
@@ -166,7 +167,7 @@ class Context:
         # while the server runs came out cut (a third to a half of an inbox run's samples had lost the
         # frames that name their task). The figures of a profiled run are lower for it: profile apart.
         return subprocess.Popen(["py-spy", "record", "--pid", str(server.pid), "--rate", "200", "--format", "raw",
-                                 "--output", str(out), "--threads"],
+                                 "--output", str(out), "--threads", *(["--native"] if self.profile_native else [])],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     @asynccontextmanager

@@ -94,7 +94,8 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     ctx = Context(small=args.small, duration=args.duration or (5.0 if args.small else 10.0),
                   warmup=args.warmup if args.warmup is not None else (1.0 if args.small else 3.0),
                   connections=args.connections, tool=tool, data_root=BENCH / "data",
-                  regenerate=args.regenerate, keep_work=args.keep_work, log=_log, profile_dir=args.profile)
+                  regenerate=args.regenerate, keep_work=args.keep_work, log=_log, profile_dir=args.profile,
+                  profile_native=args.profile_native)
     results: dict[str, Any] = {
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "mode": "small" if args.small else "full",
@@ -148,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="sample every Crosstalk server with py-spy into DIR/SCENARIO-N.txt (figures are then "
                              "a little lower); summarise with python -m bench.profile DIR/FILE")
+    parser.add_argument("--profile-native", action="store_true",
+                        help="with --profile: C frames too (SQLite, the JSON encoder, the event loop); the server "
+                             "runs several times slower while sampled, so read shares, not figures")
     args = parser.parse_args(argv)
     if args.list:
         for name, module in discover().items():
