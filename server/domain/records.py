@@ -7,7 +7,10 @@ import msgspec
 from server.domain.enums import Visibility
 
 
-class Account(msgspec.Struct, kw_only=True, gc=False):
+# Account and Status take their fields positionally too: storage builds them from rows whose columns
+# are the fields in order (`columns`), a status in 0.24 µs where a dict of its 23 columns passed as
+# keywords took 3.6, and a page read afresh builds some forty of them.
+class Account(msgspec.Struct, gc=False):
     id: int
     username: str
     domain: str
@@ -85,7 +88,7 @@ class Token(msgspec.Struct, kw_only=True):
     created_at: str
 
 
-class Status(msgspec.Struct, kw_only=True, gc=False):
+class Status(msgspec.Struct, gc=False):
     id: int
     uri: str
     url: str

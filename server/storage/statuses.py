@@ -15,7 +15,6 @@ from server.storage.paging import Page, window
 
 STATUS_COLS = columns(Status)
 STATUS_COLS_S = columns(Status, "s")
-STATUS_FIELDS = Status.__struct_fields__
 
 
 # The stored text → the member: a dict look-up, where calling the Enum costs a microsecond or more a
@@ -24,8 +23,8 @@ VISIBILITY_OF = {v.value: v for v in Visibility}
 
 
 def row_to_status(row: Any) -> Status:
-    # dict(sqlite3.Row) looks each column up by name (quadratic in the column count); zip is linear.
-    status = Status(**dict(zip(row.keys(), row, strict=True)))
+    """A status from a row of `{STATUS_COLS}`: the fields in order (server.domain.records)."""
+    status = Status(*row)
     status.visibility = VISIBILITY_OF[status.visibility]
     return status
 
@@ -60,8 +59,9 @@ async def get_many(db: Reader, ids: Iterable[int]) -> dict[int, Status]:
 
 
 def _versioned_status(row: Any) -> tuple[int, Status]:
+    """(version, status) from a row of `version, {STATUS_COLS}`: the fields in order."""
     values = tuple(row)
-    status = Status(**dict(zip(STATUS_FIELDS, values[1:], strict=True)))
+    status = Status(*values[1:])
     status.visibility = VISIBILITY_OF[status.visibility]
     return values[0], status
 
