@@ -114,7 +114,7 @@ class Status(msgspec.Struct, gc=False):
     local_only: bool = False  # never leaves this instance
 
 
-class Notification(msgspec.Struct, kw_only=True):
+class Notification(msgspec.Struct):  # positional too, as Account and Status: built from rows
     id: int
     account_id: int
     from_account_id: int

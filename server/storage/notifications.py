@@ -28,7 +28,7 @@ async def by_events(db: Reader, event_ids: list[int]) -> list[Notification]:
     """The notifications these events made, oldest first."""
     rows = await db.fetchall(
         f"SELECT {COLS} FROM notifications WHERE event_id IN ({marks(len(event_ids))}) ORDER BY id", event_ids)
-    return [Notification(**dict(r)) for r in rows]
+    return [Notification(*r) for r in rows]
 
 
 async def delete_matching(tx: Tx, from_account_id: int, type_: str, status_id: int | None = None,
@@ -66,13 +66,13 @@ async def list_for(db: Reader, account_id: int, page: Page, types: list[str] | N
     rows = await db.fetchall(
         f"SELECT {', '.join('n.' + c for c in Notification.__struct_fields__)} FROM notifications n"
         f" WHERE {where}{cond} ORDER BY {order} LIMIT ?", [*pre, *params, page.limit])
-    return [Notification(**dict(r)) for r in newest_first(rows, page, key=lambda r: r["id"])]
+    return [Notification(*r) for r in newest_first(rows, page, key=lambda r: r["id"])]
 
 
 async def get(db: Reader, account_id: int, notification_id: int) -> Notification | None:
     row = await db.fetchone(f"SELECT {COLS} FROM notifications WHERE id = ? AND account_id = ?",
                             (notification_id, account_id))
-    return None if row is None else Notification(**dict(row))
+    return None if row is None else Notification(*row)
 
 
 async def clear(tx: Tx, account_id: int) -> None:
