@@ -226,7 +226,12 @@ class InlineReader:
     # public timeline's query then cost 28 us instead of 13); on a busy machine each interruption caught
     # one more. The connection, and with it its cache, is replaced instead (a few milliseconds, once).
     def _replace_connection(self) -> None:
-        old, self.conn = self.conn, self._connect()
+        try:
+            fresh = self._connect()
+        except sqlite3.Error:  # kept as it is: its statements compile afresh, but it reads
+            log.exception("could not open a new connection for the inline reader")
+            return
+        old, self.conn = self.conn, fresh
         try:
             old.close()  # its read transaction, if one is open, ends with it
         except sqlite3.Error:

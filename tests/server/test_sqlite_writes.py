@@ -213,3 +213,30 @@ def test_a_read_interrupted_once_is_not_compiled_again_on_every_later_run(tmp_pa
             assert runs_that_compiled <= 1
 
     asyncio.run(run())
+
+
+def test_a_read_interrupted_while_no_new_connection_opens_is_still_answered(tmp_path: Path) -> None:
+    """Should the inline reader's new connection fail to open, the interrupted read is answered all the
+    same (by a reader thread) and the inline reader keeps reading on the connection it had."""
+    path = tmp_path / "crosstalk.sqlite3"
+    counting = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ?) SELECT x FROM n"
+
+    async def run() -> None:
+        async with opened(path, ["CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"]) as db:
+            inline = db._inline
+            assert inline is not None
+            kept = inline.conn
+
+            def cannot_open() -> sqlite3.Connection:
+                raise sqlite3.OperationalError("unable to open database file")
+
+            inline._connect = cannot_open  # type: ignore[method-assign]
+            inline.budget = 0.0
+            assert [r[0] for r in await db.fetchall(counting, (20_000,))] == list(range(1, 20_001))
+            assert inline._strikes == {counting: 1} and inline.conn is kept
+            inline.budget = 60.0
+            inline.since_yield = 0
+            assert [tuple(r) for r in await db.fetchall("SELECT count(*) FROM notes")] == [(0,)]
+            assert inline._strikes == {counting: 1}
+
+    asyncio.run(run())
