@@ -18,6 +18,9 @@ from server.storage.db import Database
 from server.storage.errors import IntegrityError
 
 HOLD_SECONDS = 0.6
+NOTES = ["CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"]
+# One row per number up to ?: long enough for the inline reader's budget to cut it short after its first rows.
+COUNTING = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ?) SELECT x FROM n"
 # Another process: takes the write lock, says so, holds it a while, writes a row and commits.
 HOLDER = """
 import sqlite3, sys, time
@@ -48,7 +51,7 @@ def test_a_transaction_waits_for_another_process_without_holding_the_loop(tmp_pa
     path = tmp_path / "crosstalk.sqlite3"
 
     async def run() -> tuple[float, float, int, list[str]]:
-        async with opened(path, ["CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"]) as db:
+        async with opened(path, NOTES) as db:
             holder = await asyncio.create_subprocess_exec(sys.executable, "-c", HOLDER, str(path), str(HOLD_SECONDS),
                                                           stdout=asyncio.subprocess.PIPE)
             try:
@@ -132,7 +135,7 @@ def test_inline_reads_of_one_turn_share_a_snapshot_that_ends_with_the_turn_or_a_
     path = tmp_path / "crosstalk.sqlite3"
 
     async def run() -> None:
-        async with opened(path, ["CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"]) as db:
+        async with opened(path, NOTES) as db:
             assert db._inline is not None
             db._inline.budget = 60.0  # every read inline, however busy the machine (a read moved to a
             db._inline.since_yield = -100  # thread, or a turn given inside one, takes a new snapshot)
@@ -164,7 +167,7 @@ def test_a_snapshot_begins_and_ends_whenever_the_progress_handler_looks(tmp_path
     path = tmp_path / "crosstalk.sqlite3"
 
     async def run() -> None:
-        async with opened(path, ["CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"]) as db:
+        async with opened(path, NOTES) as db:
             inline = db._inline
             assert inline is not None
             inline.conn.set_progress_handler(inline._over_budget, 1)  # a look at every step
@@ -187,16 +190,15 @@ def test_a_read_interrupted_once_is_not_compiled_again_on_every_later_run(tmp_pa
     statement marked in use after the interruption, for good: every later run compiled it afresh,
     15 us more for the public timeline's query.)"""
     path = tmp_path / "crosstalk.sqlite3"
-    counting = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ?) SELECT x FROM n"
 
     async def run() -> None:
-        async with opened(path, ["CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"]) as db:
+        async with opened(path, NOTES) as db:
             inline = db._inline
             assert inline is not None
             inline.budget = 0.0  # the first look at the clock interrupts: after its first rows
-            rows = await db.fetchall(counting, (20_000,))
+            rows = await db.fetchall(COUNTING, (20_000,))
             assert [r[0] for r in rows] == list(range(1, 20_001))  # from a reader thread
-            assert inline._strikes == {counting: 1}  # it was interrupted on the loop's thread
+            assert inline._strikes == {COUNTING: 1}  # it was interrupted on the loop's thread
 
             inline.budget = 60.0  # no read runs out of time from here on, however busy the machine
             compiled: list[object] = []
@@ -207,8 +209,8 @@ def test_a_read_interrupted_once_is_not_compiled_again_on_every_later_run(tmp_pa
             for _ in range(5):
                 inline.since_yield = 0
                 before = len(compiled)
-                assert len(await db.fetchall(counting, (20_000,))) == 20_000
-                assert inline._strikes == {counting: 1}  # each of these ran on the loop's thread
+                assert len(await db.fetchall(COUNTING, (20_000,))) == 20_000
+                assert inline._strikes == {COUNTING: 1}  # each of these ran on the loop's thread
                 runs_that_compiled += len(compiled) > before
             assert runs_that_compiled <= 1
 
@@ -219,10 +221,9 @@ def test_a_read_interrupted_while_no_new_connection_opens_is_still_answered(tmp_
     """Should the inline reader's new connection fail to open, the interrupted read is answered all the
     same (by a reader thread) and the inline reader keeps reading on the connection it had."""
     path = tmp_path / "crosstalk.sqlite3"
-    counting = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ?) SELECT x FROM n"
 
     async def run() -> None:
-        async with opened(path, ["CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"]) as db:
+        async with opened(path, NOTES) as db:
             inline = db._inline
             assert inline is not None
             kept = inline.conn
@@ -232,11 +233,11 @@ def test_a_read_interrupted_while_no_new_connection_opens_is_still_answered(tmp_
 
             inline._connect = cannot_open  # type: ignore[method-assign]
             inline.budget = 0.0
-            assert [r[0] for r in await db.fetchall(counting, (20_000,))] == list(range(1, 20_001))
-            assert inline._strikes == {counting: 1} and inline.conn is kept
+            assert [r[0] for r in await db.fetchall(COUNTING, (20_000,))] == list(range(1, 20_001))
+            assert inline._strikes == {COUNTING: 1} and inline.conn is kept
             inline.budget = 60.0
             inline.since_yield = 0
             assert [tuple(r) for r in await db.fetchall("SELECT count(*) FROM notes")] == [(0,)]
-            assert inline._strikes == {counting: 1}
+            assert inline._strikes == {COUNTING: 1}
 
     asyncio.run(run())
