@@ -106,8 +106,13 @@ async def migrate_to_postgres(sqlite_path: Path, url: str, progress: Progress, *
                         await _verify_counts(source, conn, tables)
                 finally:
                     await source.execute("ROLLBACK")
-                for table in tables:  # statistics for the planner (a plain ANALYZE would visit every table)
-                    await conn.execute(f'ANALYZE "{table.name}"')
+                # Statistics for the planner, and the visibility map: until a table is vacuumed, an index-only
+                # scan (a home timeline's page of ids) reads every row's page as well; that took PostgreSQL
+                # 170 us of CPU per page read instead of 90 on the bench's copy. Autovacuum would come to it,
+                # but only once some threshold of inserts is seen, and not at all where it is switched off.
+                # (A plain VACUUM would visit every table of the database, not ours alone.)
+                for table in tables:
+                    await conn.execute(f'VACUUM (ANALYZE) "{table.name}"')
         finally:
             await target.close()
     return Report(tables, version, time.monotonic() - started)

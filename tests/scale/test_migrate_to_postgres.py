@@ -83,6 +83,10 @@ def test_a_sqlite_instance_moves_to_postgres_and_keeps_federating(tmp_path, make
         assert re.search(r"statuses: 100% \(\d+/\d+ rows\)", done.stderr), done.stderr
         for table, count in counts.items():
             assert pg(target, f"SELECT count(*) FROM {table}") == [(count,)], table
+        # Every table is vacuumed as well as analysed: with its visibility map set, an index-only scan
+        # (a home timeline's ids) reads no table pages.
+        assert pg(target, "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+                          " AND relkind = 'r' AND relpages > 0 AND relallvisible < relpages") == []
 
         # A second run finds a database with rows and refuses it plainly.
         again = a.cli("admin", "migrate-to-postgres", "--database-url", target, check=False)
