@@ -329,3 +329,124 @@ def test_the_invalidation_feed_hears_a_row_committed_after_a_newer_one(requires_
         asyncio.run(scenario())
     finally:
         databases.drop_database(url)
+
+
+def test_connections_stay_within_the_pool_through_cancelled_reads_dropped_connections_and_failed_work(
+        requires_postgres):
+    """Reads and transactions borrow connections kept out of asyncpg's pool (`_Lender`). However work on
+    them ends (cancelled mid-statement, the server dropping the connection while it is idle or in use,
+    a transaction that fails), the process keeps at most its pool's size of connections, none is lost
+    for good (later work never waits for ever), and closing returns them all."""
+    import asyncio
+    import contextlib
+
+    import asyncpg
+
+    from server.storage.errors import DatabaseUnavailable, IntegrityError
+    from server.storage.postgres import PostgresDatabase
+
+    url = databases.create_database()
+    ours = ("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND application_name = 'crosstalk' AND pid <> pg_backend_pid()")
+
+    async def scenario() -> None:
+        db = PostgresDatabase(url, pool_size=3)
+        await db.connect()
+        try:
+            async def busy(n: int) -> list[int]:
+                answers = await asyncio.gather(*(db.fetchval("SELECT ?::integer", (i,)) for i in range(n)))
+                return list(answers)
+
+            assert await busy(40) == list(range(40))
+            assert await db.fetchval(ours) <= 3
+
+            # Reads cancelled mid-statement: their connections go back to the pool, their places are freed.
+            sleepers = [asyncio.ensure_future(db.fetchall("SELECT pg_sleep(5)")) for _ in range(6)]
+            await asyncio.sleep(0.3)
+            for task in sleepers:
+                task.cancel()
+            await asyncio.gather(*sleepers, return_exceptions=True)
+            assert await asyncio.wait_for(busy(20), 10) == list(range(20))
+
+            # The server drops every connection, idle and busy: the read under way is tried once more on
+            # a new one, what fails fails cleanly, then all works.
+            slow = asyncio.ensure_future(db.fetchval("SELECT 7 FROM pg_sleep(1)"))
+            await asyncio.sleep(0.3)
+            admin = await asyncpg.connect(url)
+            try:
+                await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                    " WHERE datname = current_database() AND application_name = 'crosstalk'")
+            finally:
+                await admin.close()
+            assert await asyncio.wait_for(slow, 10) == 7
+            for _ in range(3):
+                with contextlib.suppress(DatabaseUnavailable):
+                    await db.fetchval("SELECT 1")
+            assert await asyncio.wait_for(busy(20), 10) == list(range(20))
+
+            # Transactions that fail (the database refuses a row; the caller raises) leave nothing open.
+            await db.execute("CREATE TABLE lent (id INTEGER PRIMARY KEY)")
+            for _ in range(5):
+                with pytest.raises(IntegrityError):
+                    async with db.transaction() as tx:
+                        await tx.execute("INSERT INTO lent (id) VALUES (1), (1)")
+                with pytest.raises(RuntimeError):
+                    async with db.transaction() as tx:
+                        await tx.execute("INSERT INTO lent (id) VALUES (2)")
+                        raise RuntimeError("changed my mind")
+            async with db.transaction() as tx:
+                await tx.execute("INSERT INTO lent (id) VALUES (3)")
+            assert [tuple(r) for r in await db.fetchall("SELECT id FROM lent")] == [(3,)]
+            assert await asyncio.wait_for(busy(20), 10) == list(range(20))
+            assert await db.fetchval(ours) <= 3
+        finally:
+            await asyncio.wait_for(db.close(), 10)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        databases.drop_database(url)
+
+
+def test_a_connection_handed_to_a_borrower_cancelled_meanwhile_goes_to_the_next_one():
+    """The lender's hand-over race, on a stand-in pool: a borrower waiting for a connection is handed one
+    and cancelled before it resumes; the connection must go on to the next borrower, not be lost."""
+    import asyncio
+
+    from server.storage.postgres import _Lender
+
+    class Connection:
+        def is_closed(self) -> bool:
+            return False
+
+        def is_in_transaction(self) -> bool:
+            return False
+
+    class Pool:
+        def __init__(self) -> None:
+            self.acquired = 0
+
+        async def acquire(self) -> Connection:
+            self.acquired += 1
+            return Connection()
+
+        async def release(self, conn: Connection) -> None:
+            self.acquired -= 1
+
+    async def scenario() -> None:
+        pool = Pool()
+        lender = _Lender(pool, 1)  # type: ignore[arg-type]
+        first = await lender.take()
+        waiting = asyncio.ensure_future(lender.take())
+        await asyncio.sleep(0)  # queued behind the one connection
+        lender.give_back(first)  # handed to the waiting borrower...
+        waiting.cancel()  # ...which is cancelled before it runs again
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert await asyncio.wait_for(lender.take(), 1) is first
+        assert pool.acquired == 1
+        lender.give_back(first)
+        await lender.close()
+        assert pool.acquired == 0
+
+    asyncio.run(scenario())
