@@ -408,6 +408,28 @@ def test_connections_stay_within_the_pool_through_cancelled_reads_dropped_connec
         databases.drop_database(url)
 
 
+class _StandInConnection:
+    def is_closed(self) -> bool:
+        return False
+
+    def is_in_transaction(self) -> bool:
+        return False
+
+
+class _StandInPool:
+    """What the lender asks of asyncpg's pool, counting the connections out."""
+
+    def __init__(self) -> None:
+        self.acquired = 0
+
+    async def acquire(self) -> _StandInConnection:
+        self.acquired += 1
+        return _StandInConnection()
+
+    async def release(self, conn: _StandInConnection) -> None:
+        self.acquired -= 1
+
+
 def test_a_connection_handed_to_a_borrower_cancelled_meanwhile_goes_to_the_next_one():
     """The lender's hand-over race, on a stand-in pool: a borrower waiting for a connection is handed one
     and cancelled before it resumes; the connection must go on to the next borrower, not be lost."""
@@ -415,26 +437,8 @@ def test_a_connection_handed_to_a_borrower_cancelled_meanwhile_goes_to_the_next_
 
     from server.storage.postgres import _Lender
 
-    class Connection:
-        def is_closed(self) -> bool:
-            return False
-
-        def is_in_transaction(self) -> bool:
-            return False
-
-    class Pool:
-        def __init__(self) -> None:
-            self.acquired = 0
-
-        async def acquire(self) -> Connection:
-            self.acquired += 1
-            return Connection()
-
-        async def release(self, conn: Connection) -> None:
-            self.acquired -= 1
-
     async def scenario() -> None:
-        pool = Pool()
+        pool = _StandInPool()
         lender = _Lender(pool, 1)  # type: ignore[arg-type]
         first = await lender.take()
         waiting = asyncio.ensure_future(lender.take())
@@ -446,6 +450,34 @@ def test_a_connection_handed_to_a_borrower_cancelled_meanwhile_goes_to_the_next_
         assert await asyncio.wait_for(lender.take(), 1) is first
         assert pool.acquired == 1
         lender.give_back(first)
+        await lender.close()
+        assert pool.acquired == 0
+
+    asyncio.run(scenario())
+
+
+def test_connections_nobody_uses_go_back_to_the_pool_but_one():
+    """After a busy moment the lender holds what it needed then; connections idle for its idle time go
+    back to the pool (which closes them), the freshest one excepted, as asyncpg's pool does itself."""
+    import asyncio
+
+    from server.storage.postgres import _Lender
+
+    async def scenario() -> None:
+        pool = _StandInPool()
+        lender = _Lender(pool, 5, idle_seconds=0.2)  # type: ignore[arg-type]
+        lent = [await lender.take() for _ in range(4)]
+        assert pool.acquired == 4
+        for conn in lent[:3]:
+            lender.give_back(conn)
+        await asyncio.sleep(0.1)
+        lender.give_back(lent[3])  # the freshest
+        await asyncio.sleep(0.15)  # the first three have been idle for 0.25 s, the last for 0.15
+        assert pool.acquired == 1
+        await asyncio.sleep(0.3)
+        assert pool.acquired == 1  # one always stays
+        assert await lender.take() is lent[3]
+        lender.give_back(lent[3])
         await lender.close()
         assert pool.acquired == 0
 
