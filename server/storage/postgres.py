@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager, nullcontext, suppress
 from functools import lru_cache
 from time import monotonic, perf_counter
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -32,6 +32,7 @@ from server.storage.errors import DatabaseUnavailable, IntegrityError
 from server.storage.migrations import OUTSIDE_TRANSACTION, Migration, load, statements
 
 log = logging.getLogger("crosstalk.storage")
+T = TypeVar("T")
 
 # One key for the whole cluster: processes starting at once take turns, and each applies what the
 # ones before it left to do (usually nothing).
@@ -395,20 +396,29 @@ class PostgresDatabase:
         return max(v for v, _, _ in self.migrations)
 
     async def _read(self, method: str, sql: str, params: Params) -> Any:
-        """A read on a pooled connection. A connection that broke while it sat in the pool (the server
-        restarted, a proxy dropped it) is replaced by the pool, and the read, harmless to repeat, is
-        tried again on another: as many times as there may be such connections, and one more."""
+        """A read on a pooled connection (tried again on another if it meets a broken one: harmless to
+        repeat)."""
         query, args = to_postgres(sql), _args(params)
+        started = perf_counter()
+        conn, result = await self._on_working_connection(lambda conn: getattr(conn, method)(query, *args))
+        self._open_lender().give_back(conn)
+        DB_READ.observe(perf_counter() - started)
+        return result
+
+    async def _on_working_connection(self, step: Callable[[Any], Awaitable[T]]) -> tuple[Any, T]:
+        """`step` on a borrowed connection, and the connection, still lent. A connection that broke
+        while it sat idle (the server restarted, a proxy dropped it) goes back to the pool, which
+        replaces it, and `step` (one that is harmless to repeat) is tried on another: as many times as
+        there may be such connections, and one more."""
         lender = self._open_lender()
         last = self._pool_size + 1
         for attempt in range(1, last + 1):
-            started = perf_counter()
             try:
                 conn = await lender.take()
             except Exception as exc:
                 raise _translate_error(exc) or exc from exc
             try:
-                result = await getattr(conn, method)(query, *args)
+                return conn, await step(conn)
             except BaseException as exc:
                 lender.discard(conn)
                 if attempt < last and isinstance(exc, _UNAVAILABLE):
@@ -416,9 +426,6 @@ class PostgresDatabase:
                 if isinstance(exc, Exception):
                     raise _translate_error(exc) or exc from exc
                 raise
-            lender.give_back(conn)
-            DB_READ.observe(perf_counter() - started)
-            return result
         raise AssertionError("unreachable")
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
@@ -437,7 +444,7 @@ class PostgresDatabase:
         """A write transaction: committed when the block ends, rolled back on any exception."""
         started = perf_counter()
         lender = self._open_lender()
-        conn, tx = await self._begin(lender)
+        conn, tx = await self._begin()
         statements = PostgresTx(conn)
         try:
             try:
@@ -455,27 +462,14 @@ class PostgresDatabase:
         for callback in statements.committed:
             callback()
 
-    async def _begin(self, lender: _Lender) -> tuple[asyncpg.Connection, Any]:
-        """A pooled connection in a new transaction. BEGIN on a connection that broke in the pool is
-        retried on another (nothing has run yet), as `_read` retries."""
-        last = self._pool_size + 1
-        for attempt in range(1, last + 1):
-            try:
-                conn = await lender.take()
-            except Exception as exc:
-                raise _translate_error(exc) or exc from exc
+    async def _begin(self) -> tuple[asyncpg.Connection, Any]:
+        """A pooled connection in a new transaction (BEGIN on a broken connection is tried on another:
+        nothing has run yet)."""
+        async def begin(conn: asyncpg.Connection) -> Any:
             tx = conn.transaction()
-            try:
-                await tx.start()
-                return conn, tx
-            except BaseException as exc:
-                lender.discard(conn)
-                if attempt < last and isinstance(exc, _UNAVAILABLE):
-                    continue
-                if isinstance(exc, Exception):
-                    raise _translate_error(exc) or exc from exc
-                raise
-        raise AssertionError("unreachable")
+            await tx.start()
+            return tx
+        return await self._on_working_connection(begin)
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         async with self.transaction() as tx:
